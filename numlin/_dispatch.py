@@ -1,0 +1,103 @@
+"""Host or device: where the data lives decides which kernel runs.
+
+numpy arrays (and anything ``numpy.asarray`` accepts) run the ``kernels.cpu`` kernels; numba
+device arrays (the CUDA simulator's included) and any object exposing
+``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors) run the ``kernels.cuda`` kernels.
+
+Also home of the threading-layer policy for the CPU kernels: Numba's default ``workqueue`` layer
+aborts the process when two threads enter parallel regions at once, so numlin asks Numba for a
+thread-safe layer (``tbb`` or ``omp``, :data:`numba.config.THREADING_LAYER` = ``"threadsafe"``)
+before the first parallel launch, unless the user chose one with ``NUMBA_THREADING_LAYER``. If neither can load, or ``workqueue``
+was already started, parallel kernels are serialised by a lock instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from typing import Any
+
+__all__ = ["backend", "kernels", "is_device_array", "parallel_guard"]
+
+
+def is_device_array(x: Any) -> bool:
+    """True for numba device arrays (real or simulated) and ``__cuda_array_interface__`` objects."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    mod = type(x).__module__ or ""
+    return mod.startswith("numba.cuda") or mod.startswith("numba_cuda")
+
+
+def backend(op: str, **operands: Any) -> str:
+    """``"cuda"`` if every non-None operand is on the device, ``"cpu"`` if none is.
+
+    Raises
+    ------
+    TypeError
+        When host and device operands are mixed (numlin never moves data implicitly).
+    """
+    where = {name: is_device_array(x) for name, x in operands.items() if x is not None}
+    if all(where.values()):
+        return "cuda" if where else "cpu"
+    if not any(where.values()):
+        return "cpu"
+    dev = [n for n, d in where.items() if d]
+    host = [n for n, d in where.items() if not d]
+    raise TypeError(
+        f"{op}: operands {', '.join(dev)} are on the GPU but {', '.join(host)} on the host; move them "
+        "to one place first (numba.cuda.to_device(x) or x.copy_to_host())"
+    )
+
+
+def kernels(op: str, **operands: Any):
+    """The kernel package for ``operands``: ``numlin.kernels.cpu`` or ``numlin.kernels.cuda``.
+
+    Both offer the same names: ``as_array``, ``cast``, ``empty``, ``check_out``, ``strided`` and
+    one module per op (``gemm``, ...). Imported on first use, so ``import numlin`` stays light.
+    """
+    where = backend(op, **operands)
+    return importlib.import_module(f"numlin.kernels.{where}")
+
+
+# --------------------------------------------------------------------------- threading layer
+_lock = threading.RLock()
+_need_lock: bool | None = None
+
+
+def _decide_lock() -> bool:
+    from numba.core import config
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized:
+        return parallel._threading_layer == "workqueue"
+    if "NUMBA_THREADING_LAYER" not in os.environ and config.THREADING_LAYER == "default":
+        config.THREADING_LAYER = "threadsafe"
+    if config.THREADING_LAYER in ("threadsafe", "safe", "default"):
+        for name in ("tbbpool", "omppool"):
+            if config.THREADING_LAYER == "safe" and name == "omppool":
+                continue
+            try:
+                importlib.import_module(f"numba.np.ufunc.{name}")
+                return False
+            except Exception:  # the library (libtbb, libgomp) is missing or incompatible
+                continue
+        config.THREADING_LAYER = "workqueue"
+        return True
+    return config.THREADING_LAYER == "workqueue"
+
+
+@contextlib.contextmanager
+def parallel_guard():
+    """Enter around a call of a ``parallel=True`` kernel: a no-op with a thread-safe layer, a
+    process-wide lock with ``workqueue``."""
+    global _need_lock
+    if _need_lock is None:
+        with _lock:
+            if _need_lock is None:
+                _need_lock = _decide_lock()
+    if _need_lock:
+        with _lock:
+            yield
+    else:
+        yield

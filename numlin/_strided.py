@@ -1,0 +1,49 @@
+"""Strided operand descriptors: what the GEMM kernels take instead of arrays.
+
+A :class:`Strided` is ``(buf, off, shape, strides)``: element ``idx`` of the operand is
+``buf[off + sum(idx * strides)]`` with strides in elements (any sign; 0 for a broadcast or an
+inserted axis). Transposes, inserted axes and broadcasting are descriptor arithmetic, so no operand
+is ever copied to fit a kernel, and one compiled kernel per dtype serves every memory order.
+``buf`` is a 1-D numpy view for the CPU kernels or a 1-D device array for the CUDA kernels.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["Strided"]
+
+
+class Strided(NamedTuple):
+    buf: Any
+    off: int
+    shape: tuple
+    strides: tuple
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def mT(self) -> "Strided":
+        """The descriptor with its last two axes swapped (a transposed view)."""
+        sh, st = self.shape, self.strides
+        return self._replace(shape=sh[:-2] + (sh[-1], sh[-2]), strides=st[:-2] + (st[-1], st[-2]))
+
+    def insert_axis(self, axis: int) -> "Strided":
+        """A length-1 axis at ``axis`` (negative counts from the end, as ``np.expand_dims``)."""
+        axis = axis if axis >= 0 else self.ndim + 1 + axis
+        return self._replace(shape=self.shape[:axis] + (1,) + self.shape[axis:],
+                             strides=self.strides[:axis] + (0,) + self.strides[axis:])
+
+    def batch_offsets(self, batch: tuple) -> np.ndarray:
+        """Offset of each matrix when the batch dims broadcast to ``batch`` (C order, int64)."""
+        nb = len(self.shape) - 2
+        st = np.zeros(len(batch), np.int64)
+        if nb:
+            st[len(batch) - nb:] = [s if d > 1 else 0 for s, d in zip(self.strides[:-2], self.shape[:-2])]
+        if not batch:
+            return np.full(1, self.off, np.int64)
+        grid = np.indices(batch, dtype=np.int64).reshape(len(batch), -1)
+        return self.off + st @ grid

@@ -1,0 +1,75 @@
+"""Argument checking shared by every public function.
+
+Errors follow numpy's conventions: TypeError for a wrong kind of object or dtype, ValueError for
+wrong shapes or values; messages name the function, the argument and the offending value.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FLOAT_DTYPES", "as_host_array", "check_dtype", "check_out", "result_dtype", "as_real_scalar"]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(op: str, name: str, dtype: Any) -> np.dtype:
+    """Return ``dtype`` if it is float32 or float64; otherwise raise TypeError naming it."""
+    dt = np.dtype(dtype)
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{op}: {name} has dtype {dt}; numlin computes in float32 or float64 "
+            f"(cast explicitly, e.g. {name}.astype(np.float64))"
+        )
+    return dt
+
+
+def as_host_array(op: str, name: str, x: Any) -> np.ndarray:
+    """``x`` as a float32/float64 ndarray (array-likes are converted, never the dtype)."""
+    if x is None:
+        raise TypeError(f"{op}: {name} is None; expected an array")
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype == object:
+        raise TypeError(f"{op}: {name} could not be converted to a numeric array")
+    check_dtype(op, name, arr.dtype)
+    return arr
+
+
+def result_dtype(*dtypes: Any) -> np.dtype:
+    """numpy's promotion restricted to float32/float64 (float32 with float64 gives float64)."""
+    return np.result_type(*dtypes)
+
+
+def as_real_scalar(op: str, name: str, value: Any) -> float:
+    """A real Python/numpy scalar as float; TypeError for anything else (complex, arrays, str)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def check_out(op: str, name: str, out: Any, shape: tuple, dtype: np.dtype, inputs: dict) -> np.ndarray:
+    """Check a caller-provided output: an ndarray of exactly ``shape`` and ``dtype``, writable,
+    sharing no memory with any of ``inputs`` (name -> array)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{op}: {name} has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{op}: {name} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: {name} is read-only")
+    for iname, arr in inputs.items():
+        if isinstance(arr, np.ndarray) and _overlap(out, arr):
+            raise ValueError(f"{op}: {name} overlaps input {iname}; pass a separate output array")
+    return out
+
+
+def _overlap(x: np.ndarray, y: np.ndarray) -> bool:
+    if not np.may_share_memory(x, y):
+        return False
+    try:
+        return bool(np.shares_memory(x, y, max_work=10**6))
+    except np.exceptions.TooHardError:  # undecidable cheaply: assume they overlap
+        return True

@@ -1,0 +1,1 @@
+"""Compute kernels: ``cpu/`` (``@njit``) and ``cuda/`` (``@cuda.jit``), chosen by ``numlin._dispatch``."""

@@ -1,0 +1,27 @@
+"""CPU kernels (``@njit``, parallel) and the host-array helpers the front-ends use with them."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..._validate import as_host_array, check_out
+from . import gemm
+from .gemm import strided
+
+__all__ = ["as_array", "cast", "empty", "check_out", "strided", "gemm"]
+
+
+def as_array(op: str, name: str, x: Any) -> np.ndarray:
+    """``x`` as a float32/float64 ndarray (TypeError for other dtypes)."""
+    return as_host_array(op, name, x)
+
+
+def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in ``dtype`` (a copy only when the dtype differs)."""
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised C-ordered result array."""
+    return np.empty(shape, dtype)

@@ -1,0 +1,83 @@
+"""Blocking sizes for the CPU GEMM, per instruction set and dtype, kept apart from the kernels.
+
+The five BLIS loops use three cache blocks (``kc``, ``mc``, ``nc``) around an ``mr`` x ``nr``
+register tile that the micro-kernel accumulates in ``vw``-wide SIMD vectors:
+
+* ``mr x nr`` register tile: ``mr * nr / vw`` accumulators, leaving room for ``nr / vw`` loads of
+  B and one broadcast of A in the vector register file (16 ymm with AVX2, 32 zmm with AVX-512).
+* ``kc``: one ``kc x nr`` micro-panel of packed B stays in L1 while the ``ir`` loop runs.
+* ``mc``: one ``mc x kc`` block of packed A stays in L2.
+* ``nc``: one ``kc x nc`` panel of packed B stays in L3 (shared by the cores).
+
+Only ``mr``, ``nr`` and ``vw`` are compile-time constants of the kernels; ``kc``, ``mc`` and
+``nc`` are passed at run time. The tables were tuned with ``python -m numlin bench`` (see
+``benchmarks/README.md``).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Blocking", "blocking", "isa"]
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Register tile (``mr`` x ``nr`` in ``vw``-wide vectors) and cache blocks of one dtype."""
+
+    mr: int
+    nr: int
+    vw: int
+    kc: int
+    mc: int
+    nc: int
+
+    def __post_init__(self) -> None:
+        if self.nr % self.vw or self.mc % self.mr or self.nc % self.nr:
+            raise ValueError(f"inconsistent blocking {self}")
+
+
+# BLIS config/zen3 for AVX2 (6x16 / 6x8); AVX-512 tiles double the vector width.
+_TABLES: dict[str, dict[str, Blocking]] = {
+    "avx512": {
+        "float32": Blocking(mr=6, nr=32, vw=16, kc=256, mc=192, nc=4080 // 32 * 32),
+        "float64": Blocking(mr=6, nr=16, vw=8, kc=256, mc=96, nc=4080 // 16 * 16),
+    },
+    "avx2": {
+        "float32": Blocking(mr=6, nr=16, vw=8, kc=256, mc=144, nc=4080),
+        "float64": Blocking(mr=6, nr=8, vw=4, kc=256, mc=72, nc=4080),
+    },
+    "generic": {  # SSE2 baseline: 4-wide float32, 2-wide float64
+        "float32": Blocking(mr=4, nr=8, vw=4, kc=256, mc=128, nc=4080 // 8 * 8),
+        "float64": Blocking(mr=4, nr=4, vw=2, kc=256, mc=64, nc=4080),
+    },
+}
+
+
+@functools.lru_cache(maxsize=None)
+def isa() -> str:
+    """The SIMD level Numba compiles for on this machine: ``"avx512"``, ``"avx2"`` or ``"generic"``.
+
+    Honours ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` (e.g. a cache built for ``generic``).
+    """
+    from numba.core import config
+
+    if config.CPU_FEATURES is not None or config.CPU_NAME is not None:
+        text = config.CPU_FEATURES or ""
+        feats = {f[1:] for f in text.split(",") if f.startswith("+")}
+    else:
+        import llvmlite.binding as ll
+
+        feats = {k for k, v in ll.get_host_cpu_features().items() if v}
+    if {"avx512f", "avx512vl"} <= feats:
+        return "avx512"
+    if {"avx2", "fma"} <= feats:
+        return "avx2"
+    return "generic"
+
+
+def blocking(dtype) -> Blocking:
+    """Blocking sizes for ``dtype`` (float32 or float64) on this machine's instruction set."""
+    return _TABLES[isa()][np.dtype(dtype).name]

@@ -1,0 +1,441 @@
+"""CPU GEMM kernels: BLIS's five loops around an LLVM-vector micro-kernel.
+
+Layout every kernel here expects: a matrix is a *strided descriptor* ``(buf, off, rs, cs)`` over a
+1-D buffer, element ``(i, j)`` at ``buf[off + i*rs + j*cs]`` (strides in elements, any sign, zero
+for broadcast). One compiled specialisation per dtype then serves C order, Fortran order,
+transposed and sliced views alike: packing absorbs the strides, no operand is copied first.
+
+Packed panels (the layout the micro-kernel reads):
+
+* A block ``mc x kc`` -> ``ceil(mc/MR)`` micro-panels, each ``kc`` rows of ``MR`` contiguous
+  elements (``ap[panel*MR*kc + p*MR + i]``), zero-padded past ``mc``.
+* B panel ``kc x nc`` -> ``ceil(nc/NR)`` micro-panels, each ``kc`` rows of ``NR`` contiguous
+  elements (``bp[panel*NR*kc + p*NR + j]``), zero-padded past ``nc``.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from llvmlite import ir
+from numba import get_thread_id, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.numpy_support import as_dtype
+
+from ..._strided import Strided
+from .blocking import blocking, isa
+
+__all__ = ["matmul_into", "strided", "gemm_strided", "gemm_batched", "gemm_batched_serial", "workspace_size"]
+
+
+# --------------------------------------------------------------------------- micro-kernel
+def _vector_fma(builder, x, y, z, use_fma):
+    if use_fma:
+        vt = x.type
+        fname = f"llvm.fma.v{vt.count}f{64 if vt.element == ir.DoubleType() else 32}"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), fname)
+        return builder.call(fn, [x, y, z])
+    return builder.fadd(builder.fmul(x, y), z)
+
+
+def _splat(builder, scalar, vt):
+    undef = ir.Constant(vt, ir.Undefined)
+    v = builder.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(ir.IntType(32), vt.count), None))
+
+
+@intrinsic
+def _micro_kernel(typingctx, kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta):
+    """``C[0:MR, 0:NR] = alpha * Ap_panel @ Bp_panel + beta * C`` (``beta == 0``: C is not read).
+
+    ``ap[aoff + p*MR + i]``, ``bp[boff + p*NR + j]`` for ``p < kc``; ``C[i, j] = cb[coff + i*crs + j]``
+    (unit column stride). The MR x NR accumulators are ``MR * NR/VW`` LLVM vectors updated by
+    ``llvm.fma`` with A broadcast from memory, so they live in registers (ymm/zmm).
+    """
+    dtype = as_dtype(ap.dtype)
+    bl = blocking(dtype)
+    mr, nr, vw = bl.mr, bl.nr, bl.vw
+    nv = nr // vw
+    use_fma = isa() != "generic"
+    sig = types.void(kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
+
+    def codegen(context, builder, signature, args):
+        kc_v, ap_v, aoff_v, bp_v, boff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
+        at, bt, ct = signature.args[1], signature.args[3], signature.args[5]
+        t = context.get_value_type(at.dtype)
+        vt = ir.VectorType(t, vw)
+        vpt = vt.as_pointer()
+        align = np.dtype(dtype).itemsize
+        intp = context.get_value_type(types.intp)
+
+        a_base = builder.gep(context.make_array(at)(context, builder, ap_v).data, [aoff_v])
+        b_base = builder.gep(context.make_array(bt)(context, builder, bp_v).data, [boff_v])
+        c_base = builder.gep(context.make_array(ct)(context, builder, cb_v).data, [coff_v])
+
+        accs = []
+        for _ in range(mr * nv):
+            slot = cgutils.alloca_once(builder, vt)
+            builder.store(ir.Constant(vt, None), slot)
+            accs.append(slot)
+
+        with cgutils.for_range(builder, kc_v) as loop:
+            p = loop.index
+            a_row = builder.gep(a_base, [builder.mul(p, ir.Constant(intp, mr))])
+            b_row = builder.gep(b_base, [builder.mul(p, ir.Constant(intp, nr))])
+            bvec = [
+                builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(intp, j * vw)]), vpt), align=align)
+                for j in range(nv)
+            ]
+            for i in range(mr):
+                a_i = _splat(builder, builder.load(builder.gep(a_row, [ir.Constant(intp, i)])), vt)
+                for j in range(nv):
+                    slot = accs[i * nv + j]
+                    builder.store(_vector_fma(builder, a_i, bvec[j], builder.load(slot), use_fma), slot)
+
+        alpha_s = _splat(builder, alpha_v, vt)
+        beta_s = _splat(builder, beta_v, vt)
+        beta_zero = builder.fcmp_ordered("==", beta_v, ir.Constant(t, 0.0))
+        cptrs = []
+        for i in range(mr):
+            row = builder.gep(c_base, [builder.mul(crs_v, ir.Constant(intp, i))])
+            cptrs.append([builder.bitcast(builder.gep(row, [ir.Constant(intp, j * vw)]), vpt) for j in range(nv)])
+        with builder.if_else(beta_zero) as (then, otherwise):
+            with then:
+                for i in range(mr):
+                    for j in range(nv):
+                        val = builder.fmul(alpha_s, builder.load(accs[i * nv + j]))
+                        builder.store(val, cptrs[i][j], align=align)
+            with otherwise:
+                for i in range(mr):
+                    for j in range(nv):
+                        old = builder.load(cptrs[i][j], align=align)
+                        val = _vector_fma(builder, beta_s, old, builder.fmul(alpha_s, builder.load(accs[i * nv + j])), use_fma)
+                        builder.store(val, cptrs[i][j], align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _tile_shape(typingctx, buf):
+    """``(MR, NR)`` of the micro-kernel for ``buf``'s dtype, as compile-time constants."""
+    bl = blocking(as_dtype(buf.dtype))
+    ret = types.UniTuple(types.intp, 2)
+
+    def codegen(context, builder, signature, args):
+        return context.make_tuple(
+            builder, ret, [context.get_constant(types.intp, bl.mr), context.get_constant(types.intp, bl.nr)]
+        )
+
+    return ret(buf), codegen
+
+
+def workspace_size(dtype, kc: int, mc: int, nc: int) -> int:
+    """Elements of workspace one thread needs: packed A, packed B and an MR x NR edge tile."""
+    bl = blocking(dtype)
+    return mc * kc + kc * nc + bl.mr * bl.nr + 64
+
+
+# --------------------------------------------------------------------------- packing
+@njit(cache=True, nogil=True)
+def _pack_a(a, aoff, ars, acs, mc, kc, ap, MR):
+    """Pack the ``mc x kc`` block of A at ``a[aoff + i*ars + p*acs]`` into MR-row micro-panels."""
+    for ir_ in range(0, mc, MR):
+        base = ir_ * kc
+        rows = min(MR, mc - ir_)
+        for p in range(kc):
+            dst = base + p * MR
+            src = aoff + ir_ * ars + p * acs
+            for i in range(rows):
+                ap[dst + i] = a[src + i * ars]
+            for i in range(rows, MR):
+                ap[dst + i] = 0
+
+
+@njit(cache=True, nogil=True)
+def _pack_b(b, boff, brs, bcs, kc, nc, bp, NR):
+    """Pack the ``kc x nc`` panel of B at ``b[boff + p*brs + j*bcs]`` into NR-column micro-panels."""
+    for jr in range(0, nc, NR):
+        base = jr * kc
+        cols = min(NR, nc - jr)
+        if cols == NR and bcs == 1:
+            for p in range(kc):
+                dst = base + p * NR
+                src = boff + p * brs + jr
+                for j in range(NR):
+                    bp[dst + j] = b[src + j]
+        else:
+            for p in range(kc):
+                dst = base + p * NR
+                src = boff + p * brs + jr * bcs
+                for j in range(cols):
+                    bp[dst + j] = b[src + j * bcs]
+                for j in range(cols, NR):
+                    bp[dst + j] = 0
+
+
+# --------------------------------------------------------------------------- macro-kernel
+@njit(cache=True, nogil=True)
+def _macro_kernel(kc, mc, nc, ap, bp, c, coff, crs, ccs, alpha, beta, ct):
+    """C block (``mc x nc`` at ``c[coff + i*crs + j*ccs]``) = alpha * Ap @ Bp + beta * C."""
+    MR, NR = _tile_shape(ap)
+    zero = c.dtype.type(0)
+    for jr in range(0, nc, NR):
+        cols = min(NR, nc - jr)
+        for ir_ in range(0, mc, MR):
+            rows = min(MR, mc - ir_)
+            cij = coff + ir_ * crs + jr * ccs
+            if rows == MR and cols == NR and ccs == 1:
+                _micro_kernel(kc, ap, ir_ * kc, bp, jr * kc, c, cij, crs, alpha, beta)
+            else:
+                _micro_kernel(kc, ap, ir_ * kc, bp, jr * kc, ct, 0, NR, alpha, zero)
+                for i in range(rows):
+                    for j in range(cols):
+                        k = cij + i * crs + j * ccs
+                        if beta == 0:
+                            c[k] = ct[i * NR + j]
+                        else:
+                            c[k] = ct[i * NR + j] + beta * c[k]
+
+
+@njit(cache=True, nogil=True)
+def _scale(c, coff, crs, ccs, m, n, beta):
+    """``C = beta * C``; ``beta == 0`` writes zeros without reading C (BLAS rule)."""
+    for i in range(m):
+        for j in range(n):
+            k = coff + i * crs + j * ccs
+            c[k] = 0 if beta == 0 else beta * c[k]
+
+
+@njit(cache=True, nogil=True)
+def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs,
+                        work, kc_blk, mc_blk, nc_blk):
+    """``C = alpha * A @ B + beta * C`` on one thread over strided descriptors (BLIS loops 1-3).
+
+    ``work`` holds at least ``workspace_size`` elements (packed A, packed B, edge tile).
+    """
+    MR, NR = _tile_shape(work)
+    ap_n = (mc_blk + MR - 1) // MR * MR * kc_blk
+    bp_n = (nc_blk + NR - 1) // NR * NR * kc_blk
+    if work.size < ap_n + bp_n + MR * NR:
+        raise ValueError("gemm workspace too small")
+    t = c.dtype.type
+    alpha = t(alpha)
+    beta = t(beta)
+    if m == 0 or n == 0:
+        return
+    if k == 0 or alpha == 0:
+        _scale(c, coff, crs, ccs, m, n, beta)
+        return
+    ap = work[:ap_n]
+    bp = work[ap_n:ap_n + bp_n]
+    ct = work[ap_n + bp_n:ap_n + bp_n + MR * NR]
+    for jc in range(0, n, nc_blk):
+        nc = min(nc_blk, n - jc)
+        for pc in range(0, k, kc_blk):
+            kc = min(kc_blk, k - pc)
+            beta_p = beta if pc == 0 else t(1)
+            _pack_b(b, boff + pc * brs + jc * bcs, brs, bcs, kc, nc, bp, NR)
+            for ic in range(0, m, mc_blk):
+                mc = min(mc_blk, m - ic)
+                _pack_a(a, aoff + ic * ars + pc * acs, ars, acs, mc, kc, ap, MR)
+                _macro_kernel(kc, mc, nc, ap, bp, c, coff + ic * crs + jc * ccs, crs, ccs, alpha, beta_p, ct)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def gemm_strided(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs,
+                 work, wsize, tm, tn, kc_blk, mc_blk, nc_blk):
+    """Parallel GEMM: C is cut into a ``tm x tn`` grid of MR/NR-aligned blocks, one per thread.
+
+    Each thread runs the serial BLIS loops on its block with its own slice of ``work``
+    (``wsize`` elements each), so the call is a single parallel region with no barriers.
+    """
+    MR, NR = _tile_shape(work)
+    mt = (m + MR - 1) // MR
+    nt = (n + NR - 1) // NR
+    for t in prange(tm * tn):
+        ti = t // tn
+        tj = t - ti * tn
+        m0 = min(m, (mt * ti // tm) * MR)
+        m1 = min(m, (mt * (ti + 1) // tm) * MR)
+        n0 = min(n, (nt * tj // tn) * NR)
+        n1 = min(n, (nt * (tj + 1) // tn) * NR)
+        if m1 > m0 and n1 > n0:
+            gemm_strided_serial(m1 - m0, n1 - n0, k, alpha,
+                                a, aoff + m0 * ars, ars, acs,
+                                b, boff + n0 * bcs, brs, bcs,
+                                beta, c, coff + m0 * crs + n0 * ccs, crs, ccs,
+                                work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
+
+
+# --------------------------------------------------------------------------- small batched
+@njit(cache=True, nogil=True)
+def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs):
+    """Unpacked ``C = alpha*A@B + beta*C`` for small matrices (i-p-j order, j innermost)."""
+    if beta == 0:
+        for i in range(m):
+            for j in range(n):
+                c[coff + i * crs + j * ccs] = 0
+    elif beta != 1:
+        for i in range(m):
+            for j in range(n):
+                c[coff + i * crs + j * ccs] *= beta
+    if ccs == 1 and bcs == 1:
+        for i in range(m):
+            ci = coff + i * crs
+            for p in range(k):
+                s = alpha * a[aoff + i * ars + p * acs]
+                bi = boff + p * brs
+                for j in range(n):
+                    c[ci + j] += s * b[bi + j]
+    else:
+        for i in range(m):
+            for p in range(k):
+                s = alpha * a[aoff + i * ars + p * acs]
+                for j in range(n):
+                    c[coff + i * crs + j * ccs] += s * b[boff + p * brs + j * bcs]
+
+
+@njit(cache=True, nogil=True)
+def _gemm_item(i, tid, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
+               work, wsize, kc_blk, mc_blk, nc_blk, small):
+    """Matrix ``i`` of a batch: unpacked if ``m*n*k <= small``, else the serial packed loops in
+    thread ``tid``'s slice of ``work``."""
+    if m * n * k <= small:
+        _small_gemm(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, beta, c, coffs[i], crs, ccs)
+    else:
+        gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, beta,
+                            c, coffs[i], crs, ccs, work[tid * wsize:(tid + 1) * wsize], kc_blk, mc_blk, nc_blk)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def gemm_batched(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
+                 work, wsize, kc_blk, mc_blk, nc_blk, small):
+    """A batch of GEMMs ``C_t = alpha * A_t @ B_t + beta * C_t``, parallel over the batch.
+
+    ``aoffs[t]``, ``boffs[t]``, ``coffs[t]`` locate matrix ``t``; the strides are shared; each
+    thread packs into its own ``wsize``-element slice of ``work``.
+    """
+    t = c.dtype.type
+    for i in prange(coffs.size):
+        _gemm_item(i, get_thread_id(), m, n, k, t(alpha), a, aoffs, ars, acs, b, boffs, brs, bcs, t(beta),
+                   c, coffs, crs, ccs, work, wsize, kc_blk, mc_blk, nc_blk, small)
+
+
+@njit(cache=True, nogil=True)
+def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
+                        work, wsize, kc_blk, mc_blk, nc_blk, small):
+    """``gemm_batched`` on the calling thread alone (no parallel region: for little work)."""
+    t = c.dtype.type
+    for i in range(coffs.size):
+        _gemm_item(i, 0, m, n, k, t(alpha), a, aoffs, ars, acs, b, boffs, brs, bcs, t(beta),
+                   c, coffs, crs, ccs, work, wsize, kc_blk, mc_blk, nc_blk, small)
+
+
+# --------------------------------------------------------------------------- Python driver
+#: Per-matrix work (m*n*k) at or under which packing is skipped.
+SMALL_MNK = 16 * 16 * 16
+#: Total work (sum of m*n*k) under which no parallel region is opened (one costs ~40-110 us).
+PARALLEL_MNK = 96 * 96 * 96
+
+_local = threading.local()
+
+
+def _workspace(dtype, n_elems: int) -> np.ndarray:
+    """A per-Python-thread, 64-byte aligned scratch buffer of at least ``n_elems`` elements."""
+    cache = _local.__dict__.setdefault("work", {})
+    buf = cache.get(dtype)
+    if buf is None or buf.size < n_elems:
+        raw = np.empty(n_elems + 64, dtype=dtype)
+        shift = (-raw.ctypes.data % 64) // raw.itemsize
+        buf = raw[shift:shift + n_elems]
+        cache[dtype] = buf
+    return buf
+
+
+class _Holder:
+    def __init__(self, iface, base):
+        self.__array_interface__ = iface
+        self.base = base
+
+
+def strided(x: np.ndarray, *, writable: bool) -> Strided:
+    """Describe ndarray ``x`` as a :class:`~numlin._strided.Strided` over a 1-D view (no copy).
+
+    Inputs get read-only views and outputs writable ones, so the kernels compile once per dtype.
+    An array whose byte strides are not multiples of its itemsize is copied first.
+    """
+    isz = x.itemsize
+    if any(s % isz for s in x.strides):
+        x = np.ascontiguousarray(x)
+    es = tuple(s // isz for s in x.strides)
+    if x.size == 0:
+        buf = np.zeros(1, x.dtype)
+        buf.flags.writeable = writable
+        return Strided(buf, 0, x.shape, es)
+    lo = sum((d - 1) * s for d, s in zip(x.shape, es) if s < 0)
+    hi = sum((d - 1) * s for d, s in zip(x.shape, es) if s > 0)
+    iface = {
+        "data": (x.__array_interface__["data"][0] + lo * isz, not writable),
+        "shape": (hi - lo + 1,),
+        "typestr": x.dtype.str,
+        "version": 3,
+    }
+    return Strided(np.asarray(_Holder(iface, x)), -lo, x.shape, es)
+
+
+def _thread_grid(mt: int, nt: int, threads: int) -> tuple[int, int]:
+    """Split an ``mt x nt`` grid of micro-tiles among ``threads``: the ``(tm, tn)`` with
+    ``tm * tn <= threads`` whose largest block has the fewest tiles (ties: more threads used)."""
+    best = (mt * nt + 1, 0, 1, 1)
+    for tm in range(1, threads + 1):
+        tn = threads // tm
+        load = -(-mt // tm) * -(-nt // tn)
+        cand = (load, -(tm * tn), tm, tn)
+        best = min(best, cand)
+    return best[2], best[3]
+
+
+def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:
+    """``C = alpha * A @ B + beta * C`` over descriptors of one float dtype (from :func:`strided`).
+
+    ``a`` is ``(..., m, k)``, ``b`` ``(..., k, n)``, ``c`` ``(..., m, n)``; the batch dims of ``a``
+    and ``b`` broadcast to those of ``c``; ``c`` does not overlap ``a`` or ``b`` (checked by the caller).
+    """
+    from numba import get_num_threads
+
+    from ..._dispatch import parallel_guard
+
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    batch = c.shape[:-2]
+    nb = int(np.prod(batch, dtype=np.int64))
+    if nb == 0 or m == 0 or n == 0:
+        return
+    dtype = c.buf.dtype
+    bl = blocking(dtype)
+    threads = get_num_threads()
+    kc = min(bl.kc, max(k, 1))
+    mc = min(bl.mc, -(-m // bl.mr) * bl.mr)
+    nc = min(bl.nc, -(-n // bl.nr) * bl.nr)
+    wsize = workspace_size(dtype, kc, mc, nc)
+    aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
+    args = (a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], b.strides[-1], beta,
+            c.buf, coffs, c.strides[-2], c.strides[-1])
+    one_item = m * n * max(k, 1)
+    if nb * one_item < PARALLEL_MNK or threads == 1:
+        gemm_batched_serial(m, n, k, alpha, *args, _workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
+        return
+    if nb >= threads or one_item <= SMALL_MNK:
+        with parallel_guard():
+            gemm_batched(m, n, k, alpha, *args, _workspace(dtype, wsize * threads), wsize, kc, mc, nc, SMALL_MNK)
+        return
+    # A few large products: parallelise inside each one instead of across them.
+    tm, tn = _thread_grid(-(-m // bl.mr), -(-n // bl.nr), threads)
+    work = _workspace(dtype, wsize * tm * tn)
+    with parallel_guard():
+        for i in range(nb):
+            gemm_strided(m, n, k, alpha, a.buf, aoffs[i], a.strides[-2], a.strides[-1],
+                         b.buf, boffs[i], b.strides[-2], b.strides[-1], beta,
+                         c.buf, coffs[i], c.strides[-2], c.strides[-1], work, wsize, tm, tn, kc, mc, nc)

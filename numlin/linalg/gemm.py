@@ -1,0 +1,166 @@
+"""Public GEMM front-ends: :func:`matmul` (numpy semantics) and :func:`gemm` (BLAS semantics).
+
+validate -> dispatch (host or device) -> ``kernels.cpu.gemm`` or ``kernels.cuda.gemm``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._dispatch import kernels
+from .._validate import as_real_scalar, result_dtype
+
+__all__ = ["matmul", "gemm"]
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """Matrix product with :func:`numpy.matmul` semantics.
+
+    Parameters
+    ----------
+    a : array_like, shape (..., m, k) or (k,)
+        float32 or float64. A 1-D ``a`` is a row vector, its axis removed from the result.
+    b : array_like, shape (..., k, n) or (k,)
+        float32 or float64. A 1-D ``b`` is a column vector, its axis removed from the result.
+        Batch dimensions of ``a`` and ``b`` broadcast against each other.
+    out : ndarray, optional
+        Receives the result: exactly the result's shape and dtype, writable, and sharing no
+        memory with ``a`` or ``b``.
+
+    Returns
+    -------
+    ndarray or scalar
+        ``a @ b`` in ``numpy.result_type(a, b)`` (float32 only if both are float32; a mixed pair
+        computes in float64 after casting the float32 operand). Two 1-D operands give a scalar.
+        Device operands (numba device arrays, CuPy arrays, PyTorch CUDA tensors) give a numba
+        device array, computed on the GPU.
+
+    Raises
+    ------
+    ValueError
+        0-d operands; core dimensions that do not match; batch dimensions that do not broadcast;
+        ``out`` of the wrong shape, read-only or overlapping an input.
+    TypeError
+        A dtype other than float32/float64 (integers are not cast silently), an ``out`` of the
+        wrong dtype, or host and device operands mixed.
+
+    Notes
+    -----
+    Any strides and memory order are accepted without copying: packing absorbs them. NaN and
+    Inf propagate as in numpy. Large products run in parallel on ``numba.get_num_threads()``
+    threads; many small ones are spread over the threads one matrix each.
+
+    Examples
+    --------
+    >>> import numpy as np, numlin as nl
+    >>> nl.matmul(np.ones((2, 3)), np.ones((3, 4))).shape
+    (2, 4)
+    """
+    op = "matmul"
+    k = kernels(op, a=a, b=b, out=out)
+    a = k.as_array(op, "a", a)
+    b = k.as_array(op, "b", b)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim == 0:
+            raise ValueError(f"{op}: {name} is 0-d (shape ()); matmul needs arrays of at least one dimension")
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if ka != kb:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not match: core dimension {ka} != {kb} "
+                         f"((n?,k),(k,m?)->(n?,m?))")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{op}: batch dimensions of shapes {a.shape} and {b.shape} do not broadcast") from None
+    m = a.shape[-2] if a.ndim > 1 else None
+    n = b.shape[-1] if b.ndim > 1 else None
+    shape = batch + tuple(d for d in (m, n) if d is not None)
+    dtype = result_dtype(a.dtype, b.dtype)
+    a, b = k.cast(a, dtype), k.cast(b, dtype)
+    scalar = out is None and not shape
+    out = k.empty(shape, dtype) if out is None else k.check_out(op, "out", out, shape, dtype, {"a": a, "b": b})
+
+    A = k.strided(a, writable=False)
+    B = k.strided(b, writable=False)
+    C = k.strided(out, writable=True)
+    if m is None:
+        A = A.insert_axis(0)
+        C = C.insert_axis(C.ndim - (0 if n is None else 1))
+    if n is None:
+        B = B.insert_axis(B.ndim)
+        C = C.insert_axis(C.ndim)
+    k.gemm.matmul_into(A, B, C, 1.0, 0.0)
+    return out[()] if scalar else out
+
+
+def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0,
+         trans_a: bool = False, trans_b: bool = False) -> Any:
+    """General matrix multiply with BLAS semantics: ``alpha * op(a) @ op(b) + beta * c``.
+
+    Parameters
+    ----------
+    a, b : array_like, 2-D, float32 or float64
+        ``op(a)`` is ``(m, k)`` and ``op(b)`` is ``(k, n)``, where ``op(x)`` is ``x.T`` if the
+        matching ``trans_*`` flag is set (no copy is made) and ``x`` otherwise.
+    c : ndarray, shape (m, n), optional
+        Updated in place and returned. Its dtype must be the result dtype
+        (``numpy.result_type(a, b)``); it must not overlap ``a`` or ``b``. When ``beta == 0`` its
+        old contents are not read (NaN in ``c`` does not propagate), as in BLAS.
+    alpha, beta : float
+        Real scalars. ``beta`` must be 0 when ``c`` is not given.
+    trans_a, trans_b : bool
+        Use the transpose of ``a`` / ``b``.
+
+    Returns
+    -------
+    ndarray
+        ``c`` if given, else a new ``(m, n)`` array.
+
+    Raises
+    ------
+    ValueError
+        Operands that are not 2-D, inner dimensions that differ, ``c`` of the wrong shape,
+        read-only or overlapping, or ``beta != 0`` without ``c``.
+    TypeError
+        Unsupported dtypes, ``c`` of the wrong dtype, non-real ``alpha``/``beta``, non-bool
+        ``trans_*``, or host and device operands mixed.
+
+    Examples
+    --------
+    >>> import numpy as np, numlin as nl
+    >>> c = np.ones((2, 2))
+    >>> nl.gemm(np.eye(2), np.eye(2), c, alpha=2.0, beta=1.0)
+    array([[3., 1.],
+           [1., 3.]])
+    """
+    op = "gemm"
+    alpha = as_real_scalar(op, "alpha", alpha)
+    beta = as_real_scalar(op, "beta", beta)
+    for name, flag in (("trans_a", trans_a), ("trans_b", trans_b)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{op}: {name} must be a bool, got {flag!r}")
+    k = kernels(op, a=a, b=b, c=c)
+    a = k.as_array(op, "a", a)
+    b = k.as_array(op, "b", b)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim != 2:
+            raise ValueError(f"{op}: {name} must be 2-D, got shape {x.shape}")
+    A_shape = a.shape[::-1] if trans_a else a.shape
+    B_shape = b.shape[::-1] if trans_b else b.shape
+    if A_shape[1] != B_shape[0]:
+        raise ValueError(f"{op}: op(a) has shape {A_shape} and op(b) has shape {B_shape}: "
+                         f"inner dimensions {A_shape[1]} != {B_shape[0]}")
+    shape = (A_shape[0], B_shape[1])
+    dtype = result_dtype(a.dtype, b.dtype)
+    a, b = k.cast(a, dtype), k.cast(b, dtype)
+    if c is None:
+        if beta != 0:
+            raise ValueError(f"{op}: beta={beta} needs an input c to scale; pass c or beta=0")
+        c = k.empty(shape, dtype)
+    else:
+        c = k.check_out(op, "c", c, shape, dtype, {"a": a, "b": b})
+    A = k.strided(a, writable=False)
+    B = k.strided(b, writable=False)
+    k.gemm.matmul_into(A.mT if trans_a else A, B.mT if trans_b else B, k.strided(c, writable=True), alpha, beta)
+    return c
