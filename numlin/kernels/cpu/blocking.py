@@ -16,7 +16,8 @@ Only ``mr``, ``nr`` and ``vw`` are compile-time constants of the kernels; ``kc``
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,6 +79,19 @@ def isa() -> str:
     return "generic"
 
 
+@functools.lru_cache(maxsize=None)
 def blocking(dtype) -> Blocking:
-    """Blocking sizes for ``dtype`` (float32 or float64) on this machine's instruction set."""
-    return _TABLES[isa()][np.dtype(dtype).name]
+    """Blocking sizes for ``dtype`` (float32 or float64) on this machine's instruction set.
+
+    ``NUMLIN_BLOCKING`` overrides fields for tuning, e.g. ``"float32:mr=8,kc=128;float64:mc=120"``.
+    Changing ``mr``/``nr``/``vw`` needs a fresh Numba cache (``NUMBA_CACHE_DIR``): they are
+    compiled into the kernels.
+    """
+    name = np.dtype(dtype).name
+    base = _TABLES[isa()][name]
+    spec = os.environ.get("NUMLIN_BLOCKING", "")
+    for part in filter(None, spec.split(";")):
+        dt, _, fields = part.partition(":")
+        if dt.strip() == name:
+            base = replace(base, **{k.strip(): int(v) for k, v in (f.split("=") for f in fields.split(","))})
+    return base

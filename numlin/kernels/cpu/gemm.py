@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 from llvmlite import ir
-from numba import get_thread_id, njit, prange, types
+from numba import get_thread_id, njit, prange, types, uintp
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
@@ -139,40 +139,72 @@ def workspace_size(dtype, kc: int, mc: int, nc: int) -> int:
 
 # --------------------------------------------------------------------------- packing
 @njit(cache=True, nogil=True)
-def _pack_a(a, aoff, ars, acs, mc, kc, ap, MR):
-    """Pack the ``mc x kc`` block of A at ``a[aoff + i*ars + p*acs]`` into MR-row micro-panels."""
+def _pack_a(a, aoff, ars, acs, mc, kc, ap):
+    """Pack the ``mc x kc`` block of A at ``a[aoff + i*ars + p*acs]`` into MR-row micro-panels.
+
+    Indices are cast to unsigned so that Numba emits no negative-index wraparound code.
+    """
+    MR, NR = _tile_shape(ap)
     for ir_ in range(0, mc, MR):
         base = ir_ * kc
         rows = min(MR, mc - ir_)
-        for p in range(kc):
-            dst = base + p * MR
-            src = aoff + ir_ * ars + p * acs
-            for i in range(rows):
-                ap[dst + i] = a[src + i * ars]
-            for i in range(rows, MR):
-                ap[dst + i] = 0
+        src0 = aoff + ir_ * ars
+        if rows == MR and acs == 1:  # rows of A contiguous: MR read streams
+            for p in range(kc):
+                d = uintp(base + p * MR)
+                s = src0 + p
+                for i in range(MR):
+                    ap[d + i] = a[uintp(s + i * ars)]
+        elif rows == MR and ars == 1:  # columns of A contiguous: a straight copy per p
+            for p in range(kc):
+                d = uintp(base + p * MR)
+                s = uintp(src0 + p * acs)
+                for i in range(MR):
+                    ap[d + i] = a[s + i]
+        else:
+            for p in range(kc):
+                d = uintp(base + p * MR)
+                s = src0 + p * acs
+                for i in range(rows):
+                    ap[d + i] = a[uintp(s + i * ars)]
+                for i in range(rows, MR):
+                    ap[d + i] = 0
 
 
 @njit(cache=True, nogil=True)
-def _pack_b(b, boff, brs, bcs, kc, nc, bp, NR):
-    """Pack the ``kc x nc`` panel of B at ``b[boff + p*brs + j*bcs]`` into NR-column micro-panels."""
-    for jr in range(0, nc, NR):
-        base = jr * kc
-        cols = min(NR, nc - jr)
-        if cols == NR and bcs == 1:
-            for p in range(kc):
-                dst = base + p * NR
-                src = boff + p * brs + jr
+def _pack_b(b, boff, brs, bcs, kc, nc, bp):
+    """Pack the ``kc x nc`` panel of B at ``b[boff + p*brs + j*bcs]`` into NR-column micro-panels.
+
+    With unit column stride, rows of B are read in order (row p feeds every micro-panel) so that
+    reads stream instead of striding down columns, which alias in the caches for power-of-two
+    leading dimensions.
+    """
+    MR, NR = _tile_shape(bp)
+    nfull = nc // NR * NR
+    if bcs == 1:
+        for p in range(kc):
+            s = boff + p * brs
+            for jr in range(0, nfull, NR):
+                d = uintp(jr * kc + p * NR)
+                sj = uintp(s + jr)
                 for j in range(NR):
-                    bp[dst + j] = b[src + j]
-        else:
+                    bp[d + j] = b[sj + j]
+    else:
+        for jr in range(0, nfull, NR):
             for p in range(kc):
-                dst = base + p * NR
-                src = boff + p * brs + jr * bcs
-                for j in range(cols):
-                    bp[dst + j] = b[src + j * bcs]
-                for j in range(cols, NR):
-                    bp[dst + j] = 0
+                d = uintp(jr * kc + p * NR)
+                s = boff + p * brs + jr * bcs
+                for j in range(NR):
+                    bp[d + j] = b[uintp(s + j * bcs)]
+    if nfull < nc:
+        cols = nc - nfull
+        for p in range(kc):
+            d = uintp(nfull * kc + p * NR)
+            s = boff + p * brs + nfull * bcs
+            for j in range(cols):
+                bp[d + j] = b[uintp(s + j * bcs)]
+            for j in range(cols, NR):
+                bp[d + j] = 0
 
 
 # --------------------------------------------------------------------------- macro-kernel
@@ -236,10 +268,10 @@ def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, be
         for pc in range(0, k, kc_blk):
             kc = min(kc_blk, k - pc)
             beta_p = beta if pc == 0 else t(1)
-            _pack_b(b, boff + pc * brs + jc * bcs, brs, bcs, kc, nc, bp, NR)
+            _pack_b(b, boff + pc * brs + jc * bcs, brs, bcs, kc, nc, bp)
             for ic in range(0, m, mc_blk):
                 mc = min(mc_blk, m - ic)
-                _pack_a(a, aoff + ic * ars + pc * acs, ars, acs, mc, kc, ap, MR)
+                _pack_a(a, aoff + ic * ars + pc * acs, ars, acs, mc, kc, ap)
                 _macro_kernel(kc, mc, nc, ap, bp, c, coff + ic * crs + jc * ccs, crs, ccs, alpha, beta_p, ct)
 
 

@@ -1,0 +1,91 @@
+"""Command line: ``python -m numlin info`` and ``python -m numlin bench [--quick] [--json PATH]``."""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+
+def info(out=print) -> dict:
+    """Print versions, threading, CPU features and blocking, and the GPU if any; return them."""
+    import llvmlite
+    import numba
+    import numpy as np
+    import scipy
+
+    import numlin
+    from numlin._dispatch import parallel_guard
+    from numlin.kernels.cpu.blocking import blocking, isa
+
+    facts = {
+        "numlin": numlin.__version__, "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "numba": numba.__version__, "llvmlite": llvmlite.__version__,
+    }
+    # start the threading layer the way numlin's kernels do, then report what Numba picked
+    with parallel_guard():
+        numlin.matmul(np.ones((128, 128)), np.ones((128, 128)))
+    facts["threading layer"] = numba.threading_layer()
+    facts["threads"] = numba.get_num_threads()
+    import llvmlite.binding as ll
+
+    facts["cpu"] = f"{ll.get_host_cpu_name()} ({platform.machine()}), SIMD level {isa()}"
+    for dt in ("float32", "float64"):
+        b = blocking(dt)
+        facts[f"blocking {dt}"] = f"MR x NR = {b.mr} x {b.nr} ({b.vw}-wide), KC {b.kc}, MC {b.mc}, NC {b.nc}"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{p['internal_api']} {p['version']} ({p.get('architecture')}, {p['num_threads']} threads)"
+                for p in threadpool_info() if p["user_api"] == "blas"]
+        facts["numpy BLAS"] = "; ".join(blas) or "unknown"
+    except ImportError:
+        facts["numpy BLAS"] = "unknown (install threadpoolctl)"
+    facts["gpu"] = _gpu()
+    width = max(map(len, facts))
+    for k, v in facts.items():
+        out(f"{k.ljust(width)}  {v}")
+    return facts
+
+
+def _gpu() -> str:
+    try:
+        from numba import config
+
+        if config.ENABLE_CUDASIM:
+            return "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+        from numba import cuda
+
+        if not cuda.is_available():
+            return "none (numba.cuda.is_available() is False)"
+        dev = cuda.get_current_device()
+        name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+        return f"{name}, compute capability {dev.compute_capability[0]}.{dev.compute_capability[1]}"
+    except Exception as exc:  # numba-cuda not installed, driver errors, ...
+        return f"none ({type(exc).__name__}: {exc})".splitlines()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m numlin", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info", help="versions, threading layer, CPU features, blocking, GPU")
+    bench = sub.add_parser("bench", help="numlin vs its anchors (numpy/OpenBLAS, ...), paired runs, median ratio")
+    bench.add_argument("--quick", action="store_true", help="fewer sizes and rounds (about a minute)")
+    bench.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    bench.add_argument("--table", action="append", help="run only these tables (repeatable)")
+    args = parser.parse_args(argv)
+    if args.cmd == "info":
+        info()
+    elif args.cmd == "bench":
+        from numlin._bench import TABLES, run
+
+        unknown = set(args.table or ()) - set(TABLES)
+        if unknown:
+            parser.error(f"unknown table(s) {sorted(unknown)}; choose from {sorted(TABLES)}")
+        info()
+        print()
+        run(args.table, quick=args.quick, json_path=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

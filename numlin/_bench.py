@@ -1,0 +1,146 @@
+"""Benchmarks behind ``python -m numlin bench``: numlin against its anchor, paired, median ratio.
+
+Method (benchmarks/README.md): same process, same thread count (numba's threads for numlin, the
+BLAS pool limited to the same number through threadpoolctl), each round times a block of the
+anchor and a block of numlin after one warm-up call each, in alternating order, with a pause
+before every block: OpenBLAS's idle workers spin for a while after each call and would steal a
+core from whatever runs next on a 2-core machine. The reported ratio is the median over rounds
+of ``anchor time / numlin time`` (> 1: numlin is faster).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["paired", "Row", "gemm_rows", "run"]
+
+
+@dataclass
+class Row:
+    table: str
+    case: str
+    dtype: str
+    threads: int
+    flops: float
+    numlin_s: float
+    anchor_s: float
+    ratio: float
+    anchor: str
+
+    def cells(self) -> list[str]:
+        gf = lambda t: f"{self.flops / t / 1e9:8.1f}" if self.flops else "       -"
+        return [self.case, self.dtype, str(self.threads), f"{self.numlin_s * 1e3:9.3f}", f"{self.anchor_s * 1e3:9.3f}",
+                gf(self.numlin_s), gf(self.anchor_s), f"{self.ratio:5.2f}"]
+
+
+def _block(fn: Callable[[], object], reps: int, pause: float) -> float:
+    time.sleep(pause)
+    fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def paired(numlin_fn: Callable[[], object], anchor_fn: Callable[[], object], *, rounds: int = 5, reps: int = 3,
+           pause: float = 0.25) -> tuple[float, float, float]:
+    """Median ``(numlin seconds, anchor seconds, anchor/numlin ratio)`` over paired rounds."""
+    t_n, t_a, ratios = [], [], []
+    for r in range(rounds):
+        order = (numlin_fn, anchor_fn) if r % 2 else (anchor_fn, numlin_fn)
+        times = {id(f): _block(f, reps, pause) for f in order}
+        t_n.append(times[id(numlin_fn)])
+        t_a.append(times[id(anchor_fn)])
+        ratios.append(t_a[-1] / t_n[-1])
+    return statistics.median(t_n), statistics.median(t_a), statistics.median(ratios)
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Limit numpy's BLAS to ``n`` threads (threadpoolctl), if threadpoolctl is installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - bench extra not installed
+        yield False
+        return
+    with threadpool_limits(n, user_api="blas"):
+        yield True
+
+
+def gemm_rows(quick: bool, threads: int) -> list[Row]:
+    """Square GEMMs (n = 1024, 2048; 512 and 1024 with --quick) and 10 000 batched 8x8, vs numpy."""
+    import numlin as nl
+
+    rng = np.random.default_rng(0)
+    rounds, reps = (3, 2) if quick else (7, 3)
+    rows = []
+    sizes = (512, 1024) if quick else (512, 1024, 2048)
+    for dtype in (np.float32, np.float64):
+        for n in sizes:
+            a = rng.standard_normal((n, n)).astype(dtype)
+            b = rng.standard_normal((n, n)).astype(dtype)
+            c = np.empty((n, n), dtype)
+            tn, ta, r = paired(lambda: nl.matmul(a, b, out=c), lambda: np.matmul(a, b, out=c), rounds=rounds, reps=reps)
+            rows.append(Row("gemm", f"{n}x{n} @ {n}x{n}", np.dtype(dtype).name, threads, 2.0 * n**3, tn, ta, r,
+                            "numpy.matmul (OpenBLAS)"))
+        bsz = 10_000
+        a = rng.standard_normal((bsz, 8, 8)).astype(dtype)
+        b = rng.standard_normal((bsz, 8, 8)).astype(dtype)
+        c = np.empty((bsz, 8, 8), dtype)
+        tn, ta, r = paired(lambda: nl.matmul(a, b, out=c), lambda: np.matmul(a, b, out=c), rounds=rounds,
+                           reps=reps * 5, pause=0.05)
+        rows.append(Row("gemm", f"{bsz} x (8x8 @ 8x8)", np.dtype(dtype).name, threads, 2.0 * bsz * 512, tn, ta, r,
+                        "numpy.matmul"))
+        m, k, n = 20_000, 1_000, 30
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        c = np.empty((m, n), dtype)
+        tn, ta, r = paired(lambda: nl.matmul(a, b, out=c), lambda: np.matmul(a, b, out=c), rounds=rounds, reps=reps)
+        rows.append(Row("gemm", f"{m}x{k} @ {k}x{n}", np.dtype(dtype).name, threads, 2.0 * m * n * k, tn, ta, r,
+                        "numpy.matmul (OpenBLAS)"))
+    return rows
+
+
+TABLES = {"gemm": gemm_rows}
+
+
+def run(tables: list[str] | None = None, quick: bool = False, json_path: str | None = None, out=print) -> list[Row]:
+    """Run the benchmark tables, print them, optionally write JSON; returns the rows."""
+    import numba
+
+    threads = numba.get_num_threads()
+    rows: list[Row] = []
+    with blas_threads(threads) as limited:
+        if not limited:
+            out("note: threadpoolctl is not installed; numpy's BLAS thread count is not pinned")
+        for name in tables or list(TABLES):
+            t0 = time.perf_counter()
+            new = TABLES[name](quick, threads)
+            rows += new
+            out(_format(name, new, new[0].anchor if new else ""))
+            out(f"({name}: {time.perf_counter() - t0:.0f} s)\n")
+    if json_path:
+        meta = {"machine": platform.processor() or platform.machine(), "threads": threads, "quick": quick,
+                "numpy": np.__version__, "numba": numba.__version__}
+        with open(json_path, "w") as fh:
+            json.dump({"meta": meta, "rows": [asdict(r) for r in rows]}, fh, indent=1)
+    return rows
+
+
+def _format(name: str, rows: list[Row], anchor: str) -> str:
+    head = ["case", "dtype", "thr", "numlin ms", "anchor ms", "nl GF/s", "anc GF/s", "ratio"]
+    cells = [head] + [r.cells() for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    lines = [f"== {name}: numlin vs {anchor}; ratio = anchor time / numlin time (> 1: numlin faster)"]
+    for c in cells:
+        lines.append("  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(c, widths))))
+    return "\n".join(lines)

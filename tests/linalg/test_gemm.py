@@ -1,0 +1,381 @@
+"""nl.matmul and nl.gemm on the CPU against float64 references (tests/reference.py)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import numlin as nl
+from numlin.kernels.cpu.blocking import blocking
+from tests.reference import assert_matmul_close, matmul_ref
+
+DTYPES = [np.float32, np.float64]
+
+
+def _rand(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# --------------------------------------------------------------------------- shapes
+SHAPES = [
+    (1, 1, 1), (1, 7, 5), (7, 1, 5), (5, 7, 1), (3, 5, 2), (16, 16, 16), (17, 33, 9),
+    (6, 32, 256), (7, 33, 257), (64, 64, 64), (100, 37, 300), (191, 193, 129),
+    (300, 257, 513), (1, 1000, 600), (1000, 1, 600), (520, 530, 70),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", SHAPES)
+def test_matmul_2d_shapes(rng, dtype, m, n, k):
+    a, b = _rand(rng, (m, k), dtype), _rand(rng, (k, n), dtype)
+    c = nl.matmul(a, b)
+    assert c.dtype == dtype and c.shape == (m, n)
+    assert_matmul_close(c, a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_straddles_every_block_edge(rng, dtype):
+    bl = blocking(dtype)
+    m = bl.mc + bl.mr + 1
+    n = 2 * bl.nr + 3
+    k = bl.kc + 5
+    a, b = _rand(rng, (m, k), dtype), _rand(rng, (k, n), dtype)
+    assert_matmul_close(nl.matmul(a, b), a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(0, 4, 3), (4, 0, 3), (0, 0, 0), (3, 4, 0), (0, 3, 0), (300, 400, 0)])
+def test_matmul_zero_size(rng, dtype, m, n, k):
+    a, b = _rand(rng, (m, k), dtype), _rand(rng, (k, n), dtype)
+    c = nl.matmul(a, b)
+    assert c.shape == (m, n) and c.dtype == dtype
+    np.testing.assert_array_equal(c, np.zeros((m, n), dtype))
+
+
+# --------------------------------------------------------------------------- layouts
+def _layouts(x):
+    """The same matrix in several memory layouts (all views or fresh copies, same values)."""
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 3), x.dtype)
+    big[::2, ::3] = x
+    rev = np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    return {
+        "C": np.ascontiguousarray(x),
+        "F": np.asfortranarray(x),
+        "transposed": np.ascontiguousarray(x.T).T,
+        "strided": big[::2, ::3],
+        "negative": rev,
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("la", ["C", "F", "transposed", "strided", "negative"])
+@pytest.mark.parametrize("lb", ["C", "F", "strided", "negative"])
+def test_matmul_any_layout(rng, dtype, la, lb):
+    a0, b0 = _rand(rng, (67, 45), dtype), _rand(rng, (45, 71), dtype)
+    a, b = _layouts(a0)[la], _layouts(b0)[lb]
+    np.testing.assert_array_equal(a, a0)
+    assert_matmul_close(nl.matmul(a, b), a0, b0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_large_any_layout_parallel_path(rng, dtype):
+    a0, b0 = _rand(rng, (300, 260), dtype), _rand(rng, (260, 290), dtype)
+    for la, a in _layouts(a0).items():
+        b = _layouts(b0)["F" if la == "C" else "C"]
+        assert_matmul_close(nl.matmul(a, b), a0, b0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_broadcast_zero_stride_operand(rng, dtype):
+    row = _rand(rng, (1, 40), dtype)
+    a = np.broadcast_to(row, (30, 40))  # zero row stride
+    b = _rand(rng, (40, 20), dtype)
+    assert_matmul_close(nl.matmul(a, b), np.array(a), b)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_matmul_out_any_layout(rng, layout):
+    a, b = _rand(rng, (50, 30), np.float64), _rand(rng, (30, 40), np.float64)
+    out = {"C": np.empty((50, 40)), "F": np.empty((50, 40), order="F"),
+           "strided": np.empty((100, 120))[::2, ::3]}[layout]
+    res = nl.matmul(a, b, out=out)
+    assert res is out
+    assert_matmul_close(out, a, b)
+
+
+# --------------------------------------------------------------------------- 1-D and batched
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb", [
+    ((5,), (5,)), ((5,), (5, 3)), ((4, 5), (5,)), ((2, 3, 5), (5,)), ((5,), (2, 5, 3)),
+    ((4, 3, 5), (4, 5, 2)), ((1, 3, 5), (4, 5, 2)), ((4, 3, 5), (5, 2)), ((3, 5), (2, 4, 5, 6)),
+    ((2, 1, 3, 5), (1, 4, 5, 2)), ((0, 3, 5), (5, 2)), ((2, 0, 5), (2, 5, 3)),
+])
+def test_matmul_batched_and_vectors_match_numpy(rng, dtype, sa, sb):
+    a, b = _rand(rng, sa, dtype), _rand(rng, sb, dtype)
+    got = nl.matmul(a, b)
+    want = np.matmul(a, b)
+    assert np.shape(got) == want.shape
+    assert np.asarray(got).dtype == want.dtype
+    if want.size:
+        assert_matmul_close(got, a, b)
+
+
+def test_matmul_two_vectors_give_a_scalar(rng):
+    a, b = _rand(rng, (7,), np.float64), _rand(rng, (7,), np.float64)
+    got = nl.matmul(a, b)
+    assert np.ndim(got) == 0
+    assert got == pytest.approx(float(a @ b), rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,m,n,k", [(10_000, 8, 8, 8), (257, 3, 5, 7), (64, 40, 40, 40), (3, 200, 150, 120)])
+def test_matmul_many_matrices(rng, dtype, batch, m, n, k):
+    a, b = _rand(rng, (batch, m, k), dtype), _rand(rng, (batch, k, n), dtype)
+    assert_matmul_close(nl.matmul(a, b), a, b, ref=np.matmul(a.astype(np.float64), b.astype(np.float64)))
+
+
+def test_matmul_batched_transposed_views(rng):
+    a = _rand(rng, (6, 20, 30), np.float32).transpose(0, 2, 1)  # (6, 30, 20), m contiguous
+    b = _rand(rng, (20, 6, 25), np.float32).transpose(1, 0, 2)  # batch axis not outermost in memory
+    assert_matmul_close(nl.matmul(a, b), a, b)
+
+
+def test_matmul_batched_out(rng):
+    a, b = _rand(rng, (3, 4, 5), np.float64), _rand(rng, (5, 6), np.float64)
+    out = np.full((3, 4, 6), np.nan)
+    assert nl.matmul(a, b, out=out) is out
+    assert_matmul_close(out, a, b)
+
+
+# --------------------------------------------------------------------------- dtypes, NaN, Inf
+def test_matmul_mixed_precision_promotes_like_numpy(rng):
+    a, b = _rand(rng, (20, 30), np.float32), _rand(rng, (30, 10), np.float64)
+    c = nl.matmul(a, b)
+    assert c.dtype == np.float64
+    assert_matmul_close(c, a.astype(np.float64), b)
+
+
+def test_matmul_accepts_array_likes():
+    got = nl.matmul([[1.0, 2.0], [3.0, 4.0]], np.eye(2))
+    np.testing.assert_array_equal(got, [[1.0, 2.0], [3.0, 4.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [5, 70])
+def test_matmul_nan_inf_follow_numpy(rng, dtype, size):
+    a, b = _rand(rng, (size, size), dtype), _rand(rng, (size, size), dtype)
+    a[1, 2] = np.nan
+    a[3, :] = np.inf
+    b[:, 4] = 0.0  # inf * 0 -> nan in column 4 of row 3
+    b[0, 0] = -np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    got = nl.matmul(a, b)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+
+
+# --------------------------------------------------------------------------- gemm
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("m,n,k", [(4, 3, 5), (70, 90, 260), (260, 250, 30)])
+def test_gemm_alpha_beta_transposes(rng, dtype, ta, tb, m, n, k):
+    a = _rand(rng, (k, m) if ta else (m, k), dtype)
+    b = _rand(rng, (n, k) if tb else (k, n), dtype)
+    c0 = _rand(rng, (m, n), dtype)
+    c = c0.copy()
+    out = nl.gemm(a, b, c, alpha=-1.5, beta=0.75, trans_a=ta, trans_b=tb)
+    assert out is c
+    opa, opb = (a.T if ta else a), (b.T if tb else b)
+    assert_matmul_close(c, opa, opb, c0=c0, alpha=-1.5, beta=0.75)
+
+
+@pytest.mark.parametrize("m,n,k", [(5, 6, 7), (130, 140, 150)])
+def test_gemm_beta_zero_does_not_read_c(rng, m, n, k):
+    a, b = _rand(rng, (m, k), np.float64), _rand(rng, (k, n), np.float64)
+    c = np.full((m, n), np.nan)
+    nl.gemm(a, b, c, alpha=2.0, beta=0.0)
+    assert_matmul_close(c, a, b, alpha=2.0)
+
+
+@pytest.mark.parametrize("m,n,k", [(5, 6, 0), (200, 300, 0)])
+def test_gemm_k_zero_scales_c(rng, m, n, k):
+    a, b = np.empty((m, k)), np.empty((k, n))
+    c0 = _rand(rng, (m, n), np.float64)
+    c = c0.copy()
+    nl.gemm(a, b, c, beta=3.0)
+    np.testing.assert_allclose(c, 3.0 * c0, rtol=1e-15)
+    c[:] = np.nan
+    nl.gemm(a, b, c, beta=0.0)
+    np.testing.assert_array_equal(c, 0.0)
+
+
+def test_gemm_alpha_zero_scales_c_only(rng):
+    a, b = _rand(rng, (30, 40), np.float32), _rand(rng, (40, 20), np.float32)
+    c0 = _rand(rng, (30, 20), np.float32)
+    c = c0.copy()
+    nl.gemm(a, b, c, alpha=0.0, beta=2.0)
+    np.testing.assert_allclose(c, 2 * c0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["F", "strided"])
+def test_gemm_c_any_layout(rng, order):
+    a, b = _rand(rng, (70, 300), np.float64), _rand(rng, (300, 65), np.float64)
+    c0 = _rand(rng, (70, 65), np.float64)
+    c = np.asfortranarray(c0) if order == "F" else np.zeros((140, 130))[::2, ::2]
+    c[...] = c0
+    nl.gemm(a, b, c, alpha=0.5, beta=-2.0)
+    assert_matmul_close(c, a, b, c0=c0, alpha=0.5, beta=-2.0)
+
+
+def test_gemm_without_c_allocates(rng):
+    a, b = _rand(rng, (8, 9), np.float32), _rand(rng, (9, 10), np.float32)
+    c = nl.gemm(a, b, alpha=3.0)
+    assert c.dtype == np.float32
+    assert_matmul_close(c, a, b, alpha=3.0)
+
+
+# --------------------------------------------------------------------------- errors
+def test_matmul_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        nl.matmul(np.ones((3, 4)), np.ones((5, 2)))
+
+
+def test_matmul_batch_mismatch():
+    with pytest.raises(ValueError, match="broadcast"):
+        nl.matmul(np.ones((2, 3, 4)), np.ones((3, 4, 2)))
+
+
+@pytest.mark.parametrize("a,b", [(np.float64(2.0), np.ones(3)), (np.ones(3), np.array(1.0))])
+def test_matmul_rejects_0d(a, b):
+    with pytest.raises(ValueError, match="0-d"):
+        nl.matmul(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_, np.complex128, np.float16])
+def test_matmul_rejects_other_dtypes(dtype):
+    with pytest.raises(TypeError, match=np.dtype(dtype).name):
+        nl.matmul(np.ones((2, 2), dtype), np.ones((2, 2)))
+
+
+def test_matmul_rejects_objects():
+    with pytest.raises(TypeError):
+        nl.matmul([["a", "b"]], np.ones((2, 2)))
+    with pytest.raises(TypeError):
+        nl.matmul(None, np.ones((2, 2)))
+
+
+def test_matmul_out_errors():
+    a, b = np.ones((3, 4)), np.ones((4, 5))
+    with pytest.raises(ValueError, match=r"shape \(3, 4\).*expected \(3, 5\)"):
+        nl.matmul(a, b, out=np.empty((3, 4)))
+    with pytest.raises(TypeError, match="float32"):
+        nl.matmul(a, b, out=np.empty((3, 5), np.float32))
+    ro = np.empty((3, 5))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        nl.matmul(a, b, out=ro)
+    with pytest.raises(TypeError, match="ndarray"):
+        nl.matmul(a, b, out=[[0.0] * 5] * 3)
+
+
+def test_matmul_out_overlapping_input_is_an_error():
+    x = np.ones((4, 4))
+    with pytest.raises(ValueError, match="overlaps input a"):
+        nl.matmul(x, np.eye(4), out=x)
+    buf = np.ones((8, 4))
+    with pytest.raises(ValueError, match="overlaps input b"):
+        nl.matmul(np.eye(4), buf[:4], out=buf[2:6])
+    # disjoint halves of one buffer are fine
+    nl.matmul(np.eye(4), buf[:4], out=buf[4:])
+
+
+def test_gemm_errors():
+    a, b = np.ones((3, 4)), np.ones((4, 5))
+    with pytest.raises(ValueError, match="2-D"):
+        nl.gemm(np.ones(4), b)
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 4\)"):
+        nl.gemm(a, b, trans_b=True)
+    with pytest.raises(ValueError, match="beta"):
+        nl.gemm(a, b, beta=1.0)
+    with pytest.raises(ValueError, match="shape"):
+        nl.gemm(a, b, np.zeros((5, 3)))
+    with pytest.raises(TypeError, match="alpha"):
+        nl.gemm(a, b, alpha=1j)
+    with pytest.raises(TypeError, match="beta"):
+        nl.gemm(a, b, beta="0")
+    with pytest.raises(TypeError, match="trans_a"):
+        nl.gemm(a, b, trans_a="T")
+    with pytest.raises(TypeError, match="dtype"):
+        nl.gemm(a, b, np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="overlaps"):
+        nl.gemm(a, np.ones((4, 3)), a[:, :3])
+
+
+# --------------------------------------------------------------------------- property test
+@st.composite
+def _operands(draw):
+    m, n, k = (draw(st.integers(0, 40)) for _ in range(3))
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    mats = []
+    for shape in ((m, k), (k, n)):
+        x = rng.standard_normal(shape).astype(dtype)
+        view = draw(st.sampled_from(["C", "F", "T", "step", "rev"]))
+        if view == "F":
+            x = np.asfortranarray(x)
+        elif view == "T":
+            x = np.ascontiguousarray(x.T).T
+        elif view == "step":
+            big = np.zeros((shape[0] * 2 + 1, shape[1] * 2 + 1), dtype)
+            big[1::2, 1::2] = x
+            x = big[1::2, 1::2]
+        elif view == "rev":
+            x = np.ascontiguousarray(x[::-1])[::-1]
+        mats.append(x)
+    return mats
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_operands())
+def test_matmul_property_any_shape_and_layout(ops):
+    a, b = ops
+    got = nl.matmul(a, b)
+    ref = matmul_ref(a, b)
+    assert got.shape == ref.shape
+    if ref.size:
+        assert_matmul_close(got, a, b, ref=ref)
+
+
+# --------------------------------------------------------------------------- threads
+def test_concurrent_python_threads_get_correct_results(rng):
+    import numba
+
+    jobs = []
+    for i in range(8):
+        n = 150 + 37 * i
+        jobs.append((_rand(rng, (n, n + 3), np.float32), _rand(rng, (n + 3, n - 5), np.float32)))
+    results, errors = [None] * len(jobs), []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                results[i] = nl.matmul(*jobs[i])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (a, b), got in zip(jobs, results):
+        assert_matmul_close(got, a, b)
+    assert numba.threading_layer() in ("tbb", "omp", "workqueue")
