@@ -45,6 +45,125 @@ def _splat(builder, scalar, vt):
     return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(ir.IntType(32), vt.count), None))
 
 
+def _vtag(vt):
+    return f"v{vt.count}f{64 if vt.element == ir.DoubleType() else 32}"
+
+
+def _load(builder, ptr, vt, align, mask):
+    """Vector load from element pointer ``ptr``; lanes off in ``mask`` (if given) read nothing."""
+    vptr = builder.bitcast(ptr, vt.as_pointer())
+    if mask is None:
+        return builder.load(vptr, align=align)
+    fnty = ir.FunctionType(vt, [vt.as_pointer(), ir.IntType(32), mask.type, vt])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.load.{_vtag(vt)}.p0")
+    return builder.call(fn, [vptr, ir.Constant(ir.IntType(32), align), mask, ir.Constant(vt, None)])
+
+
+def _store(builder, val, ptr, align, mask):
+    vt = val.type
+    vptr = builder.bitcast(ptr, vt.as_pointer())
+    if mask is None:
+        builder.store(val, vptr, align=align)
+        return
+    fnty = ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), ir.IntType(32), mask.type])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.store.{_vtag(vt)}.p0")
+    builder.call(fn, [val, vptr, ir.Constant(ir.IntType(32), align), mask])
+
+
+def _micro_kernel_codegen(dtype, mr, nv, direct):
+    """LLVM IR for an ``mr x nv*vw`` register tile: ``C = alpha * A @ B + beta * C``.
+
+    Packed (``direct=False``): A element (i, p) at ``a[aoff + p*mr + i]``, B vector j of row p at
+    ``b[boff + p*nr + j*vw]``, full tile stored. Direct: A at ``a[aoff + i*ars + p*acs]``, B at
+    ``b[boff + p*brs + j*vw ...]`` (unit column stride), only ``rows x cols`` of the tile valid:
+    rows past ``rows`` re-read row ``rows-1`` and are not stored, columns past ``cols`` are
+    masked off in every B load and C access. C is ``cb[coff + i*crs + j]`` (unit column stride).
+    """
+    bl = blocking(dtype)
+    vw = bl.vw
+    nr = nv * vw
+    use_fma = isa() != "generic"
+
+    def codegen(context, builder, signature, args):
+        if direct:
+            (kc_v, a_v, aoff_v, ars_v, acs_v, b_v, boff_v, brs_v, cb_v, coff_v, crs_v,
+             alpha_v, beta_v, rows_v, cols_v) = args
+            at, bt, ct = signature.args[1], signature.args[5], signature.args[8]
+        else:
+            kc_v, a_v, aoff_v, b_v, boff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
+            at, bt, ct = signature.args[1], signature.args[3], signature.args[5]
+        t = context.get_value_type(at.dtype)
+        vt = ir.VectorType(t, vw)
+        align = np.dtype(dtype).itemsize
+        intp = context.get_value_type(types.intp)
+        const = lambda v: ir.Constant(intp, v)  # noqa: E731
+
+        a_base = builder.gep(context.make_array(at)(context, builder, a_v).data, [aoff_v])
+        b_base = builder.gep(context.make_array(bt)(context, builder, b_v).data, [boff_v])
+        c_base = builder.gep(context.make_array(ct)(context, builder, cb_v).data, [coff_v])
+
+        masks = [None] * nv
+        if direct:
+            lanes = ir.Constant(ir.VectorType(intp, vw), list(range(vw)))
+            ivt = ir.VectorType(intp, vw)
+            for j in range(nv):
+                left = _splat(builder, builder.sub(cols_v, const(j * vw)), ivt)
+                masks[j] = builder.icmp_signed("<", lanes, left)
+            last = builder.sub(rows_v, const(1))
+            a_rows = []
+            for i in range(mr):
+                r = builder.select(builder.icmp_signed("<", const(i), rows_v), const(i), last)
+                a_rows.append(builder.gep(a_base, [builder.mul(r, ars_v)]))
+
+        accs = []
+        for _ in range(mr * nv):
+            slot = cgutils.alloca_once(builder, vt)
+            builder.store(ir.Constant(vt, None), slot)
+            accs.append(slot)
+
+        with cgutils.for_range(builder, kc_v) as loop:
+            p = loop.index
+            if direct:
+                b_row = builder.gep(b_base, [builder.mul(p, brs_v)])
+                a_off = builder.mul(p, acs_v)
+                a_ptrs = [builder.gep(a_rows[i], [a_off]) for i in range(mr)]
+            else:
+                b_row = builder.gep(b_base, [builder.mul(p, const(nr))])
+                a_row = builder.gep(a_base, [builder.mul(p, const(mr))])
+                a_ptrs = [builder.gep(a_row, [const(i)]) for i in range(mr)]
+            bvec = [_load(builder, builder.gep(b_row, [const(j * vw)]), vt, align, masks[j]) for j in range(nv)]
+            for i in range(mr):
+                a_i = _splat(builder, builder.load(a_ptrs[i]), vt)
+                for j in range(nv):
+                    slot = accs[i * nv + j]
+                    builder.store(_vector_fma(builder, a_i, bvec[j], builder.load(slot), use_fma), slot)
+
+        alpha_s = _splat(builder, alpha_v, vt)
+        beta_s = _splat(builder, beta_v, vt)
+        beta_zero = builder.fcmp_ordered("==", beta_v, ir.Constant(t, 0.0))
+
+        def update(read_c):
+            for i in range(mr):
+                row = builder.gep(c_base, [builder.mul(crs_v, const(i))])
+                guard = builder.icmp_signed("<", const(i), rows_v) if direct else cgutils.true_bit
+                with builder.if_then(guard, likely=True):
+                    for j in range(nv):
+                        ptr = builder.gep(row, [const(j * vw)])
+                        val = builder.fmul(alpha_s, builder.load(accs[i * nv + j]))
+                        if read_c:
+                            val = _vector_fma(builder, beta_s, _load(builder, ptr, vt, align, masks[j]), val, use_fma)
+                        _store(builder, val, ptr, align, masks[j])
+
+        with builder.if_else(beta_zero) as (then, otherwise):
+            with then:
+                update(False)
+            with otherwise:
+                update(True)
+        return context.get_dummy_value()
+
+    return codegen
+
+
 @intrinsic
 def _micro_kernel(typingctx, kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta):
     """``C[0:MR, 0:NR] = alpha * Ap_panel @ Bp_panel + beta * C`` (``beta == 0``: C is not read).
@@ -55,66 +174,19 @@ def _micro_kernel(typingctx, kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
     """
     dtype = as_dtype(ap.dtype)
     bl = blocking(dtype)
-    mr, nr, vw = bl.mr, bl.nr, bl.vw
-    nv = nr // vw
-    use_fma = isa() != "generic"
     sig = types.void(kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
+    return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False)
 
-    def codegen(context, builder, signature, args):
-        kc_v, ap_v, aoff_v, bp_v, boff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
-        at, bt, ct = signature.args[1], signature.args[3], signature.args[5]
-        t = context.get_value_type(at.dtype)
-        vt = ir.VectorType(t, vw)
-        vpt = vt.as_pointer()
-        align = np.dtype(dtype).itemsize
-        intp = context.get_value_type(types.intp)
 
-        a_base = builder.gep(context.make_array(at)(context, builder, ap_v).data, [aoff_v])
-        b_base = builder.gep(context.make_array(bt)(context, builder, bp_v).data, [boff_v])
-        c_base = builder.gep(context.make_array(ct)(context, builder, cb_v).data, [coff_v])
-
-        accs = []
-        for _ in range(mr * nv):
-            slot = cgutils.alloca_once(builder, vt)
-            builder.store(ir.Constant(vt, None), slot)
-            accs.append(slot)
-
-        with cgutils.for_range(builder, kc_v) as loop:
-            p = loop.index
-            a_row = builder.gep(a_base, [builder.mul(p, ir.Constant(intp, mr))])
-            b_row = builder.gep(b_base, [builder.mul(p, ir.Constant(intp, nr))])
-            bvec = [
-                builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(intp, j * vw)]), vpt), align=align)
-                for j in range(nv)
-            ]
-            for i in range(mr):
-                a_i = _splat(builder, builder.load(builder.gep(a_row, [ir.Constant(intp, i)])), vt)
-                for j in range(nv):
-                    slot = accs[i * nv + j]
-                    builder.store(_vector_fma(builder, a_i, bvec[j], builder.load(slot), use_fma), slot)
-
-        alpha_s = _splat(builder, alpha_v, vt)
-        beta_s = _splat(builder, beta_v, vt)
-        beta_zero = builder.fcmp_ordered("==", beta_v, ir.Constant(t, 0.0))
-        cptrs = []
-        for i in range(mr):
-            row = builder.gep(c_base, [builder.mul(crs_v, ir.Constant(intp, i))])
-            cptrs.append([builder.bitcast(builder.gep(row, [ir.Constant(intp, j * vw)]), vpt) for j in range(nv)])
-        with builder.if_else(beta_zero) as (then, otherwise):
-            with then:
-                for i in range(mr):
-                    for j in range(nv):
-                        val = builder.fmul(alpha_s, builder.load(accs[i * nv + j]))
-                        builder.store(val, cptrs[i][j], align=align)
-            with otherwise:
-                for i in range(mr):
-                    for j in range(nv):
-                        old = builder.load(cptrs[i][j], align=align)
-                        val = _vector_fma(builder, beta_s, old, builder.fmul(alpha_s, builder.load(accs[i * nv + j])), use_fma)
-                        builder.store(val, cptrs[i][j], align=align)
-        return context.get_dummy_value()
-
-    return sig, codegen
+@intrinsic
+def _micro_kernel_direct(typingctx, kc, a, aoff, ars, acs, b, boff, brs, cb, coff, crs, alpha, beta, rows, cols):
+    """The micro-kernel on unpacked operands, for small matrices: an ``MR x VW`` tile of which
+    ``rows x cols`` is valid; A at ``a[aoff + i*ars + p*acs]``, B at ``b[boff + p*brs + j]``,
+    C at ``cb[coff + i*crs + j]`` (masked vector loads/stores, nothing outside the valid part
+    is read from B or C or written)."""
+    dtype = as_dtype(a.dtype)
+    sig = types.void(kc, a, aoff, ars, acs, b, boff, brs, cb, coff, crs, alpha, beta, rows, cols)
+    return sig, _micro_kernel_codegen(dtype, blocking(dtype).mr, 1, direct=True)
 
 
 @intrinsic
@@ -129,6 +201,17 @@ def _tile_shape(typingctx, buf):
         )
 
     return ret(buf), codegen
+
+
+@intrinsic
+def _vector_width(typingctx, buf):
+    """The SIMD width (elements) of the micro-kernel for ``buf``'s dtype, a compile-time constant."""
+    vw = blocking(as_dtype(buf.dtype)).vw
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, vw)
+
+    return types.intp(buf), codegen
 
 
 def workspace_size(dtype, kc: int, mc: int, nc: int) -> int:
@@ -304,29 +387,23 @@ def gemm_strided(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, 
 # --------------------------------------------------------------------------- small batched
 @njit(cache=True, nogil=True)
 def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs):
-    """Unpacked ``C = alpha*A@B + beta*C`` for small matrices (i-p-j order, j innermost)."""
-    if beta == 0:
-        for i in range(m):
-            for j in range(n):
-                c[coff + i * crs + j * ccs] = 0
-    elif beta != 1:
-        for i in range(m):
-            for j in range(n):
-                c[coff + i * crs + j * ccs] *= beta
-    if ccs == 1 and bcs == 1:
-        for i in range(m):
-            ci = coff + i * crs
+    """Unpacked ``C = alpha*A@B + beta*C`` for small matrices: the direct micro-kernel over
+    MR x VW tiles when B and C have unit column stride, plain loops otherwise."""
+    MR, NR = _tile_shape(c)
+    VW = _vector_width(c)
+    if bcs == 1 and ccs == 1 and k > 0:
+        for i0 in range(0, m, MR):
+            for j0 in range(0, n, VW):
+                _micro_kernel_direct(k, a, aoff + i0 * ars, ars, acs, b, boff + j0, brs, c, coff + i0 * crs + j0,
+                                     crs, alpha, beta, min(MR, m - i0), min(VW, n - j0))
+        return
+    for i in range(m):
+        for j in range(n):
+            s = c.dtype.type(0)
             for p in range(k):
-                s = alpha * a[aoff + i * ars + p * acs]
-                bi = boff + p * brs
-                for j in range(n):
-                    c[ci + j] += s * b[bi + j]
-    else:
-        for i in range(m):
-            for p in range(k):
-                s = alpha * a[aoff + i * ars + p * acs]
-                for j in range(n):
-                    c[coff + i * crs + j * ccs] += s * b[boff + p * brs + j * bcs]
+                s += a[uintp(aoff + i * ars + p * acs)] * b[uintp(boff + p * brs + j * bcs)]
+            q = uintp(coff + i * crs + j * ccs)
+            c[q] = alpha * s if beta == 0 else alpha * s + beta * c[q]
 
 
 @njit(cache=True, nogil=True)
