@@ -61,20 +61,21 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     k = kernels(op, a=a, b=b, out=out)
     a = k.as_array(op, "a", a)
     b = k.as_array(op, "b", b)
-    for name, x in (("a", a), ("b", b)):
-        if x.ndim == 0:
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    for name, shp in (("a", sa), ("b", sb)):
+        if len(shp) == 0:
             raise ValueError(f"{op}: {name} is 0-d (shape ()); matmul needs arrays of at least one dimension")
-    ka = a.shape[-1]
-    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    ka = sa[-1]
+    kb = sb[0] if len(sb) == 1 else sb[-2]
     if ka != kb:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not match: core dimension {ka} != {kb} "
+        raise ValueError(f"{op}: shapes {sa} and {sb} do not match: core dimension {ka} != {kb} "
                          f"((n?,k),(k,m?)->(n?,m?))")
     try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
     except ValueError:
-        raise ValueError(f"{op}: batch dimensions of shapes {a.shape} and {b.shape} do not broadcast") from None
-    m = a.shape[-2] if a.ndim > 1 else None
-    n = b.shape[-1] if b.ndim > 1 else None
+        raise ValueError(f"{op}: batch dimensions of shapes {sa} and {sb} do not broadcast") from None
+    m = sa[-2] if len(sa) > 1 else None
+    n = sb[-1] if len(sb) > 1 else None
     shape = batch + tuple(d for d in (m, n) if d is not None)
     dtype = result_dtype(a.dtype, b.dtype)
     a, b = k.cast(a, dtype), k.cast(b, dtype)
@@ -145,9 +146,9 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
     b = k.as_array(op, "b", b)
     for name, x in (("a", a), ("b", b)):
         if x.ndim != 2:
-            raise ValueError(f"{op}: {name} must be 2-D, got shape {x.shape}")
-    A_shape = a.shape[::-1] if trans_a else a.shape
-    B_shape = b.shape[::-1] if trans_b else b.shape
+            raise ValueError(f"{op}: {name} must be 2-D, got shape {tuple(x.shape)}")
+    A_shape = tuple(a.shape)[::-1] if trans_a else tuple(a.shape)
+    B_shape = tuple(b.shape)[::-1] if trans_b else tuple(b.shape)
     if A_shape[1] != B_shape[0]:
         raise ValueError(f"{op}: op(a) has shape {A_shape} and op(b) has shape {B_shape}: "
                          f"inner dimensions {A_shape[1]} != {B_shape[0]}")

@@ -40,11 +40,12 @@ class Blocking:
             raise ValueError(f"inconsistent blocking {self}")
 
 
-# BLIS config/zen3 for AVX2 (6x16 / 6x8); AVX-512 tiles double the vector width.
+# AVX2: BLIS config/zen3 (6x16 / 6x8). AVX-512: tuned on Zen 4 (2 cores, benchmarks/README.md);
+# the float32 tile is 12 x 32 (24 zmm accumulators), float64 6 x 16 with a deep kc.
 _TABLES: dict[str, dict[str, Blocking]] = {
     "avx512": {
-        "float32": Blocking(mr=6, nr=32, vw=16, kc=256, mc=192, nc=4080 // 32 * 32),
-        "float64": Blocking(mr=6, nr=16, vw=8, kc=256, mc=96, nc=4080 // 16 * 16),
+        "float32": Blocking(mr=12, nr=32, vw=16, kc=192, mc=192, nc=4064),
+        "float64": Blocking(mr=6, nr=16, vw=8, kc=384, mc=48, nc=4080),
     },
     "avx2": {
         "float32": Blocking(mr=6, nr=16, vw=8, kc=256, mc=144, nc=4080),

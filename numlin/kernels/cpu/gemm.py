@@ -186,7 +186,7 @@ def _micro_kernel_direct(typingctx, kc, a, aoff, ars, acs, b, boff, brs, cb, cof
     is read from B or C or written)."""
     dtype = as_dtype(a.dtype)
     sig = types.void(kc, a, aoff, ars, acs, b, boff, brs, cb, coff, crs, alpha, beta, rows, cols)
-    return sig, _micro_kernel_codegen(dtype, blocking(dtype).mr, 1, direct=True)
+    return sig, _micro_kernel_codegen(dtype, 4, 1, direct=True)
 
 
 @intrinsic
@@ -389,13 +389,12 @@ def gemm_strided(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, 
 def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs):
     """Unpacked ``C = alpha*A@B + beta*C`` for small matrices: the direct micro-kernel over
     MR x VW tiles when B and C have unit column stride, plain loops otherwise."""
-    MR, NR = _tile_shape(c)
     VW = _vector_width(c)
     if bcs == 1 and ccs == 1 and k > 0:
-        for i0 in range(0, m, MR):
+        for i0 in range(0, m, 4):
             for j0 in range(0, n, VW):
                 _micro_kernel_direct(k, a, aoff + i0 * ars, ars, acs, b, boff + j0, brs, c, coff + i0 * crs + j0,
-                                     crs, alpha, beta, min(MR, m - i0), min(VW, n - j0))
+                                     crs, alpha, beta, min(4, m - i0), min(VW, n - j0))
         return
     for i in range(m):
         for j in range(n):

@@ -1,0 +1,107 @@
+"""Device-array helpers for the CUDA front-ends: conversion, allocation, checks, descriptors.
+
+Accepted inputs: numba device arrays (the CUDA simulator's ``FakeCUDAArray`` included) and any
+object exposing ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors), viewed
+zero-copy through ``numba.cuda.as_cuda_array``. Results are numba device arrays.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import config, cuda
+
+from ..._dispatch import is_device_array
+from ..._strided import Strided
+from ..._validate import check_dtype
+
+__all__ = ["as_array", "cast", "empty", "check_out", "strided", "SIMULATOR"]
+
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+
+
+def _host_view(x) -> np.ndarray:
+    """The numpy array behind a simulator device array (shares memory)."""
+    return x._ary
+
+
+def as_array(op: str, name: str, x: Any):
+    """``x`` as a float32/float64 numba device array, without copying."""
+    if not is_device_array(x):
+        raise TypeError(f"{op}: {name} is not a device array")
+    arr = x if SIMULATOR or cuda.devicearray.is_cuda_ndarray(x) else cuda.as_cuda_array(x)
+    check_dtype(op, name, arr.dtype)
+    return arr
+
+
+def empty(shape: tuple, dtype: np.dtype):
+    """An uninitialised C-ordered device array."""
+    return cuda.device_array(shape, dtype)
+
+
+def cast(x, dtype: np.dtype):
+    """``x`` in ``dtype``: a new C-ordered device array when the dtype differs (on the device)."""
+    if x.dtype == dtype:
+        return x
+    from .elementwise import copy_strided
+
+    out = cuda.device_array(x.shape, dtype)
+    if x.size:
+        copy_strided(strided(x, writable=False), strided(out, writable=True))
+    return out
+
+
+def _extent(x) -> tuple[int, int]:
+    """Byte range ``[lo, hi)`` of device memory that ``x`` touches."""
+    if x.size == 0:
+        return (0, 0)
+    if SIMULATOR:
+        base = _host_view(x).__array_interface__["data"][0]
+    else:
+        base = x.__cuda_array_interface__["data"][0]
+    lo = base + sum((d - 1) * s for d, s in zip(x.shape, x.strides) if s < 0)
+    hi = base + sum((d - 1) * s for d, s in zip(x.shape, x.strides) if s > 0) + x.dtype.itemsize
+    return lo, hi
+
+
+def check_out(op: str, name: str, out: Any, shape: tuple, dtype: np.dtype, inputs: dict):
+    """A caller's device output: exactly ``shape`` and ``dtype``, sharing no memory with ``inputs``."""
+    if not is_device_array(out):
+        raise TypeError(f"{op}: {name} must be a device array, got {type(out).__name__}")
+    out = as_array(op, name, out) if not SIMULATOR else out
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} has shape {tuple(out.shape)}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{op}: {name} has dtype {out.dtype}, expected {dtype}")
+    lo, hi = _extent(out)
+    for iname, arr in inputs.items():
+        alo, ahi = _extent(arr)
+        if lo < ahi and alo < hi:
+            raise ValueError(f"{op}: {name} overlaps input {iname}; pass a separate output array")
+    return out
+
+
+def strided(x, *, writable: bool) -> Strided:
+    """Describe device array ``x`` as a :class:`~numlin._strided.Strided` over a 1-D device view.
+
+    Strides must be non-negative on a real device (numba device arrays have no negative
+    strides; a CuPy view with them is rejected with ValueError).
+    """
+    isz = x.dtype.itemsize
+    if any(s % isz for s in x.strides):
+        raise ValueError(f"device array strides {x.strides} are not multiples of the itemsize {isz}")
+    es = tuple(s // isz for s in x.strides)
+    if SIMULATOR:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+        from ..cpu.gemm import strided as host_strided
+
+        d = host_strided(_host_view(x), writable=True)
+        return Strided(FakeCUDAArray(d.buf), d.off, d.shape, d.strides)
+    if any(s < 0 for s in es):
+        raise ValueError(f"device arrays with negative strides {x.strides} are not supported; copy it first")
+    span = 1 + sum((d - 1) * s for d, s in zip(x.shape, es)) if x.size else 1
+    if x.size == 0:
+        return Strided(cuda.device_array(1, x.dtype), 0, tuple(x.shape), es)
+    buf = cuda.devicearray.DeviceNDArray(shape=(span,), strides=(isz,), dtype=x.dtype, gpu_data=x.gpu_data)
+    return Strided(buf, 0, tuple(x.shape), es)

@@ -1,0 +1,345 @@
+"""CUDA GEMM: shared-memory block tiles, register tiles, double buffering, vector loads.
+
+Layout every kernel here expects: strided descriptors as on the CPU (``numlin._strided``): element
+``(i, p)`` of batch matrix ``t`` of A is ``a[aoffs[t] + i*ars + p*acs]``; likewise B and C.
+
+One thread block computes a ``BM x BN`` tile of C from ``BK``-deep slices of A and B staged in
+shared memory (two buffers: the global loads of slice ``s+1`` are issued before slice ``s`` is
+multiplied). Each of its ``(BM/TM) * (BN/TN)`` threads owns a ``TM x TN`` register tile, split in
+four ``TM/2 x TN/2`` quadrants ``BM/2`` rows and ``BN/2`` columns apart so that its shared-memory
+reads are 16-byte vectors without bank conflicts. A slice is stored transposed
+(``As[k][m]``, ``Bs[k][n]``), rows padded by 16 bytes.
+
+Numba has neither register arrays indexed by unrolled loops nor vector types, so the kernel
+source is generated (:func:`_kernel_source`): the accumulators are ``TM*TN`` scalar locals
+(registers), every loop over the register tile is unrolled, and 16-byte loads are LLVM vector
+loads emitted by small intrinsics (:func:`_vload`), with plain-Python equivalents under the
+simulator. The grid is ``(ceil(n/BN), ceil(m/BM), batch)``; edge tiles use the same code with
+predicated (bounds-checked, zero-filled) loads and guarded stores.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+from numba import cuda, float32, float64, int64, types
+
+from ..._strided import Strided
+from ._registry import kernel
+from .arrays import SIMULATOR
+from .elementwise import scale_matrices
+
+__all__ = ["Tiles", "tiles", "matmul_into", "KERNELS_BY_DTYPE"]
+
+
+# --------------------------------------------------------------------------- tile sizes
+@dataclass(frozen=True)
+class Tiles:
+    """Block tile ``BM x BN x BK`` and per-thread register tile ``TM x TN`` for one dtype."""
+
+    bm: int
+    bn: int
+    bk: int
+    tm: int
+    tn: int
+    vec: int  # elements per 16-byte vector load
+
+    @property
+    def threads(self) -> int:
+        return (self.bm // self.tm) * (self.bn // self.tn)
+
+    def shared_bytes(self, itemsize: int) -> int:
+        return 2 * self.bk * ((self.bm + self.vec) + (self.bn + self.vec)) * itemsize
+
+
+#: One place for the tile sizes: 128 x 128 x 8 block tiles, 8 x 8 per thread, 256 threads.
+#: float64 keeps the shape: 64 double accumulators fit the 255-register budget.
+_TILES = {
+    "float32": Tiles(bm=128, bn=128, bk=8, tm=8, tn=8, vec=4),
+    "float64": Tiles(bm=128, bn=128, bk=8, tm=8, tn=8, vec=2),
+}
+
+
+def tiles(dtype, device=None) -> Tiles:
+    """Tile sizes for ``dtype``, checked against the device's shared memory per block."""
+    t = _TILES[np.dtype(dtype).name]
+    if device is not None and not SIMULATOR:
+        limit = getattr(device, "MAX_SHARED_MEMORY_PER_BLOCK", 48 * 1024)
+        if t.shared_bytes(np.dtype(dtype).itemsize) > limit:
+            raise RuntimeError(f"GEMM tiles {t} need more shared memory than this GPU's {limit} bytes per block")
+    return t
+
+
+# --------------------------------------------------------------------------- vector loads
+def _vload(n: int):
+    """``vload(arr, i) -> (arr[i], ..., arr[i+n-1])`` as one ``n``-wide aligned vector load."""
+    if SIMULATOR:
+        if n == 4:
+            return lambda arr, i: (arr[i], arr[i + 1], arr[i + 2], arr[i + 3])
+        return lambda arr, i: (arr[i], arr[i + 1])
+
+    from numba.cuda.extending import intrinsic
+
+    @intrinsic
+    def vload(typingctx, arr, idx):
+        if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+            return None
+        ret = types.UniTuple(arr.dtype, n)
+
+        def codegen(context, builder, signature, args):
+            aty, ity = signature.args
+            ary = context.make_array(aty)(context, builder, args[0])
+            i = context.cast(builder, args[1], ity, types.intp)
+            ptr = builder.gep(ary.data, [i])
+            t = context.get_value_type(aty.dtype)
+            vt = ir.VectorType(t, n)
+            align = n * np.dtype(str(aty.dtype)).itemsize
+            v = builder.load(builder.bitcast(ptr, vt.as_pointer()), align=align)
+            return context.make_tuple(builder, ret, [builder.extract_element(v, ir.Constant(ir.IntType(32), k))
+                                                     for k in range(n)])
+
+        return ret(arr, idx), codegen
+
+    return vload
+
+
+# --------------------------------------------------------------------------- kernel source
+def _kernel_source(t: Tiles, name: str) -> str:
+    """Python source of the GEMM kernel for tiles ``t`` (see the module docstring)."""
+    BM, BN, BK, TM, TN, V = t.bm, t.bn, t.bk, t.tm, t.tn, t.vec
+    NT = t.threads
+    TX = BN // TN  # threads along n
+    LDA, LDB = BM + V, BN + V  # padded shared rows (16 bytes)
+    HM, HN, QM, QN = BM // 2, BN // 2, TM // 2, TN // 2
+    # each thread stages LA elements of A and LB of B per slice
+    LA, LB = BM * BK // NT, BK * BN // NT
+    assert LA == V * (LA // V) and LB == V * (LB // V) and LA >= V and LB >= V
+    KA = BK // LA  # threads per row of A in k-major mapping
+    MA = BM // LA  # threads per k of A in m-major mapping
+    NB = BN // LB
+    KB = BK // LB
+    L = []
+    w = L.append
+    w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, brs, bcs, bvec, c, coffs, crs, ccs):")
+    align = "" if SIMULATOR else ", alignment=16"  # the simulator rejects the keyword
+    w(f"    As = cuda.shared.array({2 * BK * LDA}, dtype{align})")
+    w(f"    Bs = cuda.shared.array({2 * BK * LDB}, dtype{align})")
+    w("    tid = cuda.threadIdx.x")
+    w(f"    tx = tid % {TX}")
+    w(f"    ty = tid // {TX}")
+    w(f"    bm = cuda.blockIdx.y * {BM}")
+    w(f"    bn = cuda.blockIdx.x * {BN}")
+    w("    zero = dtype(0)")
+    # staging maps: A k-major (acs == 1 or general) or m-major (ars == 1); B n-major or k-major
+    w("    amaj = ars == 1 and acs != 1")
+    w("    bkmaj = brs == 1 and bcs != 1")
+    w(f"    if amaj:")
+    w(f"        ar = (tid % {MA}) * {LA}")
+    w(f"        ak = tid // {MA}")
+    w(f"    else:")
+    w(f"        ar = tid // {KA}")
+    w(f"        ak = (tid % {KA}) * {LA}")
+    w(f"    if bkmaj:")
+    w(f"        bc = tid // {KB}")
+    w(f"        bk = (tid % {KB}) * {LB}")
+    w(f"    else:")
+    w(f"        bc = (tid % {NB}) * {LB}")
+    w(f"        bk = tid // {NB}")
+    w("    for bz in range(cuda.blockIdx.z, coffs.size, cuda.gridDim.z):")
+    w("        aoff = aoffs[bz]")
+    w("        boff = boffs[bz]")
+    w("        coff = coffs[bz]")
+    for i in range(TM):
+        w("        " + " = ".join(f"c{i}_{j}" for j in range(TN)) + " = zero")
+
+    def stage_loads(indent: str, k0: str):
+        """Global -> registers for the slice starting at k index ``k0``: xa*, xb*."""
+        s = indent
+        # A
+        w(f"{s}if amaj:")
+        w(f"{s}    gr = bm + ar")
+        w(f"{s}    gk = {k0} + ak")
+        w(f"{s}    src = aoff + gr + gk * acs")
+        w(f"{s}    if avec and gr + {LA - 1} < m and gk < k:")
+        for q in range(0, LA, V):
+            w(f"{s}        " + ", ".join(f"xa{q + e}" for e in range(V)) + f" = vload(a, src + {q})")
+        w(f"{s}    else:")
+        for q in range(LA):
+            w(f"{s}        xa{q} = a[src + {q}] if gr + {q} < m and gk < k else zero")
+        w(f"{s}else:")
+        w(f"{s}    gr = bm + ar")
+        w(f"{s}    gk = {k0} + ak")
+        w(f"{s}    src = aoff + gr * ars + gk * acs")
+        w(f"{s}    if avec and gr < m and gk + {LA - 1} < k:")
+        for q in range(0, LA, V):
+            w(f"{s}        " + ", ".join(f"xa{q + e}" for e in range(V)) + f" = vload(a, src + {q})")
+        w(f"{s}    else:")
+        for q in range(LA):
+            w(f"{s}        xa{q} = a[src + {q} * acs] if gr < m and gk + {q} < k else zero")
+        # B
+        w(f"{s}if bkmaj:")
+        w(f"{s}    gc = bn + bc")
+        w(f"{s}    gk = {k0} + bk")
+        w(f"{s}    src = boff + gk + gc * bcs")
+        w(f"{s}    if bvec and gc < n and gk + {LB - 1} < k:")
+        for q in range(0, LB, V):
+            w(f"{s}        " + ", ".join(f"xb{q + e}" for e in range(V)) + f" = vload(b, src + {q})")
+        w(f"{s}    else:")
+        for q in range(LB):
+            w(f"{s}        xb{q} = b[src + {q}] if gc < n and gk + {q} < k else zero")
+        w(f"{s}else:")
+        w(f"{s}    gc = bn + bc")
+        w(f"{s}    gk = {k0} + bk")
+        w(f"{s}    src = boff + gk * brs + gc * bcs")
+        w(f"{s}    if bvec and gc + {LB - 1} < n and gk < k:")
+        for q in range(0, LB, V):
+            w(f"{s}        " + ", ".join(f"xb{q + e}" for e in range(V)) + f" = vload(b, src + {q})")
+        w(f"{s}    else:")
+        for q in range(LB):
+            w(f"{s}        xb{q} = b[src + {q} * bcs] if gc + {q} < n and gk < k else zero")
+
+    def stage_stores(indent: str, buf: str):
+        """Registers -> shared buffer ``buf`` (0 or 1)."""
+        s = indent
+        w(f"{s}sa = ({buf}) * {BK * LDA}")
+        w(f"{s}if amaj:")
+        for q in range(LA):
+            w(f"{s}    As[sa + ak * {LDA} + ar + {q}] = xa{q}")
+        w(f"{s}else:")
+        for q in range(LA):
+            w(f"{s}    As[sa + (ak + {q}) * {LDA} + ar] = xa{q}")
+        w(f"{s}sb = ({buf}) * {BK * LDB}")
+        w(f"{s}if bkmaj:")
+        for q in range(LB):
+            w(f"{s}    Bs[sb + (bk + {q}) * {LDB} + bc] = xb{q}")
+        w(f"{s}else:")
+        for q in range(LB):
+            w(f"{s}    Bs[sb + bk * {LDB} + bc + {q}] = xb{q}")
+
+    w("        nk = (k + %d) // %d" % (BK - 1, BK))
+    w("        if nk > 0:")
+    stage_loads("            ", "0")
+    stage_stores("            ", "0")
+    w("        cuda.syncthreads()")
+    w("        for s in range(nk):")
+    w("            cur = s % 2")
+    w("            if s + 1 < nk:")
+    stage_loads("                ", f"(s + 1) * {BK}")
+    w(f"            ba = cur * {BK * LDA} + ty * {QM}")
+    w(f"            bb = cur * {BK * LDB} + tx * {QN}")
+    for kk in range(BK):
+        for half, off in ((0, 0), (1, HM)):
+            for q in range(0, QM, V):
+                names = ", ".join(f"ra{half * QM + q + e}" for e in range(V))
+                w(f"            {names} = vload(As, ba + {kk * LDA + off + q})")
+        for half, off in ((0, 0), (1, HN)):
+            for q in range(0, QN, V):
+                names = ", ".join(f"rb{half * QN + q + e}" for e in range(V))
+                w(f"            {names} = vload(Bs, bb + {kk * LDB + off + q})")
+        for i in range(TM):
+            for j in range(TN):
+                w(f"            c{i}_{j} += ra{i} * rb{j}")
+    w("            if s + 1 < nk:")
+    stage_stores("                ", "1 - cur")
+    w("            cuda.syncthreads()")
+    # epilogue
+    for i in range(TM):
+        row = f"bm + ty * {QM} + {i if i < QM else HM + i - QM}"
+        w(f"        r = {row}")
+        w("        if r < m:")
+        w("            base = coff + r * crs")
+        for j in range(TN):
+            col = f"bn + tx * {QN} + {j if j < QN else HN + j - QN}"
+            w(f"            q = {col}")
+            w("            if q < n:")
+            w("                p = base + q * ccs")
+            w(f"                c[p] = alpha * c{i}_{j} if beta == 0 else alpha * c{i}_{j} + beta * c[p]")
+    w("        cuda.syncthreads()")
+    return "\n".join(L) + "\n"
+
+
+def _build(dtype_name: str):
+    t = _TILES[dtype_name]
+    nbt = float32 if dtype_name == "float32" else float64
+    name = f"gemm_tiled_{dtype_name}"
+    src = _kernel_source(t, name)
+    ns = {"cuda": cuda, "dtype": nbt, "vload": _vload(t.vec)}
+    exec(compile(src, f"<numlin.kernels.cuda.gemm:{name}>", "exec"), ns)
+    fn = ns[name]
+    fn.__module__ = __name__
+    fn.__qualname__ = name
+    fn.__source__ = src
+    sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
+           nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
+    return kernel(sig)(fn)
+
+
+#: the compiled (lazily) kernel for each dtype name
+KERNELS_BY_DTYPE = {name: _build(name) for name in _TILES}
+gemm_tiled_float32 = KERNELS_BY_DTYPE["float32"]
+gemm_tiled_float64 = KERNELS_BY_DTYPE["float64"]
+
+
+# --------------------------------------------------------------------------- launch
+def _aligned(d: Strided, offsets: np.ndarray, vec: int, contiguous_axis: int) -> bool:
+    """Whether 16-byte vector loads along ``contiguous_axis`` (-1 or -2) are legal for ``d``."""
+    st = d.strides
+    other = -2 if contiguous_axis == -1 else -1
+    if st[contiguous_axis] != 1 or st[other] % vec:
+        return False
+    if SIMULATOR:
+        return bool(np.all(offsets % vec == 0))
+    ptr = d.buf.__cuda_array_interface__["data"][0]
+    return ptr % 16 == 0 and bool(np.all(offsets % vec == 0))
+
+
+def launch_config(dtype, m: int, n: int, batch: int) -> tuple[tuple[int, int, int], int]:
+    """``(grid, threads)`` for a ``batch x m x n`` output: one block per ``BM x BN`` tile."""
+    t = tiles(dtype, None if SIMULATOR else cuda.get_current_device())
+    gz = min(batch, 65_535)
+    return (math.ceil(n / t.bn), math.ceil(m / t.bm), gz), t.threads
+
+
+def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:
+    """``C = alpha * A @ B + beta * C`` on the device over descriptors of one float dtype."""
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    batch = c.shape[:-2]
+    nb = int(np.prod(batch, dtype=np.int64))
+    if nb == 0 or m == 0 or n == 0:
+        return
+    dtype = np.dtype(c.buf.dtype)
+    coffs = c.batch_offsets(batch)
+    if k == 0 or alpha == 0:
+        scale_matrices(c, coffs, beta)
+        return
+    aoffs, boffs = a.batch_offsets(batch), b.batch_offsets(batch)
+    t = _TILES[dtype.name]
+    amaj = a.strides[-2] == 1 and a.strides[-1] != 1
+    bkmaj = b.strides[-2] == 1 and b.strides[-1] != 1
+    avec = _aligned(a, aoffs, t.vec, -2 if amaj else -1)
+    bvec = _aligned(b, boffs, t.vec, -2 if bkmaj else -1)
+    grid, threads = launch_config(dtype, m, n, nb)
+    fn = KERNELS_BY_DTYPE[dtype.name]
+    st = dtype.type
+    fn[grid, threads](m, n, k, st(alpha), st(beta), a.buf, _device(aoffs), a.strides[-2], a.strides[-1], avec,
+                      b.buf, _device(boffs), b.strides[-2], b.strides[-1], bvec,
+                      c.buf, _device(coffs), c.strides[-2], c.strides[-1])
+
+
+_offsets_cache: dict = {}
+
+
+def _device(offsets: np.ndarray):
+    """Batch offsets on the device; single offsets (a plain 2-D product) are cached."""
+    if offsets.size != 1:
+        return cuda.to_device(offsets)
+    key = int(offsets[0])
+    dev = _offsets_cache.get(key)
+    if dev is None:
+        if len(_offsets_cache) > 256:
+            _offsets_cache.clear()
+        dev = _offsets_cache[key] = cuda.to_device(offsets)
+    return dev
