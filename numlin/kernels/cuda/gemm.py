@@ -19,6 +19,7 @@ predicated (bounds-checked, zero-filled) loads and guarded stores.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -62,14 +63,19 @@ _TILES = {
 }
 
 
-def tiles(dtype, device=None) -> Tiles:
-    """Tile sizes for ``dtype``, checked against the device's shared memory per block."""
-    t = _TILES[np.dtype(dtype).name]
-    if device is not None and not SIMULATOR:
-        limit = getattr(device, "MAX_SHARED_MEMORY_PER_BLOCK", 48 * 1024)
-        if t.shared_bytes(np.dtype(dtype).itemsize) > limit:
+@functools.lru_cache(maxsize=None)
+def _checked(name: str) -> Tiles:
+    t = _TILES[name]
+    if not SIMULATOR:
+        limit = cuda.get_current_device().MAX_SHARED_MEMORY_PER_BLOCK
+        if t.shared_bytes(np.dtype(name).itemsize) > limit:
             raise RuntimeError(f"GEMM tiles {t} need more shared memory than this GPU's {limit} bytes per block")
     return t
+
+
+def tiles(dtype) -> Tiles:
+    """Tile sizes for ``dtype``, checked once against the current device's shared memory per block."""
+    return _checked(np.dtype(dtype).name)
 
 
 # --------------------------------------------------------------------------- vector loads
@@ -115,7 +121,9 @@ def _kernel_source(t: Tiles, name: str) -> str:
     HM, HN, QM, QN = BM // 2, BN // 2, TM // 2, TN // 2
     # each thread stages LA elements of A and LB of B per slice
     LA, LB = BM * BK // NT, BK * BN // NT
-    assert LA == V * (LA // V) and LB == V * (LB // V) and LA >= V and LB >= V
+    if not (LA % V == 0 and LB % V == 0 and BK % LA == 0 and BK % LB == 0 and QM % V == 0 and QN % V == 0
+            and BM % TM == 0 and BN % TN == 0):
+        raise ValueError(f"unsupported tile shape {t}")
     KA = BK // LA  # threads per row of A in k-major mapping
     MA = BM // LA  # threads per k of A in m-major mapping
     NB = BN // LB
@@ -260,10 +268,12 @@ def _kernel_source(t: Tiles, name: str) -> str:
     return "\n".join(L) + "\n"
 
 
-def _build(dtype_name: str):
-    t = _TILES[dtype_name]
+def _build(dtype_name: str, t: Tiles):
+    """Generate, exec and declare (``@kernel``) the GEMM kernel for one dtype and tile shape."""
     nbt = float32 if dtype_name == "float32" else float64
     name = f"gemm_tiled_{dtype_name}"
+    if t != _TILES[dtype_name]:
+        name += f"_{t.bm}x{t.bn}x{t.bk}_{t.tm}x{t.tn}"
     src = _kernel_source(t, name)
     ns = {"cuda": cuda, "dtype": nbt, "vload": _vload(t.vec)}
     exec(compile(src, f"<numlin.kernels.cuda.gemm:{name}>", "exec"), ns)
@@ -273,13 +283,23 @@ def _build(dtype_name: str):
     fn.__source__ = src
     sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
            nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
-    return kernel(sig)(fn)
+    return kernel(sig)(fn) if t == _TILES[dtype_name] else cuda.jit(fn)
 
 
-#: the compiled (lazily) kernel for each dtype name
-KERNELS_BY_DTYPE = {name: _build(name) for name in _TILES}
+#: the kernel of each dtype at its default tiles (compiled lazily, at first launch)
+KERNELS_BY_DTYPE = {name: _build(name, t) for name, t in _TILES.items()}
 gemm_tiled_float32 = KERNELS_BY_DTYPE["float32"]
 gemm_tiled_float64 = KERNELS_BY_DTYPE["float64"]
+_variants: dict = {}
+
+
+def _kernel_for(dtype: np.dtype, t: Tiles):
+    if t == _TILES[dtype.name]:
+        return KERNELS_BY_DTYPE[dtype.name]
+    key = (dtype.name, t)
+    if key not in _variants:
+        _variants[key] = _build(dtype.name, t)
+    return _variants[key]
 
 
 # --------------------------------------------------------------------------- launch
@@ -295,15 +315,19 @@ def _aligned(d: Strided, offsets: np.ndarray, vec: int, contiguous_axis: int) ->
     return ptr % 16 == 0 and bool(np.all(offsets % vec == 0))
 
 
-def launch_config(dtype, m: int, n: int, batch: int) -> tuple[tuple[int, int, int], int]:
-    """``(grid, threads)`` for a ``batch x m x n`` output: one block per ``BM x BN`` tile."""
-    t = tiles(dtype, None if SIMULATOR else cuda.get_current_device())
+def launch_config(t: Tiles, m: int, n: int, batch: int) -> tuple[tuple[int, int, int], int]:
+    """``(grid, threads)`` for a ``batch x m x n`` output: one block per ``BM x BN`` tile, batch
+    on grid z (capped at 65 535; the kernel strides over the rest)."""
     gz = min(batch, 65_535)
     return (math.ceil(n / t.bn), math.ceil(m / t.bm), gz), t.threads
 
 
-def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:
-    """``C = alpha * A @ B + beta * C`` on the device over descriptors of one float dtype."""
+def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0, *,
+                tile: Tiles | None = None) -> None:
+    """``C = alpha * A @ B + beta * C`` on the device over descriptors of one float dtype.
+
+    ``tile`` overrides the tile shape (for tuning; see ``benchmarks/gpu_bench.py``).
+    """
     m, k = a.shape[-2:]
     n = b.shape[-1]
     batch = c.shape[:-2]
@@ -316,13 +340,13 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
         scale_matrices(c, coffs, beta)
         return
     aoffs, boffs = a.batch_offsets(batch), b.batch_offsets(batch)
-    t = _TILES[dtype.name]
+    t = tile or tiles(dtype)
     amaj = a.strides[-2] == 1 and a.strides[-1] != 1
     bkmaj = b.strides[-2] == 1 and b.strides[-1] != 1
     avec = _aligned(a, aoffs, t.vec, -2 if amaj else -1)
     bvec = _aligned(b, boffs, t.vec, -2 if bkmaj else -1)
-    grid, threads = launch_config(dtype, m, n, nb)
-    fn = KERNELS_BY_DTYPE[dtype.name]
+    grid, threads = launch_config(t, m, n, nb)
+    fn = _kernel_for(dtype, t)
     st = dtype.type
     fn[grid, threads](m, n, k, st(alpha), st(beta), a.buf, _device(aoffs), a.strides[-2], a.strides[-1], avec,
                       b.buf, _device(boffs), b.strides[-2], b.strides[-1], bvec,

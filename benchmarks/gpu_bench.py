@@ -1,0 +1,208 @@
+"""GPU benchmark: check numlin's CUDA kernels, then time them against the vendor library.
+
+One call on the GPU machine (well under 5 minutes):
+
+    python3 benchmarks/gpu_bench.py [--out DIR] [--quick]
+
+1. correctness at real sizes (float32/float64, layouts, batched, alpha/beta) against float64;
+2. kernel resources (registers, local memory, shared memory) per specialisation;
+3. GEMM: numlin (``nl.matmul`` on numba device arrays, ``out=`` given) against cuBLAS through
+   CuPy (TF32 off: CUPY_TF32 is unset), CUDA events after warm-up, median of repeated calls,
+   same card, same process; tile-shape variants at n = 4096.
+
+Prints a short table last; writes ``gpu_bench.json`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.pop("CUPY_TF32", None)
+
+from numba import cuda  # noqa: E402
+
+import numlin as nl  # noqa: E402
+from numlin.kernels.cuda import gemm as cg  # noqa: E402
+from numlin.kernels.cuda import strided  # noqa: E402
+
+
+def _events_ms(fn, reps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        s, e = cuda.event(), cuda.event()
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(cuda.event_elapsed_time(s, e))
+    return statistics.median(times)
+
+
+def _rel_err(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.linalg.norm((got.astype(np.float64) - ref).ravel()) / max(np.linalg.norm(ref.ravel()), 1e-300))
+
+
+def check(rng, log) -> list[dict]:
+    """Correctness at real sizes; every output poisoned first, fresh random inputs each case."""
+    rows = []
+    cases = [
+        ("square", (1024, 1024, 1024), "C", "C"), ("edges", (1001, 777, 515), "C", "C"),
+        ("A^T", (640, 480, 333), "F", "C"), ("B^T", (640, 480, 333), "C", "F"), ("both^T", (257, 129, 1000), "F", "F"),
+        ("tall-skinny", (20000, 30, 1000), "C", "C"), ("k=1", (300, 200, 1), "C", "C"),
+    ]
+    for dt in (np.float32, np.float64):
+        tol = 1e-5 if dt == np.float32 else 1e-13
+        for name, (m, n, k), la, lb in cases:
+            a = rng.standard_normal((m, k)).astype(dt)
+            b = rng.standard_normal((k, n)).astype(dt)
+            da = cuda.to_device(np.asfortranarray(a) if la == "F" else a)
+            db = cuda.to_device(np.asfortranarray(b) if lb == "F" else b)
+            out = cuda.to_device(np.full((m, n), np.nan, dt))
+            nl.matmul(da, db, out=out)
+            err = _rel_err(out.copy_to_host(), a.astype(np.float64) @ b.astype(np.float64))
+            rows.append({"case": f"matmul {name} {m}x{n}x{k}", "dtype": np.dtype(dt).name, "rel_err": err, "ok": err < tol})
+        # batched + broadcast, gemm with alpha/beta/transposes
+        a = rng.standard_normal((16, 200, 96)).astype(dt)
+        b = rng.standard_normal((96, 72)).astype(dt)
+        got = nl.matmul(cuda.to_device(a), cuda.to_device(b)).copy_to_host()
+        err = _rel_err(got, np.matmul(a.astype(np.float64), b.astype(np.float64)))
+        rows.append({"case": "matmul batched 16x200x96 @ 96x72", "dtype": np.dtype(dt).name, "rel_err": err, "ok": err < tol})
+        a = rng.standard_normal((500, 700)).astype(dt)
+        b = rng.standard_normal((600, 500)).astype(dt)
+        c0 = rng.standard_normal((700, 600)).astype(dt)
+        dc = cuda.to_device(c0)
+        nl.gemm(cuda.to_device(a), cuda.to_device(b), dc, alpha=0.5, beta=-1.5, trans_a=True, trans_b=True)
+        ref = 0.5 * a.T.astype(np.float64) @ b.T.astype(np.float64) - 1.5 * c0
+        err = _rel_err(dc.copy_to_host(), ref)
+        rows.append({"case": "gemm a^T b^T alpha/beta", "dtype": np.dtype(dt).name, "rel_err": err, "ok": err < tol})
+    for r in rows:
+        log(f"  {'ok  ' if r['ok'] else 'FAIL'} {r['dtype']:8s} {r['case']:40s} rel err {r['rel_err']:.2e}")
+    return rows
+
+
+def resources(log) -> dict:
+    out = {}
+    for name, fn in list(cg.KERNELS_BY_DTYPE.items()) + [(f"{k[0]} {k[1]}", v) for k, v in cg._variants.items()]:
+        for sig in fn.signatures:
+            try:
+                regs = fn.get_regs_per_thread(sig)
+                local = fn.get_local_mem_per_thread(sig)
+                shared = fn.get_shared_mem_per_block(sig)
+            except Exception as exc:  # older numba-cuda: report what failed
+                regs = local = shared = f"n/a ({type(exc).__name__})"
+            out[name] = {"registers": regs, "local_bytes": local, "shared_bytes": shared}
+            log(f"  {name:40s} registers {regs}, local (spill) bytes {local}, shared bytes {shared}")
+    return out
+
+
+def bench_gemm(rng, sizes, reps, log, variants) -> list[dict]:
+    import cupy
+
+    rows = []
+    for dt in (np.float32, np.float64):
+        for n in sizes:
+            a = cupy.asarray(rng.standard_normal((n, n)).astype(dt))
+            b = cupy.asarray(rng.standard_normal((n, n)).astype(dt))
+            c = cupy.empty((n, n), dt)
+            da, db, dc = cuda.as_cuda_array(a), cuda.as_cuda_array(b), cuda.as_cuda_array(c)
+            flops = 2.0 * n**3
+            t_cublas = _events_ms(lambda: cupy.matmul(a, b, out=c), reps)
+            ref = c.astype(cupy.float64)
+            configs = [("default", None)] + ([(str(v), v) for v in variants.get(np.dtype(dt).name, [])] if n == sizes[0] else [])
+            for label, tile in configs:
+                if tile is None:
+                    fn = lambda: nl.matmul(da, db, out=dc)  # noqa: E731
+                else:
+                    A, B, C = (strided(x, writable=w) for x, w in ((da, False), (db, False), (dc, True)))
+                    fn = lambda: cg.matmul_into(A, B, C, 1.0, 0.0, tile=tile)  # noqa: E731
+                try:
+                    c.fill(cupy.nan)
+                    t_nl = _events_ms(fn, reps)
+                    err = float(cupy.linalg.norm(c.astype(cupy.float64) - ref) / cupy.linalg.norm(ref))
+                except Exception as exc:
+                    log(f"  {label}: failed {type(exc).__name__}: {exc}")
+                    continue
+                row = {"n": n, "dtype": np.dtype(dt).name, "tiles": label, "numlin_ms": t_nl, "cublas_ms": t_cublas,
+                       "numlin_tflops": flops / t_nl / 1e9, "cublas_tflops": flops / t_cublas / 1e9,
+                       "ratio": t_cublas / t_nl, "rel_diff_vs_cublas": err}
+                rows.append(row)
+                log(f"  {row['dtype']} n={n} {label}: numlin {row['numlin_tflops']:.1f} TFLOP/s, cuBLAS "
+                    f"{row['cublas_tflops']:.1f}, ratio {row['ratio']:.3f}, diff {err:.1e}")
+            del a, b, c, ref
+            cupy.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def bench_small(rng, reps, log) -> list[dict]:
+    import cupy
+
+    rows = []
+    for dt in (np.float32, np.float64):
+        a = cupy.asarray(rng.standard_normal((10_000, 8, 8)).astype(dt))
+        b = cupy.asarray(rng.standard_normal((10_000, 8, 8)).astype(dt))
+        c = cupy.empty_like(a)
+        da, db, dc = cuda.as_cuda_array(a), cuda.as_cuda_array(b), cuda.as_cuda_array(c)
+        t_nl = _events_ms(lambda: nl.matmul(da, db, out=dc), reps)
+        t_cp = _events_ms(lambda: cupy.matmul(a, b, out=c), reps)
+        rows.append({"case": "10000 x 8x8", "dtype": np.dtype(dt).name, "numlin_ms": t_nl, "cupy_ms": t_cp, "ratio": t_cp / t_nl})
+        log(f"  {np.dtype(dt).name} 10000 x (8x8 @ 8x8): numlin {t_nl:.3f} ms, cupy {t_cp:.3f} ms, ratio {t_cp / t_nl:.2f}")
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=".")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    lines: list[str] = []
+
+    def log(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    t0 = time.time()
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+    import cupy
+    import numba
+
+    log(f"device {name}, cc {dev.compute_capability}, SMs {dev.MULTIPROCESSOR_COUNT}; numba {numba.__version__}, "
+        f"numpy {np.__version__}, cupy {cupy.__version__}")
+    rng = np.random.default_rng(7)
+    log("== correctness")
+    checks = check(rng, log)
+    log(f"(t={time.time() - t0:.0f}s)")
+    sizes = (4096,) if args.quick else (4096, 8192)
+    variants = {"float32": [cg.Tiles(128, 128, 16, 8, 8, 4)],
+                "float64": [cg.Tiles(128, 64, 8, 8, 4, 2), cg.Tiles(64, 64, 8, 4, 4, 2)]}
+    log("== GEMM vs cuBLAS (CuPy, TF32 off)")
+    gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
+    log(f"(t={time.time() - t0:.0f}s)")
+    log("== many small matrices")
+    small = bench_small(rng, 20, log)
+    log("== kernel resources")
+    res = resources(log)
+    log("")
+    log("| n | dtype | tiles | numlin TFLOP/s | cuBLAS TFLOP/s | numlin/cuBLAS |")
+    log("|---|---|---|---|---|---|")
+    for r in gemm:
+        log(f"| {r['n']} | {r['dtype']} | {r['tiles']} | {r['numlin_tflops']:.1f} | {r['cublas_tflops']:.1f} | {r['ratio']:.3f} |")
+    bad = [c for c in checks if not c["ok"]]
+    log(f"correctness: {len(checks) - len(bad)}/{len(checks)} ok; total {time.time() - t0:.0f}s")
+    with open(os.path.join(args.out, "gpu_bench.json"), "w") as fh:
+        json.dump({"device": name, "checks": checks, "gemm": gemm, "small": small, "resources": res}, fh, indent=1)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
