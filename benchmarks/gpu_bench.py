@@ -91,17 +91,17 @@ def check(rng, log) -> list[dict]:
 
 
 def resources(log) -> dict:
+    """Registers, local memory (spills) and shared memory of every compiled GEMM kernel."""
     out = {}
-    for name, fn in list(cg.KERNELS_BY_DTYPE.items()) + [(f"{k[0]} {k[1]}", v) for k, v in cg._variants.items()]:
-        for sig in fn.signatures:
-            try:
-                regs = fn.get_regs_per_thread(sig)
-                local = fn.get_local_mem_per_thread(sig)
-                shared = fn.get_shared_mem_per_block(sig)
-            except Exception as exc:  # older numba-cuda: report what failed
-                regs = local = shared = f"n/a ({type(exc).__name__})"
-            out[name] = {"registers": regs, "local_bytes": local, "shared_bytes": shared}
-            log(f"  {name:40s} registers {regs}, local (spill) bytes {local}, shared bytes {shared}")
+    kernels = list(cg.KERNELS_BY_DTYPE.items()) + [(f"{k[0]} {k[1]}", v) for k, v in cg._variants.items()]
+    for name, fn in kernels:
+        regs, local, shared = fn.get_regs_per_thread(), fn.get_local_mem_per_thread(), fn.get_shared_mem_per_block()
+        for sig in regs:
+            row = {"registers": regs[sig], "local_bytes": local[sig], "shared_bytes": shared[sig]}
+            out[f"{name} {sig}"] = row
+            layout = "/".join(getattr(t, "layout", "") for t in sig if hasattr(t, "layout"))
+            log(f"  {name:48s} [{layout}] registers {row['registers']}, local (spill) bytes {row['local_bytes']}, "
+                f"shared bytes {row['shared_bytes']}")
     return out
 
 
@@ -183,7 +183,7 @@ def main() -> int:
     checks = check(rng, log)
     log(f"(t={time.time() - t0:.0f}s)")
     sizes = (4096,) if args.quick else (4096, 8192)
-    variants = {"float32": [cg.Tiles(128, 128, 16, 8, 8, 4)],
+    variants = {"float32": [cg.Tiles(128, 128, 8, 8, 8, 4)],
                 "float64": [cg.Tiles(128, 64, 8, 8, 4, 2), cg.Tiles(64, 64, 8, 4, 4, 2)]}
     log("== GEMM vs cuBLAS (CuPy, TF32 off)")
     gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
