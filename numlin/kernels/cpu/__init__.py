@@ -6,10 +6,10 @@ from typing import Any
 import numpy as np
 
 from ..._validate import as_host_array, check_out
-from . import gemm
-from .gemm import strided
+from . import gemm, im2col
+from .gemm import strided, workspace
 
-__all__ = ["as_array", "cast", "empty", "check_out", "strided", "gemm"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace", "gemm", "im2col"]
 
 
 def as_array(op: str, name: str, x: Any) -> np.ndarray:
@@ -25,3 +25,13 @@ def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-ordered result array."""
     return np.empty(shape, dtype)
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    """``x`` in C order (a copy only if it is not already)."""
+    return np.ascontiguousarray(x)
+
+
+def transpose_last2(x: np.ndarray) -> np.ndarray:
+    """A view of ``x`` with its last two axes swapped."""
+    return np.swapaxes(x, -1, -2)

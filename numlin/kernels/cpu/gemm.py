@@ -441,6 +441,39 @@ def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, 
                    c, coffs, crs, ccs, work, wsize, kc_blk, mc_blk, nc_blk, small)
 
 
+# --------------------------------------------------------------------------- cache coherence
+@njit(cache=True)
+def _compiled_tile(buf):
+    """``(MR, NR, VW)`` as compiled into the cached kernels."""
+    mr, nr = _tile_shape(buf)
+    return mr, nr, _vector_width(buf)
+
+
+_fresh: set = set()
+
+
+def ensure_fresh_cache(dtype) -> None:
+    """Make the on-disk kernels agree with :func:`blocking` for ``dtype`` (once per process).
+
+    Numba's cache is keyed on this file's timestamp, not on ``blocking.py`` or
+    ``NUMLIN_BLOCKING``; the register tile is compiled in. If the cached tile differs from the
+    current one, every cache entry of this module is dropped, so kernels recompile on first use.
+    """
+    name = np.dtype(dtype).name
+    if name in _fresh:
+        return
+    from numba.core.registry import CPUDispatcher
+
+    bl = blocking(dtype)
+    if tuple(_compiled_tile(np.empty(1, dtype))) != (bl.mr, bl.nr, bl.vw):
+        for obj in list(globals().values()):
+            if isinstance(obj, CPUDispatcher) and obj._cache is not None and obj is not _compiled_tile:
+                obj._cache.flush()
+                obj.overloads.clear()
+        _compiled_tile._cache.flush()
+    _fresh.add(name)
+
+
 # --------------------------------------------------------------------------- Python driver
 #: Per-matrix work (m*n*k) at or under which packing is skipped.
 SMALL_MNK = 16 * 16 * 16
@@ -450,16 +483,18 @@ PARALLEL_MNK = 96 * 96 * 96
 _local = threading.local()
 
 
-def _workspace(dtype, n_elems: int) -> np.ndarray:
-    """A per-Python-thread, 64-byte aligned scratch buffer of at least ``n_elems`` elements."""
+def workspace(dtype, n_elems: int, slot: str = "gemm") -> np.ndarray:
+    """A per-Python-thread, 64-byte aligned scratch buffer of ``n_elems`` elements, reused across
+    calls (no page faults after the first) and grown on demand; ``slot`` names independent ones."""
     cache = _local.__dict__.setdefault("work", {})
-    buf = cache.get(dtype)
+    key = (np.dtype(dtype), slot)
+    buf = cache.get(key)
     if buf is None or buf.size < n_elems:
         raw = np.empty(n_elems + 64, dtype=dtype)
         shift = (-raw.ctypes.data % 64) // raw.itemsize
         buf = raw[shift:shift + n_elems]
-        cache[dtype] = buf
-    return buf
+        cache[key] = buf
+    return buf[:n_elems]
 
 
 class _Holder:
@@ -522,6 +557,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     if nb == 0 or m == 0 or n == 0:
         return
     dtype = c.buf.dtype
+    ensure_fresh_cache(dtype)
     bl = blocking(dtype)
     threads = get_num_threads()
     kc = min(bl.kc, max(k, 1))
@@ -533,15 +569,15 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
             c.buf, coffs, c.strides[-2], c.strides[-1])
     one_item = m * n * max(k, 1)
     if nb * one_item < PARALLEL_MNK or threads == 1:
-        gemm_batched_serial(m, n, k, alpha, *args, _workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
+        gemm_batched_serial(m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
         return
     if nb >= threads or one_item <= SMALL_MNK:
         with parallel_guard():
-            gemm_batched(m, n, k, alpha, *args, _workspace(dtype, wsize * threads), wsize, kc, mc, nc, SMALL_MNK)
+            gemm_batched(m, n, k, alpha, *args, workspace(dtype, wsize * threads), wsize, kc, mc, nc, SMALL_MNK)
         return
     # A few large products: parallelise inside each one instead of across them.
     tm, tn = _thread_grid(-(-m // bl.mr), -(-n // bl.nr), threads)
-    work = _workspace(dtype, wsize * tm * tn)
+    work = workspace(dtype, wsize * tm * tn)
     with parallel_guard():
         for i in range(nb):
             gemm_strided(m, n, k, alpha, a.buf, aoffs[i], a.strides[-2], a.strides[-1],

@@ -1,0 +1,405 @@
+"""2-D convolution (cross-correlation) by im2col + GEMM; backward by GEMM + col2im.
+
+Public front-ends: :func:`conv2d`, :func:`conv2d_backward`, :func:`im2col`, :func:`col2im`.
+validate (:func:`geometry`) -> dispatch (host or device) -> the backend's ``im2col`` kernels and
+``gemm.matmul_into``. The orchestration below is written once for both backends: every GEMM is
+expressed on strided descriptors of the input, filter, output and column buffers (no copies),
+with the groups and the batch as GEMM batch dimensions.
+
+Workspace: the column buffer holds ``C*R*S`` values per output pixel (``R*S`` times the input).
+It is bounded by :data:`WORKSPACE_BYTES` (default 64 MiB, environment variable
+``NUMLIN_CONV_WORKSPACE_MB``): the batch is processed in chunks of samples, and a single sample
+whose columns exceed the cap in chunks of output rows. The backward pass splits the cap between
+the columns of ``x`` and those of ``dx``. A 1x1, stride-1, unpadded convolution is a plain GEMM
+and uses no workspace.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from .._dispatch import kernels
+from .._strided import Strided
+from .._validate import result_dtype
+
+__all__ = ["conv2d", "conv2d_backward", "im2col", "col2im", "geometry", "Conv2dGeometry", "WORKSPACE_BYTES"]
+
+#: cap on the im2col workspace per call, in bytes
+WORKSPACE_BYTES = int(float(os.environ.get("NUMLIN_CONV_WORKSPACE_MB", "64")) * 2**20)
+
+IntPair = Union[int, tuple]
+
+
+@dataclass(frozen=True)
+class Conv2dGeometry:
+    """Sizes of one convolution: input ``N, C, H, W``; filter ``K, R, S``; output ``P, Q``."""
+
+    layout: str
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int
+    S: int
+    P: int
+    Q: int
+    sh: int
+    sw: int
+    ph0: int
+    ph1: int
+    pw0: int
+    pw1: int
+    dh: int
+    dw: int
+    groups: int
+
+    @property
+    def x_shape(self) -> tuple:
+        return (self.N, self.C, self.H, self.W) if self.layout == "NCHW" else (self.N, self.H, self.W, self.C)
+
+    @property
+    def y_shape(self) -> tuple:
+        return (self.N, self.K, self.P, self.Q) if self.layout == "NCHW" else (self.N, self.P, self.Q, self.K)
+
+    @property
+    def w_shape(self) -> tuple:
+        cg = self.C // self.groups
+        return (self.K, cg, self.R, self.S) if self.layout == "NCHW" else (self.R, self.S, cg, self.K)
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1, stride-1, unpadded convolution: a plain GEMM over the pixels."""
+        return (self.R == self.S == 1 and self.sh == self.sw == 1
+                and self.ph0 == self.ph1 == self.pw0 == self.pw1 == 0)
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.N * self.K * self.P * self.Q * (self.C // self.groups) * self.R * self.S
+
+
+def _pair(op: str, name: str, v: Any, minimum: int) -> tuple:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = (int(v), int(v))
+    if (not isinstance(v, (tuple, list)) or len(v) != 2
+            or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    if min(v) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(v)}")
+    return int(v[0]), int(v[1])
+
+
+def _layout(op: str, layout: Any) -> str:
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{op}: layout must be 'NCHW' or 'NHWC', got {layout!r}")
+    return layout
+
+
+def geometry(op: str, x_shape: tuple, kernel: tuple, *, stride: IntPair = 1, padding: Any = 0,
+             dilation: IntPair = 1, groups: int = 1, layout: str = "NCHW", w_shape: tuple | None = None) -> Conv2dGeometry:
+    """Validate a convolution's arguments and work out its sizes.
+
+    ``kernel`` is ``(R, S)``; ``w_shape``, when given, is checked against the input's channels
+    and ``groups`` and supplies ``K``.
+    """
+    layout = _layout(op, layout)
+    if len(x_shape) != 4:
+        raise ValueError(f"{op}: x must be 4-D ({layout}), got shape {tuple(x_shape)}")
+    N, C, H, W = x_shape if layout == "NCHW" else (x_shape[0], x_shape[3], x_shape[1], x_shape[2])
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if C % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the {C} input channels")
+    K = None
+    if w_shape is not None:
+        if len(w_shape) != 4:
+            raise ValueError(f"{op}: w must be 4-D, got shape {tuple(w_shape)}")
+        K, cw, R, S = w_shape if layout == "NCHW" else (w_shape[3], w_shape[2], w_shape[0], w_shape[1])
+        if cw * groups != C:
+            raise ValueError(f"{op}: w of shape {tuple(w_shape)} expects {cw * groups} input channels "
+                             f"({cw} per group x {groups} groups) but x of shape {tuple(x_shape)} has {C}")
+        if K % groups:
+            raise ValueError(f"{op}: groups={groups} does not divide the {K} output channels of w {tuple(w_shape)}")
+        kernel = (R, S)
+    R, S = _pair(op, "kernel_size", kernel, 1)
+    sh, sw = _pair(op, "stride", stride, 1)
+    dh, dw = _pair(op, "dilation", dilation, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride {(sh, sw)}")
+            th, tw = dh * (R - 1), dw * (S - 1)
+            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)  # the odd one at the end
+        else:
+            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = _pair(op, "padding", padding, 0)
+        pads = (ph, ph, pw, pw)
+    P = (H + pads[0] + pads[1] - dh * (R - 1) - 1) // sh + 1
+    Q = (W + pads[2] + pads[3] - dw * (S - 1) - 1) // sw + 1
+    if P < 1 or Q < 1:
+        raise ValueError(f"{op}: kernel {(R, S)} with dilation {(dh, dw)} is larger than the padded input "
+                         f"{(H + pads[0] + pads[1], W + pads[2] + pads[3])}: output size would be {(P, Q)}")
+    return Conv2dGeometry(layout, N, C, H, W, K if K is not None else 0, R, S, P, Q, sh, sw, *pads, dh, dw, int(groups))
+
+
+# --------------------------------------------------------------------------- descriptors
+def _view(d: Strided, off: int, shape: tuple, strides: tuple) -> Strided:
+    """A descriptor over ``d``'s buffer with element offset ``off`` from ``d``'s own."""
+    return Strided(d.buf, d.off + off, tuple(shape), tuple(strides))
+
+
+def _chunks(g: Conv2dGeometry, budget_elems: int):
+    """``(n0, nb, p0, pc)`` chunks whose columns fit ``budget_elems`` (at least one output row)."""
+    per_row = g.C * g.R * g.S * g.Q
+    per_sample = per_row * g.P
+    if per_sample <= budget_elems:
+        nb = max(1, min(g.N, budget_elems // per_sample))
+        for n0 in range(0, g.N, nb):
+            yield n0, min(nb, g.N - n0), 0, g.P
+    else:
+        pc = max(1, budget_elems // per_row)
+        for n0 in range(g.N):
+            for p0 in range(0, g.P, pc):
+                yield n0, 1, p0, min(pc, g.P - p0)
+
+
+def _chunk_elems(g: Conv2dGeometry, budget_elems: int) -> int:
+    return max(nb * pc for _, nb, _, pc in _chunks(g, budget_elems)) * g.C * g.R * g.S * g.Q
+
+
+class _Operands:
+    """The GEMM operands of one convolution, as descriptors (``G`` groups; ``Cg``/``Kg`` per group)."""
+
+    def __init__(self, g: Conv2dGeometry, X: Strided, Wd: Strided, Y: Strided):
+        self.g, self.X, self.W, self.Y = g, X, Wd, Y
+        G = g.groups
+        self.G, self.Cg, self.Kg = G, g.C // G, g.K // G
+        self.CRS, self.PQ = g.C * g.R * g.S, g.P * g.Q
+        self.CgRS = self.Cg * g.R * g.S
+
+    # filter as per-group matrices
+    def w_mat(self) -> Strided:  # (1, G, Kg, CgRS) for NCHW; (G, 1, CgRS, Kg) for NHWC
+        g, W = self.g, self.W
+        if g.layout == "NCHW":
+            return _view(W, 0, (1, self.G, self.Kg, self.CgRS), (0, self.Kg * self.CgRS, self.CgRS, 1))
+        return _view(W, 0, (self.G, 1, self.CgRS, self.Kg), (self.Kg, 0, g.K, 1))
+
+    def y_chunk(self, n0: int, nb: int, p0: int, pc: int, Y: Strided | None = None) -> Strided:
+        """Output (or its gradient) of a chunk: (nb, G, Kg, pc*Q) NCHW; (G, nb*pc*Q, Kg) NHWC."""
+        g, Y = self.g, Y or self.Y
+        if g.layout == "NCHW":
+            return _view(Y, n0 * g.K * self.PQ + p0 * g.Q, (nb, self.G, self.Kg, pc * g.Q),
+                         (g.K * self.PQ, self.Kg * self.PQ, self.PQ, 1))
+        # rows (n, p, q) merge into one stride: chunks span whole samples or lie in one sample
+        return _view(Y, (n0 * self.PQ + p0 * g.Q) * g.K, (self.G, 1, nb * pc * g.Q, self.Kg), (self.Kg, 0, g.K, 1))
+
+    def cols(self, C: Strided, nb: int, pc: int) -> Strided:
+        """Column buffer of a chunk: (nb, G, CgRS, pc*Q) NCHW; (G, 1, nb*pc*Q, CgRS) NHWC."""
+        g, L = self.g, pc * self.g.Q
+        if g.layout == "NCHW":
+            return _view(C, 0, (nb, self.G, self.CgRS, L), (self.CRS * L, self.CgRS * L, L, 1))
+        return _view(C, 0, (self.G, 1, nb * L, self.CgRS), (self.CgRS, 0, self.CRS, 1))
+
+
+def _swap(d: Strided) -> Strided:
+    return d.mT
+
+
+# --------------------------------------------------------------------------- front-ends
+def _prepare(op: str, k, arrays: dict):
+    out = {}
+    for name, arr in arrays.items():
+        out[name] = None if arr is None else k.as_array(op, name, arr)
+    dtype = result_dtype(*[a.dtype for a in out.values() if a is not None])
+    for name, arr in out.items():
+        if arr is not None:
+            out[name] = k.contiguous(k.cast(arr, dtype))
+    return out, dtype
+
+
+def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,
+           groups: int = 1, layout: str = "NCHW") -> Any:
+    """2-D convolution (cross-correlation, as in PyTorch and TensorFlow) by im2col + GEMM.
+
+    Parameters
+    ----------
+    x : array, (N, C, H, W) for ``layout="NCHW"`` or (N, H, W, C) for ``"NHWC"``
+    w : array, (K, C // groups, R, S) for NCHW or (R, S, C // groups, K) for NHWC
+    bias : array of shape (K,), optional
+    stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+        "same" keeps H and W (stride 1 only); an odd total padding puts the extra row/column
+        at the end (bottom/right).
+    groups : int
+        Input and output channels split into ``groups`` independent convolutions
+        (``groups == C`` is a depthwise convolution).
+    layout : "NCHW" or "NHWC"
+
+    Returns
+    -------
+    array, (N, K, P, Q) for NCHW or (N, P, Q, K) for NHWC, in ``numpy.result_type`` of the
+    inputs; a numba device array when the inputs live on the GPU.
+
+    Raises
+    ------
+    ValueError
+        Wrong ranks, channel mismatch, groups not dividing the channels, a kernel larger than
+        the padded input, "same" with stride > 1, a bias of the wrong shape.
+    TypeError
+        Non-float dtypes, malformed stride/padding/dilation, or host and device arrays mixed.
+
+    Notes
+    -----
+    Non-contiguous inputs are copied to C order first. The column workspace is capped by
+    :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely.
+    """
+    op = "conv2d"
+    k = kernels(op, x=x, w=w, bias=bias)
+    arrs, dtype = _prepare(op, k, {"x": x, "w": w, "bias": bias})
+    x, w, bias = arrs["x"], arrs["w"], arrs["bias"]
+    g = geometry(op, tuple(x.shape), (), stride=stride, padding=padding, dilation=dilation, groups=groups,
+                 layout=layout, w_shape=tuple(w.shape))
+    if bias is not None and tuple(bias.shape) != (g.K,):
+        raise ValueError(f"{op}: bias must have shape ({g.K},), got {tuple(bias.shape)}")
+    y = k.empty(g.y_shape, dtype)
+    beta = 0.0
+    if bias is not None:
+        k.im2col.fill_bias(y, bias, g.layout)
+        beta = 1.0
+    ops = _Operands(g, k.strided(x, writable=False), k.strided(w, writable=False), k.strided(y, writable=True))
+    if g.pointwise:
+        X = ops.X
+        if g.layout == "NCHW":  # y[n] (K, HW) = W (K, C) @ x[n] (C, HW), per group
+            B = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
+            k.gemm.matmul_into(ops.w_mat(), B, ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
+        else:  # y (NHW, K) = x (NHW, C) @ W (C, K), per group
+            A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
+            k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
+        return y
+    budget = max(1, WORKSPACE_BYTES // np.dtype(dtype).itemsize)
+    cols = k.workspace(dtype, _chunk_elems(g, budget), "conv.cols")
+    Cd = k.strided(cols, writable=True)
+    for n0, nb, p0, pc in _chunks(g, budget):
+        k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
+        Cm = ops.cols(Cd, nb, pc)
+        if g.layout == "NCHW":
+            k.gemm.matmul_into(ops.w_mat(), Cm, ops.y_chunk(n0, nb, p0, pc), 1.0, beta)
+        else:
+            k.gemm.matmul_into(Cm, ops.w_mat(), ops.y_chunk(n0, nb, p0, pc), 1.0, beta)
+    return y
+
+
+def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,
+                    groups: int = 1, layout: str = "NCHW") -> tuple:
+    """Gradients of ``sum(dy * conv2d(x, w, b))`` with respect to ``x``, ``w`` and ``b``.
+
+    Arguments as :func:`conv2d`, plus ``dy`` of the output's shape. Returns ``(dx, dw, db)``:
+    ``dx = col2im(Wᵀ · dY)`` (overlapping patches add), ``dw = dY · colsᵀ`` summed over the batch,
+    ``db = dy`` summed over every axis but the channel one.
+    """
+    op = "conv2d_backward"
+    k = kernels(op, dy=dy, x=x, w=w)
+    arrs, dtype = _prepare(op, k, {"dy": dy, "x": x, "w": w})
+    dy, x, w = arrs["dy"], arrs["x"], arrs["w"]
+    g = geometry(op, tuple(x.shape), (), stride=stride, padding=padding, dilation=dilation, groups=groups,
+                 layout=layout, w_shape=tuple(w.shape))
+    if tuple(dy.shape) != g.y_shape:
+        raise ValueError(f"{op}: dy has shape {tuple(dy.shape)} but the convolution of x {tuple(x.shape)} "
+                         f"with w {tuple(w.shape)} gives {g.y_shape}")
+    db = k.im2col.channel_sum(dy, g.layout)
+    dx = k.im2col.zeros(g.x_shape, dtype)
+    dw = k.empty(g.w_shape, dtype)
+    X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
+    DY, DX, DW = k.strided(dy, writable=False), k.strided(dx, writable=True), k.strided(dw, writable=True)
+    ops = _Operands(g, X, Wd, DY)
+    # dW as per-group matrices, the same shapes as ops.w_mat() without the broadcast axis
+    dW = _view(DW, 0, *((ops.w_mat().shape, ops.w_mat().strides)))
+    if g.pointwise:
+        if g.layout == "NCHW":
+            Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
+            DXm = _view(DX, 0, Xm.shape, Xm.strides)
+            DYm = ops.y_chunk(0, g.N, 0, g.P)
+            for n in range(g.N):  # dW sums over the batch
+                k.gemm.matmul_into(_nth(DYm, n), _swap(_nth(Xm, n)), _squeeze0(dW), 1.0, 0.0 if n == 0 else 1.0)
+            k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
+        else:
+            Xm = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
+            DXm = _view(DX, 0, Xm.shape, Xm.strides)
+            DYm = ops.y_chunk(0, g.N, 0, g.P)
+            k.gemm.matmul_into(_swap(Xm), DYm, dW, 1.0, 0.0)
+            k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
+        return dx, dw, db
+    budget = max(1, WORKSPACE_BYTES // 2 // np.dtype(dtype).itemsize)
+    n_elems = _chunk_elems(g, budget)
+    cols, dcols = k.workspace(dtype, n_elems, "conv.cols"), k.workspace(dtype, n_elems, "conv.dcols")
+    Cd, DCd = k.strided(cols, writable=True), k.strided(dcols, writable=True)
+    first = True
+    for n0, nb, p0, pc in _chunks(g, budget):
+        k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
+        Cm, DCm, DYm = ops.cols(Cd, nb, pc), ops.cols(DCd, nb, pc), ops.y_chunk(n0, nb, p0, pc)
+        if g.layout == "NCHW":
+            for n in range(nb):  # dW += dY[n] @ cols[n]ᵀ
+                k.gemm.matmul_into(_nth(DYm, n), _swap(_nth(Cm, n)), _squeeze0(dW), 1.0, 0.0 if first else 1.0)
+                first = False
+            k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
+        else:
+            k.gemm.matmul_into(_swap(Cm), DYm, dW, 1.0, 0.0 if first else 1.0)  # dW += colsᵀ dY
+            first = False
+            k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DCm, 1.0, 0.0)  # dcols = dY Wᵀ
+        k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
+    return dx, dw, db
+
+
+def _nth(d: Strided, n: int) -> Strided:
+    """Sample ``n`` of a descriptor whose first axis is the batch."""
+    return Strided(d.buf, d.off + n * d.strides[0], d.shape[1:], d.strides[1:])
+
+
+def _squeeze0(d: Strided) -> Strided:
+    """Drop a leading length-1 (broadcast) axis."""
+    return Strided(d.buf, d.off, d.shape[1:], d.strides[1:])
+
+
+def im2col(x: Any, kernel_size: IntPair, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,
+           layout: str = "NCHW") -> Any:
+    """Unfold the patches of ``x`` into columns: one column per output pixel.
+
+    Returns an array of shape ``(N, C*R*S, P*Q)``. Rows follow the filter's layout: ``(c, r, s)``
+    for NCHW (C order), ``(r, s, c)`` channel-fastest for NHWC, where the array is a transposed
+    view of a C-ordered ``(N, P*Q, R*S*C)`` buffer (each patch contiguous). Padding reads zeros.
+    """
+    op = "im2col"
+    k = kernels(op, x=x)
+    x = k.contiguous(k.as_array(op, "x", x))
+    g = geometry(op, tuple(x.shape), kernel_size, stride=stride, padding=padding, dilation=dilation, layout=layout)
+    rows = g.C * g.R * g.S
+    cols = k.empty((g.N * rows * g.P * g.Q,), x.dtype)
+    k.im2col.im2col_into(x, cols, g, 0, g.N, 0, g.P)
+    if g.layout == "NCHW":
+        return cols.reshape(g.N, rows, g.P * g.Q)
+    return k.transpose_last2(cols.reshape(g.N, g.P * g.Q, rows))
+
+
+def col2im(cols: Any, input_shape: tuple, kernel_size: IntPair, *, stride: IntPair = 1, padding: Any = 0,
+           dilation: IntPair = 1, layout: str = "NCHW") -> Any:
+    """The adjoint of :func:`im2col`: fold ``(N, C*R*S, P*Q)`` columns back into an array of
+    ``input_shape``, adding the entries of overlapping patches (padding positions are dropped)."""
+    op = "col2im"
+    k = kernels(op, cols=cols)
+    cols = k.as_array(op, "cols", cols)
+    g = geometry(op, tuple(input_shape), kernel_size, stride=stride, padding=padding, dilation=dilation,
+                 layout=layout)
+    want = (g.N, g.C * g.R * g.S, g.P * g.Q)
+    if tuple(cols.shape) != want:
+        raise ValueError(f"{op}: cols has shape {tuple(cols.shape)}, expected {want} for input shape "
+                         f"{tuple(input_shape)} and kernel {(g.R, g.S)}")
+    flat = k.contiguous(cols if g.layout == "NCHW" else k.transpose_last2(cols)).reshape(-1)
+    dx = k.im2col.zeros(g.x_shape, cols.dtype)
+    k.im2col.col2im_into(flat, dx, g, 0, g.N, 0, g.P)
+    return dx
