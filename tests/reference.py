@@ -53,3 +53,41 @@ def assert_matmul_close(got, a, b, *, ref=None, c0=None, alpha=1.0, beta=0.0):
     assert np.all(np.isfinite(got)), "non-finite values in result"
     worst = np.max(err / bound) if err.size else 0.0
     assert worst <= 1.0, f"error {worst:.3g}x over the bound (max abs err {err.max():.3g})"
+
+
+def conv2d_ref(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", dy=None):
+    """torch.nn.functional.conv2d in float64 (explicit asymmetric padding for 'same'), and with
+    ``dy`` its autograd gradients; NHWC by transposing to NCHW and back. Returns a dict."""
+    import torch
+    import torch.nn.functional as F
+
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    if layout == "NHWC":
+        x, w = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+    R, S = w.shape[2:]
+    dh, dw = pair(dilation)
+    if padding == "same":
+        th, tw = dh * (R - 1), dw * (S - 1)
+        pads = (tw // 2, tw - tw // 2, th // 2, th - th // 2)  # F.pad order: left, right, top, bottom
+    elif padding == "valid":
+        pads = (0, 0, 0, 0)
+    else:
+        ph, pw = pair(padding)
+        pads = (pw, pw, ph, ph)
+    tx = torch.tensor(x, requires_grad=True)
+    tw_ = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(np.asarray(b, np.float64), requires_grad=True)
+    y = F.conv2d(F.pad(tx, pads), tw_, tb, stride=pair(stride), dilation=(dh, dw), groups=groups)
+    out = {}
+    to_layout = (lambda t: t.transpose(0, 2, 3, 1)) if layout == "NHWC" else (lambda t: t)  # noqa: E731
+    out["y"] = to_layout(y.detach().numpy())
+    if dy is not None:
+        g = np.asarray(dy, np.float64)
+        g = g.transpose(0, 3, 1, 2) if layout == "NHWC" else g
+        y.backward(torch.tensor(g))
+        out["dx"] = to_layout(tx.grad.numpy())
+        out["dw"] = tw_.grad.numpy().transpose(2, 3, 1, 0) if layout == "NHWC" else tw_.grad.numpy()
+        out["db"] = g.sum(axis=(0, 2, 3))
+    return out

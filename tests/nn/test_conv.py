@@ -1,0 +1,162 @@
+"""nl.conv2d / conv2d_backward / im2col / col2im against PyTorch (float64 reference)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import numlin as nl
+from numlin.nn import conv as conv_mod
+from tests.reference import conv2d_ref
+
+torch = pytest.importorskip("torch")
+
+
+def _tol(dtype, reduction: int) -> float:
+    """Relative (to the magnitude of the products) tolerance for a sum of ``reduction`` terms."""
+    return 4 * np.finfo(dtype).eps * max(reduction, 1)
+
+
+def _case(rng, layout, N, C, H, W, K, R, S, groups, dtype):
+    xs = (N, C, H, W) if layout == "NCHW" else (N, H, W, C)
+    ws = (K, C // groups, R, S) if layout == "NCHW" else (R, S, C // groups, K)
+    return rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype), rng.standard_normal(K).astype(dtype)
+
+
+def _check(got, want, scale, tol):
+    got = np.asarray(got, np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    err = np.max(np.abs(got - want)) if want.size else 0.0
+    assert err <= tol * max(scale, 1.0), f"max error {err:.3g} over {tol * max(scale, 1.0):.3g}"
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CONFIGS = [
+    (2, 3, 9, 8, 4, 3, 3, 1, 1, 1, 1),
+    (2, 4, 10, 11, 6, 3, 2, 2, (1, 2), (1, 2), 2),
+    (1, 6, 7, 7, 6, 3, 3, 1, 0, 1, 6),          # depthwise
+    (1, 4, 7, 7, 8, 3, 3, 1, 1, 1, 4),          # depthwise, channel multiplier 2
+    (2, 4, 5, 5, 8, 1, 1, 1, 0, 1, 1),          # pointwise: plain GEMM
+    (3, 8, 6, 6, 4, 1, 1, 2, 0, 1, 2),          # 1x1 with stride: im2col path
+    (2, 5, 8, 9, 3, 2, 4, 1, "same", 1, 1),     # even kernel: odd total padding
+    (2, 5, 8, 9, 3, 3, 3, 1, "same", (2, 1), 1),
+    (1, 3, 6, 7, 2, 3, 3, (2, 3), "valid", 1, 1),
+    (2, 2, 12, 5, 3, 5, 1, (3, 1), (2, 0), (1, 1), 1),
+    (1, 2, 3, 3, 2, 3, 3, 1, 0, 1, 1),          # output 1x1
+    (4, 16, 13, 13, 32, 3, 3, 2, 1, 1, 4),
+]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv2d_forward_and_backward_match_torch(rng, layout, dtype, cfg, with_bias):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, b = _case(rng, layout, N, C, H, W, K, R, S, groups, dtype)
+    b = b if with_bias else None
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
+    y = nl.conv2d(x, w, b, **kw)
+    assert y.dtype == dtype
+    ref = conv2d_ref(x, w, b, **kw)
+    red = (C // groups) * R * S
+    _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * red, _tol(dtype, red))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = nl.conv2d_backward(dy, x, w, **kw)
+    ref = conv2d_ref(x, w, b, dy=dy, **kw)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (K,)
+    _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * K * R * S, _tol(dtype, K * R * S))
+    npix = y.size // K
+    _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * npix, _tol(dtype, npix))
+    _check(db, ref["db"], np.abs(dy).max() * npix, _tol(dtype, npix))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:6])
+def test_nhwc_equals_nchw_transposed(rng, cfg):
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, b = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, np.float64)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y1 = nl.conv2d(x, w, b, **kw)
+    y2 = nl.conv2d(x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0), b, layout="NHWC", **kw)
+    np.testing.assert_allclose(y2, y1.transpose(0, 2, 3, 1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding=(2, 1), dilation=2), dict(padding="same")])
+def test_im2col_col2im_are_adjoint(rng, layout, kw):
+    shape = (2, 3, 9, 7) if layout == "NCHW" else (2, 9, 7, 3)
+    x = rng.standard_normal(shape)
+    cols = nl.im2col(x, (3, 2), layout=layout, **kw)
+    c = rng.standard_normal(cols.shape)
+    back = nl.col2im(c, shape, (3, 2), layout=layout, **kw)
+    assert back.shape == shape
+    assert np.vdot(cols, c) == pytest.approx(np.vdot(x, back), rel=1e-12)
+
+
+def test_im2col_layout_is_documented_one(rng):
+    x = rng.standard_normal((1, 2, 4, 4))
+    cols = nl.im2col(x, 3, padding=1)
+    assert cols.shape == (1, 2 * 9, 16)
+    # row (c, r, s), column (p, q): x[c, p + r - 1, q + s - 1] or 0
+    c, r, s, p, q = 1, 2, 0, 3, 1
+    assert cols[0, (c * 3 + r) * 3 + s, p * 4 + q] == (x[0, c, p + r - 1, q + s - 1] if p + r - 1 < 4 else 0)
+    xh = x.transpose(0, 2, 3, 1)
+    colsh = nl.im2col(xh, 3, padding=1, layout="NHWC")
+    assert colsh.shape == (1, 18, 16)
+    np.testing.assert_array_equal(colsh[0, (r * 3 + s) * 2 + c, p * 4 + q], cols[0, (c * 3 + r) * 3 + s, p * 4 + q])
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_workspace_cap_chunks_rows_and_batch(rng, layout, monkeypatch):
+    x, w, b = _case(rng, layout, 3, 4, 11, 10, 5, 3, 3, 1, np.float64)
+    kw = dict(padding=1, stride=(1, 2), layout=layout)
+    want_y = nl.conv2d(x, w, b, **kw)
+    want = nl.conv2d_backward(np.ones_like(want_y), x, w, **kw)
+    for cap in (4 * 36 * 5 * 8 * 2, 4 * 36 * 5 * 8 * 11 * 2 + 8, 10**9):  # 1 output row, 1 sample, all
+        monkeypatch.setattr(conv_mod, "WORKSPACE_BYTES", cap)
+        np.testing.assert_allclose(nl.conv2d(x, w, b, **kw), want_y, rtol=1e-13, atol=1e-13)
+        for got, ref in zip(nl.conv2d_backward(np.ones_like(want_y), x, w, **kw), want):
+            np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-12)
+
+
+def test_chunks_stay_under_the_cap():
+    g = conv_mod.geometry("t", (8, 64, 56, 56), (3, 3), padding=1)
+    budget = 2**20
+    for n0, nb, p0, pc in conv_mod._chunks(g, budget):
+        assert nb * pc * g.C * 9 * g.Q <= budget
+    assert conv_mod._chunk_elems(g, budget) <= budget
+
+
+def test_mixed_dtypes_promote(rng):
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3))
+    assert nl.conv2d(x, w).dtype == np.float64
+
+
+def test_noncontiguous_inputs(rng):
+    x = rng.standard_normal((2, 6, 9, 9))[:, ::2, ::-1, :]
+    w = rng.standard_normal((4, 3, 3, 3))
+    _check(nl.conv2d(x, w, padding=1), conv2d_ref(np.ascontiguousarray(x), w, None, padding=1)["y"], 100, 1e-12)
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 4, 3, 3))), ValueError, "input channels"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 7, 7))), ValueError, "larger than the padded input"),
+    (lambda: nl.conv2d(np.ones((1, 4, 5, 5)), np.ones((2, 2, 3, 3)), groups=3), ValueError, "groups=3"),
+    (lambda: nl.conv2d(np.ones((1, 4, 5, 5)), np.ones((3, 2, 3, 3)), groups=2), ValueError, "output channels"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), padding="same", stride=2), ValueError, "stride 1"),
+    (lambda: nl.conv2d(np.ones((3, 5, 5)), np.ones((2, 3, 3, 3))), ValueError, "4-D"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3))), ValueError, "4-D"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), np.ones(3)), ValueError, "bias"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), padding="full"), ValueError, "padding"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), padding=-1), ValueError, "padding"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), stride=0), ValueError, "stride"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), stride=1.5), TypeError, "stride"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), layout="CHWN"), ValueError, "layout"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5), np.int64), np.ones((2, 3, 3, 3))), TypeError, "int64"),
+    (lambda: nl.conv2d_backward(np.ones((1, 2, 4, 4)), np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3))), ValueError, "dy"),
+    (lambda: nl.col2im(np.ones((1, 27, 10)), (1, 3, 5, 5), 3), ValueError, "cols has shape"),
+])
+def test_bad_input_is_a_clear_error(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
