@@ -159,6 +159,56 @@ def bench_small(rng, reps, log) -> list[dict]:
     return rows
 
 
+def bench_conv(rng, reps, log) -> list[dict]:
+    """N = 32, 3x3, padding 1, float32 NCHW: numlin vs cuDNN (PyTorch, TF32 off), forward and fwd+bwd."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    rows = []
+    for hw, c, k in ((56, 64, 64), (28, 128, 128), (14, 256, 256)):
+        x = torch.randn(32, c, hw, hw, device="cuda")
+        w = torch.randn(k, c, 3, 3, device="cuda") * 0.05
+        b = torch.randn(k, device="cuda")
+        dy = torch.randn(32, k, hw, hw, device="cuda")
+        dx_, dw_, db_ = (cuda.as_cuda_array(t) for t in (x, w, b))
+        ddy = cuda.as_cuda_array(dy)
+        flops = 2.0 * 32 * k * hw * hw * c * 9
+        y_nl = nl.conv2d(dx_, dw_, db_, padding=1)
+        ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+        err = float((torch.as_tensor(y_nl, device="cuda").double() - ref).norm() / ref.norm())
+        t_nl = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, padding=1), reps)
+        t_cd = _events_ms(lambda: F.conv2d(x, w, b, padding=1), reps)
+        xg, wg, bg = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
+
+        def torch_fb():
+            y = F.conv2d(xg, wg, bg, padding=1)
+            torch.autograd.grad(y, (xg, wg, bg), dy)
+
+        def nl_fb():
+            nl.conv2d(dx_, dw_, db_, padding=1)
+            nl.conv2d_backward(ddy, dx_, dw_, padding=1)
+
+        gx, gw, gb = nl.conv2d_backward(ddy, dx_, dw_, padding=1)
+        y = F.conv2d(xg, wg, bg, padding=1)
+        rx, rw, rb = torch.autograd.grad(y, (xg, wg, bg), dy)
+        gerr = max(float((torch.as_tensor(gv, device="cuda") - rv).norm() / rv.norm())
+                   for gv, rv in ((gx, rx), (gw, rw), (gb, rb)))
+        t_nl_fb = _events_ms(nl_fb, reps)
+        t_cd_fb = _events_ms(torch_fb, reps)
+        row = {"layer": f"{hw}x{hw} {c}->{k}", "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
+               "fwd_numlin_tflops": flops / t_nl / 1e9, "fwd_cudnn_tflops": flops / t_cd / 1e9,
+               "fb_numlin_ms": t_nl_fb, "fb_cudnn_ms": t_cd_fb, "fb_ratio": t_cd_fb / t_nl_fb, "rel_err": err,
+               "grad_rel_err": gerr}
+        rows.append(row)
+        log(f"  {row['layer']}: fwd numlin {t_nl:.3f} ms ({row['fwd_numlin_tflops']:.1f} TF) cuDNN {t_cd:.3f} ms "
+            f"({row['fwd_cudnn_tflops']:.1f} TF) ratio {row['fwd_ratio']:.2f}; fwd+bwd {t_nl_fb:.3f} vs {t_cd_fb:.3f} "
+            f"ratio {row['fb_ratio']:.2f}; err {err:.1e}/{gerr:.1e}")
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".")
@@ -188,6 +238,9 @@ def main() -> int:
     log("== GEMM vs cuBLAS (CuPy, TF32 off)")
     gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
     log(f"(t={time.time() - t0:.0f}s)")
+    log("== conv2d vs cuDNN (PyTorch, TF32 off), N=32, 3x3, pad 1, float32")
+    conv = bench_conv(rng, 10, log)
+    log(f"(t={time.time() - t0:.0f}s)")
     log("== many small matrices")
     small = bench_small(rng, 20, log)
     log("== kernel resources")
@@ -197,10 +250,14 @@ def main() -> int:
     log("|---|---|---|---|---|---|")
     for r in gemm:
         log(f"| {r['n']} | {r['dtype']} | {r['tiles']} | {r['numlin_tflops']:.1f} | {r['cublas_tflops']:.1f} | {r['ratio']:.3f} |")
+    log("| layer | fwd numlin/cuDNN | fwd+bwd numlin/cuDNN | numlin fwd TFLOP/s |")
+    log("|---|---|---|---|")
+    for r in conv:
+        log(f"| {r['layer']} | {r['fwd_ratio']:.2f} | {r['fb_ratio']:.2f} | {r['fwd_numlin_tflops']:.1f} |")
     bad = [c for c in checks if not c["ok"]]
     log(f"correctness: {len(checks) - len(bad)}/{len(checks)} ok; total {time.time() - t0:.0f}s")
     with open(os.path.join(args.out, "gpu_bench.json"), "w") as fh:
-        json.dump({"device": name, "checks": checks, "gemm": gemm, "small": small, "resources": res}, fh, indent=1)
+        json.dump({"device": name, "checks": checks, "gemm": gemm, "conv": conv, "small": small, "resources": res}, fh, indent=1)
     return 1 if bad else 0
 
 

@@ -379,7 +379,7 @@ def im2col(x: Any, kernel_size: IntPair, *, stride: IntPair = 1, padding: Any = 
     x = k.contiguous(k.as_array(op, "x", x))
     g = geometry(op, tuple(x.shape), kernel_size, stride=stride, padding=padding, dilation=dilation, layout=layout)
     rows = g.C * g.R * g.S
-    cols = k.empty((g.N * rows * g.P * g.Q,), x.dtype)
+    cols = k.empty((g.N * rows * g.P * g.Q,), x.dtype)  # returned to the caller: not a workspace
     k.im2col.im2col_into(x, cols, g, 0, g.N, 0, g.P)
     if g.layout == "NCHW":
         return cols.reshape(g.N, rows, g.P * g.Q)
@@ -399,7 +399,8 @@ def col2im(cols: Any, input_shape: tuple, kernel_size: IntPair, *, stride: IntPa
     if tuple(cols.shape) != want:
         raise ValueError(f"{op}: cols has shape {tuple(cols.shape)}, expected {want} for input shape "
                          f"{tuple(input_shape)} and kernel {(g.R, g.S)}")
-    flat = k.contiguous(cols if g.layout == "NCHW" else k.transpose_last2(cols)).reshape(-1)
+    flat = k.contiguous(cols if g.layout == "NCHW" else k.transpose_last2(cols))
+    flat = flat.reshape(int(np.prod(flat.shape)))
     dx = k.im2col.zeros(g.x_shape, cols.dtype)
     k.im2col.col2im_into(flat, dx, g, 0, g.N, 0, g.P)
     return dx

@@ -6,7 +6,8 @@ GPU (where the kernels themselves run under Numba's CUDA simulator).
 """
 from __future__ import annotations
 
-from .arrays import as_array, cast, check_out, empty, strided
-from . import gemm
+from .arrays import as_array, cast, check_out, contiguous, empty, strided, transpose_last2, workspace
+from . import gemm, im2col
 
-__all__ = ["as_array", "cast", "empty", "check_out", "strided", "gemm"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace",
+           "gemm", "im2col"]

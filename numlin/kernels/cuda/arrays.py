@@ -15,7 +15,7 @@ from ..._dispatch import is_device_array
 from ..._strided import Strided
 from ..._validate import check_dtype
 
-__all__ = ["as_array", "cast", "empty", "check_out", "strided", "SIMULATOR"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace", "SIMULATOR"]
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 
@@ -37,6 +37,51 @@ def as_array(op: str, name: str, x: Any):
 def empty(shape: tuple, dtype: np.dtype):
     """An uninitialised C-ordered device array."""
     return cuda.device_array(shape, dtype)
+
+
+def _is_c_contiguous(x) -> bool:
+    expect = x.dtype.itemsize
+    for d, s in zip(reversed(tuple(x.shape)), reversed(tuple(x.strides))):
+        if d != 1 and s != expect:
+            return False
+        expect *= d
+    return True
+
+
+def contiguous(x):
+    """``x`` in C order: ``x`` itself if it already is, else a copy made on the device."""
+    if _is_c_contiguous(x):
+        return x
+    from .elementwise import copy_strided
+
+    out = cuda.device_array(tuple(x.shape), x.dtype)
+    copy_strided(strided(x, writable=False), strided(out, writable=True))
+    return out
+
+
+def transpose_last2(x):
+    """A view of device array ``x`` with its last two axes swapped (numba's transpose is 2-D only)."""
+    if SIMULATOR:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+        return FakeCUDAArray(np.swapaxes(_host_view(x), -1, -2))
+    shape, st = tuple(x.shape), tuple(x.strides)
+    return cuda.devicearray.DeviceNDArray(shape[:-2] + (shape[-1], shape[-2]), st[:-2] + (st[-1], st[-2]), x.dtype,
+                                          gpu_data=x.gpu_data)
+
+
+_pool: dict = {}
+
+
+def workspace(dtype, n_elems: int, slot: str = "gemm"):
+    """A reused device scratch buffer of ``n_elems`` elements per (thread, dtype, slot)."""
+    import threading
+
+    key = (threading.get_ident(), np.dtype(dtype), slot)
+    buf = _pool.get(key)
+    if buf is None or buf.size < n_elems:
+        buf = _pool[key] = cuda.device_array(max(n_elems, 1), dtype)
+    return buf[:n_elems] if buf.size != n_elems else buf
 
 
 def cast(x, dtype: np.dtype):

@@ -1,0 +1,193 @@
+"""CUDA im2col / col2im kernels and the convolution helpers, same layouts as ``kernels/cpu/im2col.py``.
+
+* NCHW: ``x (N, C, H, W)``; ``cols (nb, C*R*S, pc*Q)``, row ``(c*R + r)*S + s``.
+* NHWC: ``x (N, H, W, C)``; ``cols (nb, pc*Q, G, R, S, Cg)``, one contiguous patch per pixel.
+
+All arrays are C-contiguous and passed flat. im2col runs one thread per column entry; col2im is
+written as a gather, one thread per input element summing the entries it was copied to, so no
+two threads write one element (no atomics) and the result does not depend on scheduling.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda, float32, float64, int64
+
+from ._registry import kernel
+from .elementwise import grid_1d
+
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "zeros"]
+
+_GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
+
+
+@kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
+def im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
+    L = pc * Q
+    rows = C * R * S
+    total = nb * rows * L
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        col = idx % L
+        t = idx // L
+        row = t % rows
+        n = t // rows
+        s = row % S
+        r = (row // S) % R
+        c = row // (R * S)
+        h = (p0 + col // Q) * sh - ph + r * dh
+        w = (col % Q) * sw - pw + s * dw
+        if h >= 0 and h < H and w >= 0 and w < W:
+            cols[idx] = x[(((n0 + n) * C + c) * H + h) * W + w]
+        else:
+            cols[idx] = 0
+
+
+@kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
+def im2col_nhwc(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
+    Cg = C // G
+    RSC = R * S * C
+    total = nb * pc * Q * RSC
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        e = idx % RSC
+        pix = idx // RSC  # n * pc * Q + col
+        col = pix % (pc * Q)
+        n = pix // (pc * Q)
+        cg = e % Cg
+        s = (e // Cg) % S
+        r = (e // (Cg * S)) % R
+        gi = e // (Cg * S * R)
+        h = (p0 + col // Q) * sh - ph + r * dh
+        w = (col % Q) * sw - pw + s * dw
+        if h >= 0 and h < H and w >= 0 and w < W:
+            cols[idx] = x[(((n0 + n) * H + h) * W + w) * C + gi * Cg + cg]
+        else:
+            cols[idx] = 0
+
+
+@cuda.jit(device=True, inline=True)
+def _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, G, nhwc):
+    """Sum of the column entries that im2col copied from input element (n, c, h, w) of the chunk."""
+    acc = cols[0] * 0
+    L = pc * Q
+    Cg = C // G
+    for r in range(R):
+        hp = h + ph - r * dh
+        if hp < 0 or hp % sh != 0:
+            continue
+        p = hp // sh - p0
+        if p < 0 or p >= pc:
+            continue
+        for s in range(S):
+            wq = w + pw - s * dw
+            if wq < 0 or wq % sw != 0:
+                continue
+            q = wq // sw
+            if q >= Q:
+                continue
+            if nhwc:
+                gi = c // Cg
+                acc += cols[((n * L + p * Q + q) * G + gi) * R * S * Cg + (r * S + s) * Cg + c - gi * Cg]
+            else:
+                acc += cols[((n * C + c) * R * S + r * S + s) * L + p * Q + q]
+    return acc
+
+
+@kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
+def col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
+    total = nb * C * H * W
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        w = idx % W
+        h = (idx // W) % H
+        c = (idx // (H * W)) % C
+        n = idx // (C * H * W)
+        dx[n0 * C * H * W + idx] += _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, G, False)
+
+
+@kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
+def col2im_nhwc(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
+    total = nb * H * W * C
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        c = idx % C
+        w = (idx // C) % W
+        h = (idx // (C * W)) % H
+        n = idx // (C * W * H)
+        dx[n0 * H * W * C + idx] += _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, G, True)
+
+
+@kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
+def broadcast_channels(y, bias, total, K, inner):
+    """``y[i] = bias[(i // inner) % K]``: bias along the channel axis (inner = P*Q NCHW, 1 NHWC)."""
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        y[idx] = bias[(idx // inner) % K]
+
+
+@kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
+def sum_channels(dy, out, outer, K, inner):
+    """``out[k] = sum over (o, i) of dy[(o*K + k)*inner + i]``: one block per channel, tree reduction."""
+    k = cuda.blockIdx.x
+    tid = cuda.threadIdx.x
+    buf = cuda.shared.array(256, float64)
+    acc = 0.0
+    for j in range(tid, outer * inner, cuda.blockDim.x):
+        o = j // inner
+        acc += dy[(o * K + k) * inner + (j - o * inner)]
+    buf[tid] = acc
+    cuda.syncthreads()
+    step = 128
+    while step > 0:
+        if tid < step:
+            buf[tid] += buf[tid + step]
+        cuda.syncthreads()
+        step //= 2
+    if tid == 0:
+        out[k] = buf[0]
+
+
+@kernel(*[(t[:], t, int64) for t in (float32, float64)])
+def fill(buf, value, total):
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        buf[idx] = value
+
+
+# --------------------------------------------------------------------------- host side
+def _flat(x):
+    return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
+
+
+def _geom(g, n0, nb, p0, pc):
+    return (g.C, g.H, g.W, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw, n0, nb, p0, pc, g.Q, g.groups)
+
+
+def im2col_into(x, cols_flat, geom, n0: int, nb: int, p0: int, pc: int) -> None:
+    total = nb * geom.C * geom.R * geom.S * pc * geom.Q
+    fn = im2col_nchw if geom.layout == "NCHW" else im2col_nhwc
+    fn[grid_1d(total)](_flat(x), cols_flat, *_geom(geom, n0, nb, p0, pc))
+
+
+def col2im_into(cols_flat, dx, geom, n0: int, nb: int, p0: int, pc: int) -> None:
+    total = nb * geom.C * geom.H * geom.W
+    fn = col2im_nchw if geom.layout == "NCHW" else col2im_nhwc
+    fn[grid_1d(total)](cols_flat, _flat(dx), *_geom(geom, n0, nb, p0, pc))
+
+
+def fill_bias(y, bias, layout: str) -> None:
+    K = bias.shape[0]
+    inner = y.shape[2] * y.shape[3] if layout == "NCHW" else 1
+    total = int(np.prod(y.shape, dtype=np.int64))
+    broadcast_channels[grid_1d(total)](_flat(y), bias, total, K, inner)
+
+
+def channel_sum(dy, layout: str):
+    K = dy.shape[1] if layout == "NCHW" else dy.shape[3]
+    inner = dy.shape[2] * dy.shape[3] if layout == "NCHW" else 1
+    outer = int(np.prod(dy.shape, dtype=np.int64)) // (K * inner)
+    out = cuda.device_array(K, dy.dtype)
+    sum_channels[K, 256](_flat(dy), out, outer, K, inner)
+    return out
+
+
+def zeros(shape: tuple, dtype):
+    out = cuda.device_array(shape, dtype)
+    total = int(np.prod(shape, dtype=np.int64))
+    if total:
+        fill[grid_1d(total)](_flat(out), np.dtype(dtype).type(0), total)
+    return out
