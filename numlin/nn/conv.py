@@ -325,8 +325,7 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
             Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
             DXm = _view(DX, 0, Xm.shape, Xm.strides)
             DYm = ops.y_chunk(0, g.N, 0, g.P)
-            for n in range(g.N):  # dW sums over the batch
-                k.gemm.matmul_into(_nth(DYm, n), _swap(_nth(Xm, n)), _squeeze0(dW), 1.0, 0.0 if n == 0 else 1.0)
+            _dw_nchw(k, ops, DYm, _swap(Xm), dw, g.N, first=True)
             k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
         else:
             Xm = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
@@ -344,9 +343,8 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
         k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
         Cm, DCm, DYm = ops.cols(Cd, nb, pc), ops.cols(DCd, nb, pc), ops.y_chunk(n0, nb, p0, pc)
         if g.layout == "NCHW":
-            for n in range(nb):  # dW += dY[n] @ cols[n]ᵀ
-                k.gemm.matmul_into(_nth(DYm, n), _swap(_nth(Cm, n)), _squeeze0(dW), 1.0, 0.0 if first else 1.0)
-                first = False
+            _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
+            first = False
             k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
         else:
             k.gemm.matmul_into(_swap(Cm), DYm, dW, 1.0, 0.0 if first else 1.0)  # dW += colsᵀ dY
@@ -356,14 +354,15 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
     return dx, dw, db
 
 
-def _nth(d: Strided, n: int) -> Strided:
-    """Sample ``n`` of a descriptor whose first axis is the batch."""
-    return Strided(d.buf, d.off + n * d.strides[0], d.shape[1:], d.strides[1:])
-
-
-def _squeeze0(d: Strided) -> Strided:
-    """Drop a leading length-1 (broadcast) axis."""
-    return Strided(d.buf, d.off, d.shape[1:], d.strides[1:])
+def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:
+    """``dw (+)= sum_n dY[n] @ colsᵀ[n]`` (NCHW): one batched GEMM into per-sample partials,
+    then one reduction over the samples (not ``nb`` GEMM launches)."""
+    size = ops.g.K * ops.CgRS
+    part = k.workspace(dw.dtype, nb * size, "conv.dw")
+    P = _view(k.strided(part, writable=True), 0, (nb, ops.G, ops.Kg, ops.CgRS),
+              (size, ops.Kg * ops.CgRS, ops.CgRS, 1))
+    k.gemm.matmul_into(DYm, ColsT, P, 1.0, 0.0)
+    k.im2col.sum_batch(part, dw, nb, accumulate=not first)
 
 
 def im2col(x: Any, kernel_size: IntPair, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,

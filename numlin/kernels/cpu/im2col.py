@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uintp
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "zeros"]
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros"]
 
 
 @njit(cache=True, nogil=True)
@@ -170,6 +170,15 @@ def fill_bias(y: np.ndarray, bias: np.ndarray, layout: str) -> None:
 def channel_sum(dy: np.ndarray, layout: str) -> np.ndarray:
     """``dy`` summed over every axis but the channel one (the bias gradient)."""
     return dy.sum(axis=(0, 2, 3) if layout == "NCHW" else (0, 1, 2))
+
+
+def sum_batch(partials: np.ndarray, out: np.ndarray, nb: int, accumulate: bool) -> None:
+    """``out (+)= partials.reshape(nb, *out.shape).sum(0)``."""
+    total = partials[: nb * out.size].reshape(nb, *out.shape).sum(axis=0)
+    if accumulate:
+        out += total
+    else:
+        out[...] = total
 
 
 def zeros(shape: tuple, dtype) -> np.ndarray:

@@ -358,13 +358,12 @@ _offsets_cache: dict = {}
 
 
 def _device(offsets: np.ndarray):
-    """Batch offsets on the device; single offsets (a plain 2-D product) are cached."""
-    if offsets.size != 1:
-        return cuda.to_device(offsets)
-    key = int(offsets[0])
+    """Batch offsets on the device, cached by value: a synchronous host-to-device copy per call
+    would stall the queue (repeated shapes, e.g. every layer of a training step, copy once)."""
+    key = offsets.tobytes()
     dev = _offsets_cache.get(key)
     if dev is None:
-        if len(_offsets_cache) > 256:
+        if len(_offsets_cache) > 1024:
             _offsets_cache.clear()
         dev = _offsets_cache[key] = cuda.to_device(offsets)
     return dev

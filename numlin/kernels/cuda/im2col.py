@@ -15,30 +15,31 @@ from numba import cuda, float32, float64, int64
 from ._registry import kernel
 from .elementwise import grid_1d
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "zeros"]
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros"]
 
 _GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
 
 
 @kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
 def im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
+    """Grid (column blocks, C*R*S rows, nb samples): row and sample come from the block index,
+    so a thread divides only once (its column into p, q)."""
     L = pc * Q
-    rows = C * R * S
-    total = nb * rows * L
-    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        col = idx % L
-        t = idx // L
-        row = t % rows
-        n = t // rows
-        s = row % S
-        r = (row // S) % R
-        c = row // (R * S)
-        h = (p0 + col // Q) * sh - ph + r * dh
-        w = (col % Q) * sw - pw + s * dw
+    row = cuda.blockIdx.y
+    n = cuda.blockIdx.z
+    s = row % S
+    r = (row // S) % R
+    c = row // (R * S)
+    src = ((n0 + n) * C + c) * H * W
+    dst = (n * C * R * S + row) * L
+    for col in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, L, cuda.gridDim.x * cuda.blockDim.x):
+        p = col // Q
+        h = (p0 + p) * sh - ph + r * dh
+        w = (col - p * Q) * sw - pw + s * dw
         if h >= 0 and h < H and w >= 0 and w < W:
-            cols[idx] = x[(((n0 + n) * C + c) * H + h) * W + w]
+            cols[dst + col] = x[src + h * W + w]
         else:
-            cols[idx] = 0
+            cols[dst + col] = 0
 
 
 @kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
@@ -93,13 +94,14 @@ def _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, 
 
 @kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
 def col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
-    total = nb * C * H * W
-    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        w = idx % W
-        h = (idx // W) % H
-        c = (idx // (H * W)) % C
-        n = idx // (C * H * W)
-        dx[n0 * C * H * W + idx] += _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, G, False)
+    """Grid (pixel blocks, C channels, nb samples)."""
+    c = cuda.blockIdx.y
+    n = cuda.blockIdx.z
+    base = ((n0 + n) * C + c) * H * W
+    for hw in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, H * W, cuda.gridDim.x * cuda.blockDim.x):
+        h = hw // W
+        w = hw - h * W
+        dx[base + hw] += _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, G, False)
 
 
 @kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
@@ -142,6 +144,19 @@ def sum_channels(dy, out, outer, K, inner):
         out[k] = buf[0]
 
 
+@kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
+def sum_leading(partials, out, nb, size, accumulate):
+    """``out[i] (+)= sum_j partials[j*size + i]`` for ``j < nb``."""
+    for i in range(cuda.grid(1), size, cuda.gridsize(1)):
+        acc = partials[i]
+        for j in range(1, nb):
+            acc += partials[j * size + i]
+        if accumulate:
+            out[i] += acc
+        else:
+            out[i] = acc
+
+
 @kernel(*[(t[:], t, int64) for t in (float32, float64)])
 def fill(buf, value, total):
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
@@ -157,16 +172,28 @@ def _geom(g, n0, nb, p0, pc):
     return (g.C, g.H, g.W, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw, n0, nb, p0, pc, g.Q, g.groups)
 
 
+def _grid_3d(inner: int, mid: int, outer: int, threads: int = 256):
+    """Grid (blocks over ``inner``, ``mid``, ``outer``), the last two capped at CUDA's 65 535."""
+    if mid > 65_535 or outer > 65_535:
+        raise ValueError(f"convolution chunk too large for the grid: {mid} x {outer}")
+    return (max(1, min(-(-inner // threads), 4096)), mid, outer), threads
+
+
 def im2col_into(x, cols_flat, geom, n0: int, nb: int, p0: int, pc: int) -> None:
-    total = nb * geom.C * geom.R * geom.S * pc * geom.Q
-    fn = im2col_nchw if geom.layout == "NCHW" else im2col_nhwc
-    fn[grid_1d(total)](_flat(x), cols_flat, *_geom(geom, n0, nb, p0, pc))
+    g = geom
+    if g.layout == "NCHW":
+        launch = _grid_3d(pc * g.Q, g.C * g.R * g.S, nb)
+        im2col_nchw[launch](_flat(x), cols_flat, *_geom(g, n0, nb, p0, pc))
+    else:
+        im2col_nhwc[grid_1d(nb * g.C * g.R * g.S * pc * g.Q)](_flat(x), cols_flat, *_geom(g, n0, nb, p0, pc))
 
 
 def col2im_into(cols_flat, dx, geom, n0: int, nb: int, p0: int, pc: int) -> None:
-    total = nb * geom.C * geom.H * geom.W
-    fn = col2im_nchw if geom.layout == "NCHW" else col2im_nhwc
-    fn[grid_1d(total)](cols_flat, _flat(dx), *_geom(geom, n0, nb, p0, pc))
+    g = geom
+    if g.layout == "NCHW":
+        col2im_nchw[_grid_3d(g.H * g.W, g.C, nb)](cols_flat, _flat(dx), *_geom(g, n0, nb, p0, pc))
+    else:
+        col2im_nhwc[grid_1d(nb * g.C * g.H * g.W)](cols_flat, _flat(dx), *_geom(g, n0, nb, p0, pc))
 
 
 def fill_bias(y, bias, layout: str) -> None:
@@ -183,6 +210,11 @@ def channel_sum(dy, layout: str):
     out = cuda.device_array(K, dy.dtype)
     sum_channels[K, 256](_flat(dy), out, outer, K, inner)
     return out
+
+
+def sum_batch(partials, out, nb: int, accumulate: bool) -> None:
+    size = int(np.prod(out.shape, dtype=np.int64))
+    sum_leading[grid_1d(size)](partials, _flat(out), nb, size, int(accumulate))
 
 
 def zeros(shape: tuple, dtype):
