@@ -198,7 +198,23 @@ def bench_conv(rng, reps, log) -> list[dict]:
                    for gv, rv in ((gx, rx), (gw, rw), (gb, rb)))
         t_nl_fb = _events_ms(nl_fb, reps)
         t_cd_fb = _events_ms(torch_fb, reps)
-        row = {"layer": f"{hw}x{hw} {c}->{k}", "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
+        # where the forward time goes: the im2col launches and the GEMMs alone, same chunks
+        from numlin.kernels.cuda import im2col as ic
+        from numlin.nn import conv as cv
+
+        g = cv.geometry("conv2d", tuple(x.shape), (), padding=1, w_shape=tuple(w.shape))
+        budget = cv.WORKSPACE_BYTES // 4
+        cols = cuda.device_array(cv._chunk_elems(g, budget), np.float32)
+        chunks = list(cv._chunks(g, budget))
+        t_i2c = _events_ms(lambda: [ic.im2col_into(dx_, cols, g, *ch) for ch in chunks], reps)
+        yb = cuda.device_array(g.y_shape, np.float32)
+        ops = cv._Operands(g, strided(dx_, writable=False), strided(dw_, writable=False), strided(yb, writable=True))
+        C_ = strided(cols, writable=True)
+        t_gemm = _events_ms(lambda: [cg.matmul_into(ops.w_mat(), ops.cols(C_, ch[1], ch[3]), ops.y_chunk(*ch), 1.0, 0.0)
+                                     for ch in chunks], reps)
+        log(f"  {hw}x{hw} {c}->{k} forward parts: im2col {t_i2c:.3f} ms, GEMMs {t_gemm:.3f} ms "
+            f"({flops / t_gemm / 1e9:.1f} TF), {len(chunks)} chunks")
+        row = {"layer": f"{hw}x{hw} {c}->{k}", "fwd_im2col_ms": t_i2c, "fwd_gemm_ms": t_gemm, "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
                "fwd_numlin_tflops": flops / t_nl / 1e9, "fwd_cudnn_tflops": flops / t_cd / 1e9,
                "fb_numlin_ms": t_nl_fb, "fb_cudnn_ms": t_cd_fb, "fb_ratio": t_cd_fb / t_nl_fb, "rel_err": err,
                "grad_rel_err": gerr}
@@ -213,6 +229,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=["all", "gemm", "conv"], default="all", help="run one section (after the checks)")
     args = p.parse_args()
     lines: list[str] = []
 
@@ -235,14 +252,18 @@ def main() -> int:
     sizes = (4096,) if args.quick else (4096, 8192)
     variants = {"float32": [cg.Tiles(128, 128, 8, 8, 8, 4)],
                 "float64": [cg.Tiles(128, 64, 8, 8, 4, 2), cg.Tiles(64, 64, 8, 4, 4, 2)]}
-    log("== GEMM vs cuBLAS (CuPy, TF32 off)")
-    gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
-    log(f"(t={time.time() - t0:.0f}s)")
-    log("== conv2d vs cuDNN (PyTorch, TF32 off), N=32, 3x3, pad 1, float32")
-    conv = bench_conv(rng, 10, log)
-    log(f"(t={time.time() - t0:.0f}s)")
-    log("== many small matrices")
-    small = bench_small(rng, 20, log)
+    gemm, conv, small = [], [], []
+    if args.only in ("all", "gemm"):
+        log("== GEMM vs cuBLAS (CuPy, TF32 off)")
+        gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
+        log(f"(t={time.time() - t0:.0f}s)")
+    if args.only in ("all", "conv"):
+        log("== conv2d vs cuDNN (PyTorch, TF32 off), N=32, 3x3, pad 1, float32")
+        conv = bench_conv(rng, 10, log)
+        log(f"(t={time.time() - t0:.0f}s)")
+    if args.only == "all":
+        log("== many small matrices")
+        small = bench_small(rng, 20, log)
     log("== kernel resources")
     res = resources(log)
     log("")
