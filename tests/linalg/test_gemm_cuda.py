@@ -11,7 +11,7 @@ from tests.reference import assert_matmul_close
 
 DTYPES = [np.float32, np.float64]
 # the simulator runs every GPU thread as a Python thread: keep its problems tiny
-SMALL = [(5, 7, 3), (33, 20, 17)]
+SMALL = [(5, 7, 3), (33, 20, 17), (70, 9, 10)]
 REAL = [(1, 1, 1), (129, 257, 65), (1000, 1000, 1000), (4097, 130, 515)]
 SHAPES = REAL if HAS_GPU else SMALL
 

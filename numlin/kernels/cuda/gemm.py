@@ -58,6 +58,12 @@ class Tiles:
 #: One place for the tile sizes: 128 x 128 block tiles, 8 x 8 per thread, 256 threads. On an H200
 #: float32 gains 11% from a 16-deep slice (half the barriers per FMA; benchmarks/README.md);
 #: float64 keeps k = 8 (a 16-deep double slice would pass the 48 KiB static shared memory).
+#: For m <= 64 (e.g. the 64 filters of a convolution) a 128-row tile would idle half its threads:
+#: 64 x 128 tiles with 128 threads are used instead.
+_TILES_SHORT = {
+    "float32": Tiles(bm=64, bn=128, bk=16, tm=8, tn=8, vec=4),
+    "float64": Tiles(bm=64, bn=128, bk=8, tm=8, tn=8, vec=2),
+}
 _TILES = {
     "float32": Tiles(bm=128, bn=128, bk=16, tm=8, tn=8, vec=4),
     "float64": Tiles(bm=128, bn=128, bk=8, tm=8, tn=8, vec=2),
@@ -65,8 +71,8 @@ _TILES = {
 
 
 @functools.lru_cache(maxsize=None)
-def _checked(name: str) -> Tiles:
-    t = _TILES[name]
+def _checked(name: str, short: bool) -> Tiles:
+    t = (_TILES_SHORT if short else _TILES)[name]
     if not SIMULATOR:
         limit = cuda.get_current_device().MAX_SHARED_MEMORY_PER_BLOCK
         if t.shared_bytes(np.dtype(name).itemsize) > limit:
@@ -74,9 +80,10 @@ def _checked(name: str) -> Tiles:
     return t
 
 
-def tiles(dtype) -> Tiles:
-    """Tile sizes for ``dtype``, checked once against the current device's shared memory per block."""
-    return _checked(np.dtype(dtype).name)
+def tiles(dtype, m: int = 1 << 30) -> Tiles:
+    """Tile sizes for ``dtype`` and ``m`` output rows, checked once against the current device's
+    shared memory per block."""
+    return _checked(np.dtype(dtype).name, m <= 64)
 
 
 # --------------------------------------------------------------------------- vector loads
@@ -275,6 +282,7 @@ def _build(dtype_name: str, t: Tiles):
     name = f"gemm_tiled_{dtype_name}"
     if t != _TILES[dtype_name]:
         name += f"_{t.bm}x{t.bn}x{t.bk}_{t.tm}x{t.tn}"
+    registered = t in (_TILES[dtype_name], _TILES_SHORT[dtype_name])
     src = _kernel_source(t, name)
     ns = {"cuda": cuda, "dtype": nbt, "vload": _vload(t.vec)}
     exec(compile(src, f"<numlin.kernels.cuda.gemm:{name}>", "exec"), ns)
@@ -284,14 +292,14 @@ def _build(dtype_name: str, t: Tiles):
     fn.__source__ = src
     sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
            nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
-    return kernel(sig)(fn) if t == _TILES[dtype_name] else cuda.jit(fn)
+    return kernel(sig)(fn) if registered else cuda.jit(fn)
 
 
 #: the kernel of each dtype at its default tiles (compiled lazily, at first launch)
 KERNELS_BY_DTYPE = {name: _build(name, t) for name, t in _TILES.items()}
+_variants: dict = {(name, t): _build(name, t) for name, t in _TILES_SHORT.items()}
 gemm_tiled_float32 = KERNELS_BY_DTYPE["float32"]
 gemm_tiled_float64 = KERNELS_BY_DTYPE["float64"]
-_variants: dict = {}
 
 
 def _kernel_for(dtype: np.dtype, t: Tiles):
@@ -341,7 +349,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
         scale_matrices(c, coffs, beta)
         return
     aoffs, boffs = a.batch_offsets(batch), b.batch_offsets(batch)
-    t = tile or tiles(dtype)
+    t = tile or tiles(dtype, m)
     amaj = a.strides[-2] == 1 and a.strides[-1] != 1
     bkmaj = b.strides[-2] == 1 and b.strides[-1] != 1
     avec = _aligned(a, aoffs, t.vec, -2 if amaj else -1)
