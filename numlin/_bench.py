@@ -110,7 +110,49 @@ def gemm_rows(quick: bool, threads: int) -> list[Row]:
     return rows
 
 
-TABLES = {"gemm": gemm_rows}
+def conv_rows(quick: bool, threads: int) -> list[Row]:
+    """N = 8, 3x3, padding 1, float32 NCHW layers (ResNet-style) vs PyTorch CPU (oneDNN):
+    forward, and forward + backward (dx, dw, db)."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:  # pragma: no cover - torch is a test/bench extra
+        print("conv table skipped: PyTorch is not installed (pip install torch==2.13.0)")
+        return []
+    import numlin as nl
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    rounds, reps = (3, 2) if quick else (5, 3)
+    rows = []
+    layers = ((56, 64, 64), (14, 256, 256)) if quick else ((56, 64, 64), (28, 128, 128), (14, 256, 256))
+    for hw, c, k in layers:
+        x = rng.standard_normal((8, c, hw, hw)).astype(np.float32)
+        w = (rng.standard_normal((k, c, 3, 3)) * 0.05).astype(np.float32)
+        b = rng.standard_normal(k).astype(np.float32)
+        dy = rng.standard_normal((8, k, hw, hw)).astype(np.float32)
+        tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
+        flops = 2.0 * 8 * k * hw * hw * c * 9
+        tn, ta, r = paired(lambda: nl.conv2d(x, w, b, padding=1), lambda: F.conv2d(tx, tw, tb, padding=1),
+                           rounds=rounds, reps=reps, pause=0.05)
+        rows.append(Row("conv", f"{hw}x{hw} {c}->{k} fwd", "float32", threads, flops, tn, ta, r, "PyTorch CPU (oneDNN)"))
+        txg, twg, tbg = (t.clone().requires_grad_() for t in (tx, tw, tb))
+
+        def torch_fb():
+            y = F.conv2d(txg, twg, tbg, padding=1)
+            torch.autograd.grad(y, (txg, twg, tbg), tdy)
+
+        def numlin_fb():
+            nl.conv2d(x, w, b, padding=1)
+            nl.conv2d_backward(dy, x, w, padding=1)
+
+        tn, ta, r = paired(numlin_fb, torch_fb, rounds=rounds, reps=reps, pause=0.05)
+        rows.append(Row("conv", f"{hw}x{hw} {c}->{k} fwd+bwd", "float32", threads, 3 * flops, tn, ta, r,
+                        "PyTorch CPU (oneDNN)"))
+    return rows
+
+
+TABLES = {"gemm": gemm_rows, "conv": conv_rows}
 
 
 def run(tables: list[str] | None = None, quick: bool = False, json_path: str | None = None, out=print) -> list[Row]:
