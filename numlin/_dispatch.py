@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["backend", "kernels", "is_device_array", "parallel_guard"]
+__all__ = ["backend", "kernels", "is_device_array", "parallel_guard", "blas_single_thread"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -58,6 +58,30 @@ def kernels(op: str, **operands: Any):
     """
     where = backend(op, **operands)
     return importlib.import_module(f"numlin.kernels.{where}")
+
+
+_blas_controller = None
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Run numpy/scipy's BLAS and LAPACK on one thread inside the block.
+
+    numlin mixes its own parallel kernels with small LAPACK calls (QR of an m x l sketch, SVD
+    of an l x n matrix). OpenBLAS's idle workers spin after each call and take a core from the
+    next numlin kernel: on 2 cores that halved randomized SVD's speed. The small factorizations
+    lose nothing on one thread.
+    """
+    global _blas_controller
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        yield
+        return
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 # --------------------------------------------------------------------------- threading layer

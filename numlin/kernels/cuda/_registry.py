@@ -17,7 +17,8 @@ __all__ = ["KERNELS", "kernel", "MODULES"]
 KERNELS: list[tuple[str, Callable, tuple]] = []
 
 #: modules that declare kernels (imported by the PTX check)
-MODULES = ("numlin.kernels.cuda.elementwise", "numlin.kernels.cuda.gemm", "numlin.kernels.cuda.im2col")
+MODULES = ("numlin.kernels.cuda.elementwise", "numlin.kernels.cuda.gemm", "numlin.kernels.cuda.im2col",
+           "numlin.kernels.cuda.reductions")
 
 
 def kernel(*signatures, **jit_options):
