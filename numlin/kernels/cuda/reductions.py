@@ -41,6 +41,7 @@ def flip_columns_kernel(U, signs):
     sign = 1.0 if s >= 0 else -1.0
     if tid == 0:
         signs[j] = sign
+    cuda.syncthreads()  # every thread has read the pivot before any thread rescales it
     for i in range(tid, m, cuda.blockDim.x):
         U[i, j] = U[i, j] * sign
 
