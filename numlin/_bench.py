@@ -33,11 +33,12 @@ class Row:
     anchor_s: float
     ratio: float
     anchor: str
+    note: str = ""
 
     def cells(self) -> list[str]:
-        gf = lambda t: f"{self.flops / t / 1e9:8.1f}" if self.flops else "       -"
+        gf = lambda t: f"{self.flops / t / 1e9:8.1f}" if self.flops else "       -"  # noqa: E731
         return [self.case, self.dtype, str(self.threads), f"{self.numlin_s * 1e3:9.3f}", f"{self.anchor_s * 1e3:9.3f}",
-                gf(self.numlin_s), gf(self.anchor_s), f"{self.ratio:5.2f}"]
+                gf(self.numlin_s), gf(self.anchor_s), f"{self.ratio:5.2f}", self.note]
 
 
 def _block(fn: Callable[[], object], reps: int, pause: float) -> float:
@@ -152,7 +153,49 @@ def conv_rows(quick: bool, threads: int) -> list[Row]:
     return rows
 
 
-TABLES = {"gemm": gemm_rows, "conv": conv_rows}
+def rsvd_rows(quick: bool, threads: int) -> list[Row]:
+    """k = 20 randomized SVD of make_low_rank_matrix (effective rank 50, tail 0.3) vs
+    scikit-learn's randomized_svd (defaults), with err/σ_{k+1} (spectral) for both; and the
+    seed talk's rank-15 case against the full np.linalg.svd."""
+    try:
+        from sklearn.datasets import make_low_rank_matrix
+        from sklearn.utils.extmath import randomized_svd
+    except ImportError:  # pragma: no cover
+        print("rsvd table skipped: scikit-learn is not installed")
+        return []
+    import numlin as nl
+
+    rounds, reps = (3, 1) if quick else (5, 2)
+    rows = []
+    shapes = ((2000, 2000),) if quick else ((2000, 2000), (20000, 1000))
+
+    def err(A, U, S, Vt, sk1):
+        return np.linalg.norm(A - (U * S) @ Vt, 2) / sk1
+
+    for m, n in shapes:
+        A64 = make_low_rank_matrix(m, n, effective_rank=50, tail_strength=0.3, random_state=0)
+        s = np.linalg.svd(A64, compute_uv=False)
+        for dtype in (np.float64, np.float32):
+            A = A64.astype(dtype)
+            k = 20
+            tn, ta, r = paired(lambda: nl.linalg.rsvd(A, k, random_state=0),
+                               lambda: randomized_svd(A, k, random_state=0), rounds=rounds, reps=reps, pause=0.1)
+            e_n = err(A64, *nl.linalg.rsvd(A, k, random_state=0), s[k])
+            e_a = err(A64, *randomized_svd(A, k, random_state=0), s[k])
+            rows.append(Row("rsvd", f"{m}x{n} k={k}", np.dtype(dtype).name, threads, 0.0, tn, ta, r,
+                            "scikit-learn randomized_svd", f"err/s_k+1 {e_n:.4f} vs {e_a:.4f}"))
+    # the seed talk's rank-15 approximation, against the full SVD
+    A = make_low_rank_matrix(2000, 1000, effective_rank=50, tail_strength=0.3, random_state=1)
+    s = np.linalg.svd(A, compute_uv=False)
+    tn, ta, r = paired(lambda: nl.linalg.rsvd(A, 15, random_state=0),
+                       lambda: np.linalg.svd(A, full_matrices=False), rounds=3, reps=1, pause=0.1)
+    e_n = err(A, *nl.linalg.rsvd(A, 15, random_state=0), s[15])
+    rows.append(Row("rsvd", "2000x1000 k=15 (seed)", "float64", threads, 0.0, tn, ta, r, "np.linalg.svd (full)",
+                    f"err/s_k+1 {e_n:.4f} vs 1 (exact)"))
+    return rows
+
+
+TABLES = {"gemm": gemm_rows, "conv": conv_rows, "rsvd": rsvd_rows}
 
 
 def run(tables: list[str] | None = None, quick: bool = False, json_path: str | None = None, out=print) -> list[Row]:
@@ -179,7 +222,7 @@ def run(tables: list[str] | None = None, quick: bool = False, json_path: str | N
 
 
 def _format(name: str, rows: list[Row], anchor: str) -> str:
-    head = ["case", "dtype", "thr", "numlin ms", "anchor ms", "nl GF/s", "anc GF/s", "ratio"]
+    head = ["case", "dtype", "thr", "numlin ms", "anchor ms", "nl GF/s", "anc GF/s", "ratio", "note"]
     cells = [head] + [r.cells() for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     lines = [f"== {name}: numlin vs {anchor}; ratio = anchor time / numlin time (> 1: numlin faster)"]
