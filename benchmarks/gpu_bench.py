@@ -225,11 +225,52 @@ def bench_conv(rng, reps, log) -> list[dict]:
     return rows
 
 
+def bench_rsvd(rng, reps, log) -> list[dict]:
+    """Randomized SVD on the device vs torch.svd_lowrank (q = k + 5, niter = 2) on an 8192² float32
+    matrix of known spectrum; error ||A - U S Vt||_2 / σ_{k+1} by 30 steps of power iteration."""
+    import torch
+
+    rows = []
+    n, k = 8192, 20
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for decay in ("fast", "slow"):
+        r = 256
+        Uq, _ = torch.linalg.qr(torch.randn(n, r, device="cuda", generator=g))
+        Vq, _ = torch.linalg.qr(torch.randn(n, r, device="cuda", generator=g))
+        idx = torch.arange(r, device="cuda", dtype=torch.float32)
+        s = 0.8 ** idx if decay == "fast" else 1.0 / (1.0 + idx) ** 0.5
+        A = ((Uq * s) @ Vq.T).contiguous()
+        dA = cuda.as_cuda_array(A)
+
+        def spec_err(U, S, V):  # U (n,k) S (k,) V (n,k), torch tensors
+            x = torch.randn(n, 1, device="cuda", generator=g)
+            for _ in range(30):
+                y = A @ x - U @ (S[:, None] * (V.T @ x))
+                x = A.T @ y - V @ (S[:, None] * (U.T @ y))
+                x = x / x.norm()
+            y = A @ x - U @ (S[:, None] * (V.T @ x))
+            return float(y.norm() / s[k])
+
+        t_nl = _events_ms(lambda: nl.linalg.rsvd(dA, k, random_state=0), reps)
+        U, S, Vt = nl.linalg.rsvd(dA, k, random_state=0)
+        e_nl = spec_err(torch.as_tensor(U, device="cuda"), torch.as_tensor(S, device="cuda"),
+                        torch.as_tensor(np.ascontiguousarray(Vt.T), device="cuda"))
+        t_t = _events_ms(lambda: torch.svd_lowrank(A, q=k + 5, niter=2), reps)
+        Ut, St, Vt_ = torch.svd_lowrank(A, q=k + 5, niter=2)
+        e_t = spec_err(Ut[:, :k], St[:k], Vt_[:, :k])
+        rows.append({"case": f"{n}x{n} k={k} {decay} decay", "numlin_ms": t_nl, "torch_ms": t_t, "ratio": t_t / t_nl,
+                     "numlin_err": e_nl, "torch_err": e_t})
+        log(f"  {n}x{n} k={k} {decay}: numlin {t_nl:.2f} ms (err/s_k+1 {e_nl:.4f}), torch.svd_lowrank {t_t:.2f} ms "
+            f"({e_t:.4f}), ratio {t_t / t_nl:.2f}")
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["all", "gemm", "conv"], default="all", help="run one section (after the checks)")
+    p.add_argument("--only", choices=["all", "gemm", "conv", "rsvd"], default="all",
+                   help="run one section (after the checks)")
     args = p.parse_args()
     lines: list[str] = []
 
@@ -252,7 +293,7 @@ def main() -> int:
     sizes = (4096,) if args.quick else (4096, 8192)
     variants = {"float32": [cg.Tiles(128, 128, 8, 8, 8, 4)],
                 "float64": [cg.Tiles(128, 64, 8, 8, 4, 2), cg.Tiles(64, 64, 8, 4, 4, 2)]}
-    gemm, conv, small = [], [], []
+    gemm, conv, small, rs = [], [], [], []
     if args.only in ("all", "gemm"):
         log("== GEMM vs cuBLAS (CuPy, TF32 off)")
         gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
@@ -260,6 +301,10 @@ def main() -> int:
     if args.only in ("all", "conv"):
         log("== conv2d vs cuDNN (PyTorch, TF32 off), N=32, 3x3, pad 1, float32")
         conv = bench_conv(rng, 10, log)
+        log(f"(t={time.time() - t0:.0f}s)")
+    if args.only in ("all", "rsvd"):
+        log("== randomized SVD vs torch.svd_lowrank, float32")
+        rs = bench_rsvd(rng, 5, log)
         log(f"(t={time.time() - t0:.0f}s)")
     if args.only == "all":
         log("== many small matrices")
@@ -278,7 +323,7 @@ def main() -> int:
     bad = [c for c in checks if not c["ok"]]
     log(f"correctness: {len(checks) - len(bad)}/{len(checks)} ok; total {time.time() - t0:.0f}s")
     with open(os.path.join(args.out, "gpu_bench.json"), "w") as fh:
-        json.dump({"device": name, "checks": checks, "gemm": gemm, "conv": conv, "small": small, "resources": res}, fh, indent=1)
+        json.dump({"device": name, "checks": checks, "gemm": gemm, "conv": conv, "rsvd": rs, "small": small, "resources": res}, fh, indent=1)
     return 1 if bad else 0
 
 
