@@ -170,51 +170,39 @@ def _kernel_source(t: Tiles, name: str) -> str:
     for i in range(TM):
         w("        " + " = ".join(f"c{i}_{j}" for j in range(TN)) + " = zero")
 
+    def load(s: str, arr: str, reg: str, n: int, flag: str, vec_ok: str, src: str, step: str, ok):
+        """``n`` elements ``arr[src + q*step]`` into registers ``reg0..``: 16-byte vectors when
+        ``flag`` and ``vec_ok`` hold (all in bounds), else predicated scalar loads (``ok(q)``)."""
+        w(f"{s}src = {src}")
+        w(f"{s}if {flag} and {vec_ok}:")
+        for q in range(0, n, V):
+            w(f"{s}    " + ", ".join(f"{reg}{q + e}" for e in range(V)) + f" = vload({arr}, src + {q})")
+        w(f"{s}else:")
+        for q in range(n):
+            w(f"{s}    {reg}{q} = {arr}[src + {q}{step}] if {ok(q)} else zero")
+
     def stage_loads(indent: str, k0: str):
-        """Global -> registers for the slice starting at k index ``k0``: xa*, xb*."""
+        """Global -> registers for the slice starting at k index ``k0``: xa*, xb*.
+
+        Each operand has two staging maps, chosen by which of its strides is 1 (the vectors run
+        along that axis): A along m (``amaj``) or k; B along k (``bkmaj``) or n."""
         s = indent
-        # A
+        w(f"{s}gr = bm + ar")
+        w(f"{s}gka = {k0} + ak")
         w(f"{s}if amaj:")
-        w(f"{s}    gr = bm + ar")
-        w(f"{s}    gk = {k0} + ak")
-        w(f"{s}    src = aoff + gr + gk * acs")
-        w(f"{s}    if avec and gr + {LA - 1} < m and gk < k:")
-        for q in range(0, LA, V):
-            w(f"{s}        " + ", ".join(f"xa{q + e}" for e in range(V)) + f" = vload(a, src + {q})")
-        w(f"{s}    else:")
-        for q in range(LA):
-            w(f"{s}        xa{q} = a[src + {q}] if gr + {q} < m and gk < k else zero")
+        load(s + "    ", "a", "xa", LA, "avec", f"gr + {LA - 1} < m and gka < k", "aoff + gr + gka * acs", "",
+             lambda q: f"gr + {q} < m and gka < k")
         w(f"{s}else:")
-        w(f"{s}    gr = bm + ar")
-        w(f"{s}    gk = {k0} + ak")
-        w(f"{s}    src = aoff + gr * ars + gk * acs")
-        w(f"{s}    if avec and gr < m and gk + {LA - 1} < k:")
-        for q in range(0, LA, V):
-            w(f"{s}        " + ", ".join(f"xa{q + e}" for e in range(V)) + f" = vload(a, src + {q})")
-        w(f"{s}    else:")
-        for q in range(LA):
-            w(f"{s}        xa{q} = a[src + {q} * acs] if gr < m and gk + {q} < k else zero")
-        # B
+        load(s + "    ", "a", "xa", LA, "avec", f"gr < m and gka + {LA - 1} < k", "aoff + gr * ars + gka * acs",
+             " * acs", lambda q: f"gr < m and gka + {q} < k")
+        w(f"{s}gc = bn + bc")
+        w(f"{s}gkb = {k0} + bk")
         w(f"{s}if bkmaj:")
-        w(f"{s}    gc = bn + bc")
-        w(f"{s}    gk = {k0} + bk")
-        w(f"{s}    src = boff + gk + gc * bcs")
-        w(f"{s}    if bvec and gc < n and gk + {LB - 1} < k:")
-        for q in range(0, LB, V):
-            w(f"{s}        " + ", ".join(f"xb{q + e}" for e in range(V)) + f" = vload(b, src + {q})")
-        w(f"{s}    else:")
-        for q in range(LB):
-            w(f"{s}        xb{q} = b[src + {q}] if gc < n and gk + {q} < k else zero")
+        load(s + "    ", "b", "xb", LB, "bvec", f"gc < n and gkb + {LB - 1} < k", "boff + gkb + gc * bcs", "",
+             lambda q: f"gc < n and gkb + {q} < k")
         w(f"{s}else:")
-        w(f"{s}    gc = bn + bc")
-        w(f"{s}    gk = {k0} + bk")
-        w(f"{s}    src = boff + gk * brs + gc * bcs")
-        w(f"{s}    if bvec and gc + {LB - 1} < n and gk < k:")
-        for q in range(0, LB, V):
-            w(f"{s}        " + ", ".join(f"xb{q + e}" for e in range(V)) + f" = vload(b, src + {q})")
-        w(f"{s}    else:")
-        for q in range(LB):
-            w(f"{s}        xb{q} = b[src + {q} * bcs] if gc + {q} < n and gk < k else zero")
+        load(s + "    ", "b", "xb", LB, "bvec", f"gc + {LB - 1} < n and gkb < k", "boff + gkb * brs + gc * bcs",
+             " * bcs", lambda q: f"gc + {q} < n and gkb < k")
 
     def stage_stores(indent: str, buf: str):
         """Registers -> shared buffer ``buf`` (0 or 1)."""
