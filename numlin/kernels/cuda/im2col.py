@@ -22,8 +22,9 @@ _GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
 
 @kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
 def im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
-    """Grid (column blocks, C*R*S rows, nb samples): row and sample come from the block index,
-    so a thread divides only once (its column into p, q)."""
+    """Grid (1, C*R*S rows, nb samples), blocks of (32, 8) threads: x strides over the output
+    columns q, y over the output rows p. Row and sample come from the block index, so the
+    per-element work has no integer division (64-bit divisions dominated the first version)."""
     L = pc * Q
     row = cuda.blockIdx.y
     n = cuda.blockIdx.z
@@ -32,14 +33,16 @@ def im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, 
     c = row // (R * S)
     src = ((n0 + n) * C + c) * H * W
     dst = (n * C * R * S + row) * L
-    for col in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, L, cuda.gridDim.x * cuda.blockDim.x):
-        p = col // Q
+    for p in range(cuda.threadIdx.y, pc, cuda.blockDim.y):
         h = (p0 + p) * sh - ph + r * dh
-        w = (col - p * Q) * sw - pw + s * dw
-        if h >= 0 and h < H and w >= 0 and w < W:
-            cols[dst + col] = x[src + h * W + w]
-        else:
-            cols[dst + col] = 0
+        inside = h >= 0 and h < H
+        base = dst + p * Q
+        for q in range(cuda.threadIdx.x, Q, cuda.blockDim.x):
+            w = q * sw - pw + s * dw
+            if inside and w >= 0 and w < W:
+                cols[base + q] = x[src + h * W + w]
+            else:
+                cols[base + q] = 0
 
 
 @kernel(*[(t[:], t[:]) + _GEOM for t in (float32, float64)])
@@ -182,8 +185,8 @@ def _grid_3d(inner: int, mid: int, outer: int, threads: int = 256):
 def im2col_into(x, cols_flat, geom, n0: int, nb: int, p0: int, pc: int) -> None:
     g = geom
     if g.layout == "NCHW":
-        launch = _grid_3d(pc * g.Q, g.C * g.R * g.S, nb)
-        im2col_nchw[launch](_flat(x), cols_flat, *_geom(g, n0, nb, p0, pc))
+        grid, _ = _grid_3d(1, g.C * g.R * g.S, nb)
+        im2col_nchw[grid, (32, 8)](_flat(x), cols_flat, *_geom(g, n0, nb, p0, pc))
     else:
         im2col_nhwc[grid_1d(nb * g.C * g.R * g.S * pc * g.Q)](_flat(x), cols_flat, *_geom(g, n0, nb, p0, pc))
 
