@@ -76,10 +76,6 @@ class Conv2dGeometry:
         return (self.R == self.S == 1 and self.sh == self.sw == 1
                 and self.ph0 == self.ph1 == self.pw0 == self.pw1 == 0)
 
-    @property
-    def flops(self) -> float:
-        return 2.0 * self.N * self.K * self.P * self.Q * (self.C // self.groups) * self.R * self.S
-
 
 def _pair(op: str, name: str, v: Any, minimum: int) -> tuple:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
