@@ -178,6 +178,10 @@ def _micro_kernel(typingctx, kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
     return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False)
 
 
+#: rows of the direct (unpacked, masked) micro-kernel's tile: one call covers an 8-row matrix
+DIRECT_MR = 8
+
+
 @intrinsic
 def _micro_kernel_direct(typingctx, kc, a, aoff, ars, acs, b, boff, brs, cb, coff, crs, alpha, beta, rows, cols):
     """The micro-kernel on unpacked operands, for small matrices: an ``MR x VW`` tile of which
@@ -186,7 +190,7 @@ def _micro_kernel_direct(typingctx, kc, a, aoff, ars, acs, b, boff, brs, cb, cof
     is read from B or C or written)."""
     dtype = as_dtype(a.dtype)
     sig = types.void(kc, a, aoff, ars, acs, b, boff, brs, cb, coff, crs, alpha, beta, rows, cols)
-    return sig, _micro_kernel_codegen(dtype, 4, 1, direct=True)
+    return sig, _micro_kernel_codegen(dtype, DIRECT_MR, 1, direct=True)
 
 
 @intrinsic
@@ -391,10 +395,10 @@ def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, c
     MR x VW tiles when B and C have unit column stride, plain loops otherwise."""
     VW = _vector_width(c)
     if bcs == 1 and ccs == 1 and k > 0:
-        for i0 in range(0, m, 4):
+        for i0 in range(0, m, DIRECT_MR):
             for j0 in range(0, n, VW):
                 _micro_kernel_direct(k, a, aoff + i0 * ars, ars, acs, b, boff + j0, brs, c, coff + i0 * crs + j0,
-                                     crs, alpha, beta, min(4, m - i0), min(VW, n - j0))
+                                     crs, alpha, beta, min(DIRECT_MR, m - i0), min(VW, n - j0))
         return
     for i in range(m):
         for j in range(n):
@@ -477,8 +481,10 @@ def ensure_fresh_cache(dtype) -> None:
 # --------------------------------------------------------------------------- Python driver
 #: Per-matrix work (m*n*k) at or under which packing is skipped.
 SMALL_MNK = 16 * 16 * 16
-#: Total work (sum of m*n*k) under which no parallel region is opened (one costs ~40-110 us).
+#: Total work under which no parallel region is opened (one costs ~40-110 us): the sum over the
+#: batch of m*n*k plus ITEM_COST per matrix (the fixed cost of one small product, in FMAs).
 PARALLEL_MNK = 96 * 96 * 96
+ITEM_COST = 2048
 
 _local = threading.local()
 
@@ -568,7 +574,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     args = (a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], b.strides[-1], beta,
             c.buf, coffs, c.strides[-2], c.strides[-1])
     one_item = m * n * max(k, 1)
-    if nb * one_item < PARALLEL_MNK or threads == 1:
+    if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
         gemm_batched_serial(m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
         return
     if nb >= threads or one_item <= SMALL_MNK:
