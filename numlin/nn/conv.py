@@ -314,8 +314,8 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
     DY, DX, DW = k.strided(dy, writable=False), k.strided(dx, writable=True), k.strided(dw, writable=True)
     ops = _Operands(g, X, Wd, DY)
-    # dW as per-group matrices, the same shapes as ops.w_mat() without the broadcast axis
-    dW = _view(DW, 0, *((ops.w_mat().shape, ops.w_mat().strides)))
+    # NHWC: dW as per-group matrices over dw's buffer, laid out as ops.w_mat() is over w's
+    dW = _view(DW, 0, ops.w_mat().shape, ops.w_mat().strides)
     if g.pointwise:
         if g.layout == "NCHW":
             Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
