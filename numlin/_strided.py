@@ -40,10 +40,8 @@ class Strided(NamedTuple):
     def batch_offsets(self, batch: tuple) -> np.ndarray:
         """Offset of each matrix when the batch dims broadcast to ``batch`` (C order, int64)."""
         nb = len(self.shape) - 2
-        st = np.zeros(len(batch), np.int64)
-        if nb:
-            st[len(batch) - nb:] = [s if d > 1 else 0 for s, d in zip(self.strides[:-2], self.shape[:-2])]
-        if not batch:
-            return np.full(1, self.off, np.int64)
-        grid = np.indices(batch, dtype=np.int64).reshape(len(batch), -1)
-        return self.off + st @ grid
+        st = [0] * (len(batch) - nb) + [s if d > 1 else 0 for s, d in zip(self.strides[:-2], self.shape[:-2])]
+        offs = np.full(1, self.off, np.int64)
+        for d, s in zip(batch, st):  # outer to inner: offs[i, j] = offs[i] + j * s
+            offs = (offs[:, None] + np.arange(d, dtype=np.int64)[None, :] * s).ravel()
+        return offs
