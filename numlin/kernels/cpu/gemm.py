@@ -389,7 +389,7 @@ def gemm_strided(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, 
 
 
 # --------------------------------------------------------------------------- small batched
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs):
     """Unpacked ``C = alpha*A@B + beta*C`` for small matrices: the direct micro-kernel over
     MR x VW tiles when B and C have unit column stride, plain loops otherwise."""
@@ -409,30 +409,26 @@ def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, c
             c[q] = alpha * s if beta == 0 else alpha * s + beta * c[q]
 
 
-@njit(cache=True, nogil=True)
-def _gemm_item(i, tid, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
-               work, wsize, kc_blk, mc_blk, nc_blk, small):
-    """Matrix ``i`` of a batch: unpacked if ``m*n*k <= small``, else the serial packed loops in
-    thread ``tid``'s slice of ``work``."""
-    if m * n * k <= small:
-        _small_gemm(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, beta, c, coffs[i], crs, ccs)
-    else:
-        gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, beta,
-                            c, coffs[i], crs, ccs, work[tid * wsize:(tid + 1) * wsize], kc_blk, mc_blk, nc_blk)
-
-
 @njit(cache=True, parallel=True, nogil=True)
 def gemm_batched(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
                  work, wsize, kc_blk, mc_blk, nc_blk, small):
     """A batch of GEMMs ``C_t = alpha * A_t @ B_t + beta * C_t``, parallel over the batch.
 
-    ``aoffs[t]``, ``boffs[t]``, ``coffs[t]`` locate matrix ``t``; the strides are shared; each
-    thread packs into its own ``wsize``-element slice of ``work``.
+    ``aoffs[t]``, ``boffs[t]``, ``coffs[t]`` locate matrix ``t``; the strides are shared. Matrices
+    with ``m*n*k <= small`` skip packing (the branch sits outside the loop so the per-matrix
+    path stays a straight call); larger ones pack into their thread's slice of ``work``.
     """
     t = c.dtype.type
-    for i in prange(coffs.size):
-        _gemm_item(i, get_thread_id(), m, n, k, t(alpha), a, aoffs, ars, acs, b, boffs, brs, bcs, t(beta),
-                   c, coffs, crs, ccs, work, wsize, kc_blk, mc_blk, nc_blk, small)
+    al = t(alpha)
+    be = t(beta)
+    if m * n * k <= small:
+        for i in prange(coffs.size):
+            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs)
+    else:
+        for i in prange(coffs.size):
+            tid = get_thread_id()
+            gemm_strided_serial(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs,
+                                work[tid * wsize:(tid + 1) * wsize], kc_blk, mc_blk, nc_blk)
 
 
 @njit(cache=True, nogil=True)
@@ -440,9 +436,15 @@ def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, 
                         work, wsize, kc_blk, mc_blk, nc_blk, small):
     """``gemm_batched`` on the calling thread alone (no parallel region: for little work)."""
     t = c.dtype.type
-    for i in range(coffs.size):
-        _gemm_item(i, 0, m, n, k, t(alpha), a, aoffs, ars, acs, b, boffs, brs, bcs, t(beta),
-                   c, coffs, crs, ccs, work, wsize, kc_blk, mc_blk, nc_blk, small)
+    al = t(alpha)
+    be = t(beta)
+    if m * n * k <= small:
+        for i in range(coffs.size):
+            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs)
+    else:
+        for i in range(coffs.size):
+            gemm_strided_serial(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs,
+                                work[:wsize], kc_blk, mc_blk, nc_blk)
 
 
 # --------------------------------------------------------------------------- cache coherence
