@@ -1,0 +1,53 @@
+"""The CPU GEMM for every instruction-set table, not only this machine's.
+
+Numba compiles for the host; ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` make it target an AVX2 or
+a plain SSE2 machine instead, which also selects that table in ``kernels/cpu/blocking.py`` (other
+tile shapes, no FMA for SSE2). Each runs in a fresh process with an empty Numba cache.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+SCRIPT = r"""
+import numpy as np, numlin as nl
+from numlin.kernels.cpu.blocking import isa, blocking
+print(isa(), blocking("float32"), blocking("float64"))
+rng = np.random.default_rng(0)
+for dt, tol in ((np.float32, 1e-4), (np.float64, 1e-12)):
+    for m, n, k in ((7, 5, 3), (8, 8, 8), (130, 70, 300), (301, 257, 129)):
+        a = rng.standard_normal((m, k)).astype(dt)
+        b = rng.standard_normal((k, n)).astype(dt)
+        for x, y in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b))):
+            ref = x.astype(np.float64) @ y.astype(np.float64)
+            err = np.abs(nl.matmul(x, y) - ref).max() / np.abs(ref).max()
+            assert err < tol, (dt, m, n, k, err)
+    bat = rng.standard_normal((500, 8, 8)).astype(dt)
+    ref = np.matmul(bat.astype(np.float64), bat.astype(np.float64))
+    assert np.abs(nl.matmul(bat, bat) - ref).max() / np.abs(ref).max() < tol
+print("ok")
+"""
+
+TARGETS = {
+    "avx2": ("haswell", "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+lzcnt,+movbe,+popcnt,+sse,+sse2,"
+                        "+sse3,+sse4.1,+sse4.2,+ssse3,+xsave"),
+    "generic": ("x86-64", "+64bit,+sse,+sse2,+cx8,+fxsr,+mmx,+cmov"),
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 instruction sets")
+@pytest.mark.parametrize("level", sorted(TARGETS))
+def test_gemm_correct_for_each_isa_table(tmp_path, level):
+    cpu, features = TARGETS[level]
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES=features, NUMBA_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.startswith(level), proc.stdout
+    assert proc.stdout.strip().endswith("ok")
