@@ -51,15 +51,38 @@ class _Host:
     def T(x):
         return x.T
 
-    @staticmethod
-    def orth(Y, method: str):
+    def orth(self, Y, method: str):
         import scipy.linalg as sl
 
         if method == "none":
             return Y
         if method == "lu":
             return sl.lu(Y, permute_l=True, check_finite=False)[0]
+        if Y.shape[0] >= 8 * Y.shape[1]:  # tall and skinny: two GEMM passes beat Householder
+            Q = self._cholesky_qr2(Y)
+            if Q is not None:
+                return Q
         return sl.qr(Y, mode="economic", check_finite=False, overwrite_a=True)[0]
+
+    def _cholesky_qr2(self, Y):
+        """CholeskyQR2 on numlin's GEMM: twice ``R = chol(YᵀY)``, ``Y = Y R⁻¹`` (Gram matrices in
+        float64). The second Gram matrix measures how far the first pass was from orthonormal;
+        beyond 0.1 (Y too ill-conditioned) return None and let Householder QR do it."""
+        import scipy.linalg as sl
+
+        eye = np.eye(Y.shape[1])
+        for rnd in range(2):
+            Yd = Y if Y.dtype == np.float64 else Y.astype(np.float64)
+            G = np.asarray(self.matmul(Yd.T, Yd))
+            if rnd == 1 and np.abs(G - eye).max() > 0.1:
+                return None
+            try:
+                R = sl.cholesky(G, lower=False, check_finite=False)
+            except np.linalg.LinAlgError:
+                return None
+            Rinv = sl.solve_triangular(R, eye, lower=False, check_finite=False)
+            Y = self.matmul(Y, Rinv.astype(Y.dtype))
+        return Y
 
     def project_out(self, Q, Y):
         """``Y - Q (Qᵀ Y)``."""

@@ -200,3 +200,20 @@ def test_device_rsvd_matches_host(rng, shape):
     np.testing.assert_allclose(S, s[:4], rtol=1e-8)
     np.testing.assert_allclose(Uh, Uc, atol=1e-8)  # same sign rule
     np.testing.assert_allclose(Vt, Vtc, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype,cond", [(np.float64, 1e3), (np.float64, 1e12), (np.float32, 1e2), (np.float32, 1e6)])
+def test_tall_orthonormalisation_any_conditioning(rng, dtype, cond):
+    """CholeskyQR2 for tall sketches, Householder when the sketch is too ill-conditioned."""
+    from numlin.linalg.rsvd import _Host
+
+    m, l = 4000, 30
+    U, _ = np.linalg.qr(rng.standard_normal((m, l)))
+    V, _ = np.linalg.qr(rng.standard_normal((l, l)))
+    Y = ((U * np.logspace(0, -np.log10(cond), l)) @ V.T).astype(dtype)
+    Q = _Host().orth(Y.copy(), "qr")
+    eps = np.finfo(dtype).eps
+    assert np.abs(Q.T.astype(np.float64) @ Q - np.eye(l)).max() < 100 * eps * l
+    # same column space as Y: projecting Y onto Q loses nothing
+    resid = np.linalg.norm(Y - Q @ (Q.T @ Y)) / np.linalg.norm(Y)
+    assert resid < 100 * eps * l * (1 if dtype == np.float64 else 10)
