@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["backend", "kernels", "is_device_array", "parallel_guard", "blas_single_thread"]
+__all__ = ["backend", "kernels", "is_device_array", "device_id", "parallel_guard", "blas_single_thread"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -29,6 +29,20 @@ def is_device_array(x: Any) -> bool:
     return mod.startswith("numba.cuda") or mod.startswith("numba_cuda")
 
 
+def device_id(x: Any) -> int | None:
+    """The GPU ordinal a device array lives on, where the object says so (CuPy ``.device.id``,
+    PyTorch ``.device.index``, numba's context device); None when it cannot tell."""
+    dev = getattr(x, "device", None)
+    for attr in ("id", "index"):
+        v = getattr(dev, attr, None)
+        if isinstance(v, int):
+            return v
+    try:
+        return int(x.gpu_data.context.device.id)  # numba DeviceNDArray
+    except Exception:
+        return None
+
+
 def backend(op: str, **operands: Any) -> str:
     """``"cuda"`` if every non-None operand is on the device, ``"cpu"`` if none is.
 
@@ -36,10 +50,19 @@ def backend(op: str, **operands: Any) -> str:
     ------
     TypeError
         When host and device operands are mixed (numlin never moves data implicitly).
+    ValueError
+        When device operands live on different GPUs.
     """
     where = {name: is_device_array(x) for name, x in operands.items() if x is not None}
     if all(where.values()):
-        return "cuda" if where else "cpu"
+        if not where:
+            return "cpu"
+        ids = {name: device_id(x) for name, x in operands.items() if x is not None}
+        known = {name: i for name, i in ids.items() if i is not None}
+        if len(set(known.values())) > 1:
+            placed = ", ".join(f"{name} on cuda:{i}" for name, i in known.items())
+            raise ValueError(f"{op}: operands live on different GPUs ({placed}); copy them to one device first")
+        return "cuda"
     if not any(where.values()):
         return "cpu"
     dev = [n for n, d in where.items() if d]

@@ -40,7 +40,8 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     ------
     ValueError
         0-d operands; core dimensions that do not match; batch dimensions that do not broadcast;
-        ``out`` of the wrong shape, read-only or overlapping an input.
+        ``out`` of the wrong shape, read-only or overlapping an input; device operands on
+        different GPUs.
     TypeError
         A dtype other than float32/float64 (integers are not cast silently), an ``out`` of the
         wrong dtype, or host and device operands mixed.
@@ -122,7 +123,7 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
     ------
     ValueError
         Operands that are not 2-D, inner dimensions that differ, ``c`` of the wrong shape,
-        read-only or overlapping, or ``beta != 0`` without ``c``.
+        read-only or overlapping, ``beta != 0`` without ``c``, or device operands on different GPUs.
     TypeError
         Unsupported dtypes, ``c`` of the wrong dtype, non-real ``alpha``/``beta``, non-bool
         ``trans_*``, or host and device operands mixed.
