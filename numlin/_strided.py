@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Strided"]
+__all__ = ["Strided", "gemm_dims"]
 
 
 class Strided(NamedTuple):
@@ -45,3 +45,11 @@ class Strided(NamedTuple):
         for d, s in zip(batch, st):  # outer to inner: offs[i, j] = offs[i] + j * s
             offs = (offs[:, None] + np.arange(d, dtype=np.int64)[None, :] * s).ravel()
         return offs
+
+
+def gemm_dims(a: Strided, b: Strided, c: Strided) -> tuple:
+    """``(m, n, k, batch, nb)`` of ``C = A @ B``: A ``(..., m, k)``, B ``(..., k, n)``, C
+    ``(*batch, m, n)`` holding ``nb`` matrices."""
+    m, k = a.shape[-2:]
+    batch = tuple(c.shape[:-2])
+    return m, b.shape[-1], k, batch, int(np.prod(batch, dtype=np.int64))

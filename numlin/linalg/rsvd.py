@@ -151,8 +151,11 @@ class _Device(_Host):
         from ..kernels.cuda.gemm import matmul_into
         from ..kernels.cuda import strided
 
+        from numba import cuda
+
         P = self.matmul(self.T(Q), Y)
-        out = self.from_host(self.to_host(Y))  # a copy of Y, updated in place: Y - Q P
+        out = cuda.device_array_like(Y)  # a device-side copy of Y, updated in place: Y - Q P
+        out.copy_to_device(Y)
         matmul_into(strided(Q, writable=False), strided(P, writable=False), strided(out, writable=True), -1.0, 1.0)
         return out
 
@@ -509,8 +512,6 @@ def pca(A: Any, k: int, **rsvd_kwargs) -> PCAResult:
     Returns a :class:`PCAResult`: ``components_`` (k, n_features), ``explained_variance_``
     (S² / (n_samples - 1)), ``explained_variance_ratio_``, ``singular_values_``, ``mean_``.
     """
-    import scipy.sparse as sp
-
     op = _operator("pca", A)
     if op.backend.device:
         raise TypeError("pca: GPU arrays are not supported yet; pass a host array")

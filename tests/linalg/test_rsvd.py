@@ -217,3 +217,10 @@ def test_tall_orthonormalisation_any_conditioning(rng, dtype, cond):
     # same column space as Y: projecting Y onto Q loses nothing
     resid = np.linalg.norm(Y - Q @ (Q.T @ Y)) / np.linalg.norm(Y)
     assert resid < 100 * eps * l * (1 if dtype == np.float64 else 10)
+
+
+def test_device_tol_mode_meets_its_tolerance(rng):
+    A, s = _matrix(rng, *((2000, 600) if HAS_GPU else (48, 20)), "fast")
+    tol = 3.0 * s[6]
+    U, S, Vt = nl.linalg.rsvd(cuda.to_device(A), 12, tol=tol, random_state=0)
+    assert _spectral_err(A, U.copy_to_host(), S, Vt) <= tol

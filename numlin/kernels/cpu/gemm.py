@@ -23,7 +23,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
-from ..._strided import Strided
+from ..._strided import Strided, gemm_dims
 from .blocking import blocking, isa
 
 __all__ = ["matmul_into", "strided", "gemm_strided", "gemm_batched", "gemm_batched_serial", "workspace_size"]
@@ -558,10 +558,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
 
     from ..._dispatch import parallel_guard
 
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
-    batch = c.shape[:-2]
-    nb = int(np.prod(batch, dtype=np.int64))
+    m, n, k, batch, nb = gemm_dims(a, b, c)
     if nb == 0 or m == 0 or n == 0:
         return
     dtype = c.buf.dtype

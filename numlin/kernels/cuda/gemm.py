@@ -27,7 +27,7 @@ import numpy as np
 from llvmlite import ir
 from numba import cuda, float32, float64, int64, types
 
-from ..._strided import Strided
+from ..._strided import Strided, gemm_dims
 from ._registry import kernel
 from .arrays import SIMULATOR
 from .elementwise import scale_matrices
@@ -151,16 +151,16 @@ def _kernel_source(t: Tiles, name: str) -> str:
     # staging maps: A k-major (acs == 1 or general) or m-major (ars == 1); B n-major or k-major
     w("    amaj = ars == 1 and acs != 1")
     w("    bkmaj = brs == 1 and bcs != 1")
-    w(f"    if amaj:")
+    w("    if amaj:")
     w(f"        ar = (tid % {MA}) * {LA}")
     w(f"        ak = tid // {MA}")
-    w(f"    else:")
+    w("    else:")
     w(f"        ar = tid // {KA}")
     w(f"        ak = (tid % {KA}) * {LA}")
-    w(f"    if bkmaj:")
+    w("    if bkmaj:")
     w(f"        bc = tid // {KB}")
     w(f"        bk = (tid % {KB}) * {LB}")
-    w(f"    else:")
+    w("    else:")
     w(f"        bc = (tid % {NB}) * {LB}")
     w(f"        bk = tid // {NB}")
     w("    for bz in range(cuda.blockIdx.z, coffs.size, cuda.gridDim.z):")
@@ -325,10 +325,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
 
     ``tile`` overrides the tile shape (for tuning; see ``benchmarks/gpu_bench.py``).
     """
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
-    batch = c.shape[:-2]
-    nb = int(np.prod(batch, dtype=np.int64))
+    m, n, k, batch, nb = gemm_dims(a, b, c)
     if nb == 0 or m == 0 or n == 0:
         return
     dtype = np.dtype(c.buf.dtype)
