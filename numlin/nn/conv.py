@@ -208,15 +208,19 @@ def _swap(d: Strided) -> Strided:
 
 
 # --------------------------------------------------------------------------- front-ends
-def _prepare(op: str, k, arrays: dict):
-    out = {}
-    for name, arr in arrays.items():
-        out[name] = None if arr is None else k.as_array(op, name, arr)
+def _prepare(op: str, arrays: dict, **conv_args):
+    """Shared prologue of conv2d and conv2d_backward: pick the backend, promote the arrays to
+    one float dtype in C order, and validate the geometry of ``arrays["x"]`` with ``arrays["w"]``.
+    Returns ``(kernels, arrays, dtype, geometry)``."""
+    k = kernels(op, **arrays)
+    out = {name: None if arr is None else k.as_array(op, name, arr) for name, arr in arrays.items()}
     dtype = result_dtype(*[a.dtype for a in out.values() if a is not None])
     for name, arr in out.items():
         if arr is not None:
             out[name] = k.contiguous(k.cast(arr, dtype))
-    return out, dtype
+    x, w = out["x"], out["w"]
+    g = geometry(op, tuple(x.shape), (), w_shape=tuple(w.shape), **conv_args)
+    return k, out, dtype, g
 
 
 def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,
@@ -256,11 +260,9 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
     :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely.
     """
     op = "conv2d"
-    k = kernels(op, x=x, w=w, bias=bias)
-    arrs, dtype = _prepare(op, k, {"x": x, "w": w, "bias": bias})
+    k, arrs, dtype, g = _prepare(op, {"x": x, "w": w, "bias": bias}, stride=stride, padding=padding,
+                                 dilation=dilation, groups=groups, layout=layout)
     x, w, bias = arrs["x"], arrs["w"], arrs["bias"]
-    g = geometry(op, tuple(x.shape), (), stride=stride, padding=padding, dilation=dilation, groups=groups,
-                 layout=layout, w_shape=tuple(w.shape))
     if bias is not None and tuple(bias.shape) != (g.K,):
         raise ValueError(f"{op}: bias must have shape ({g.K},), got {tuple(bias.shape)}")
     y = k.empty(g.y_shape, dtype)
@@ -300,11 +302,9 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
     ``db = dy`` summed over every axis but the channel one.
     """
     op = "conv2d_backward"
-    k = kernels(op, dy=dy, x=x, w=w)
-    arrs, dtype = _prepare(op, k, {"dy": dy, "x": x, "w": w})
+    k, arrs, dtype, g = _prepare(op, {"dy": dy, "x": x, "w": w}, stride=stride, padding=padding,
+                                 dilation=dilation, groups=groups, layout=layout)
     dy, x, w = arrs["dy"], arrs["x"], arrs["w"]
-    g = geometry(op, tuple(x.shape), (), stride=stride, padding=padding, dilation=dilation, groups=groups,
-                 layout=layout, w_shape=tuple(w.shape))
     if tuple(dy.shape) != g.y_shape:
         raise ValueError(f"{op}: dy has shape {tuple(dy.shape)} but the convolution of x {tuple(x.shape)} "
                          f"with w {tuple(w.shape)} gives {g.y_shape}")
