@@ -8,10 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from .._dispatch import kernels
+from .._dispatch import is_dask_array, kernels
 from .._validate import as_real_scalar, result_dtype
 
 __all__ = ["matmul", "gemm"]
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__ == "numlin.autodiff.tensor"
 
 
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
@@ -31,6 +35,7 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     Returns
     -------
     ndarray or scalar
+        With a :class:`numlin.Tensor` operand, a Tensor (differentiable; ``out`` not allowed).
         ``a @ b`` in ``numpy.result_type(a, b)`` (float32 only if both are float32; a mixed pair
         computes in float64 after casting the float32 operand). Two 1-D operands give a scalar.
         Device operands (numba device arrays, CuPy arrays, PyTorch CUDA tensors) give a numba
@@ -59,6 +64,16 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     (2, 4)
     """
     op = "matmul"
+    if _is_tensor(a) or _is_tensor(b):
+        if out is not None:
+            raise TypeError("matmul: out= is not supported with Tensor operands")
+        from ..autodiff.ops import matmul as tensor_matmul
+
+        return tensor_matmul(a, b)
+    if is_dask_array(a) or is_dask_array(b):
+        from ._dask import matmul_dask
+
+        return matmul_dask(a, b, out)
     k = kernels(op, a=a, b=b, out=out)
     a = k.as_array(op, "a", a)
     b = k.as_array(op, "b", b)
@@ -137,6 +152,10 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
            [1., 3.]])
     """
     op = "gemm"
+    if any(is_dask_array(x) for x in (a, b, c)):
+        raise TypeError("gemm: Dask arrays are not supported (gemm writes into c in place); use "
+                        "nl.matmul(a, b), which builds a lazy Dask graph of numlin GEMMs, and scale or add "
+                        "the lazy result (alpha * nl.matmul(a, b) + beta * c)")
     alpha = as_real_scalar(op, "alpha", alpha)
     beta = as_real_scalar(op, "beta", beta)
     for name, flag in (("trans_a", trans_a), ("trans_b", trans_b)):

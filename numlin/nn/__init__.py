@@ -1,4 +1,8 @@
-"""Neural-network building blocks: convolution (im2col + GEMM) and, with autodiff, layers."""
+"""Neural-network building blocks: convolution (im2col + GEMM), layers and functional ops."""
 from .conv import col2im, conv2d, conv2d_backward, im2col
+from .functional import avg_pool2d, cross_entropy, log_softmax, max_pool2d, relu, sigmoid, tanh
+from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
 
-__all__ = ["conv2d", "conv2d_backward", "im2col", "col2im"]
+__all__ = ["conv2d", "conv2d_backward", "im2col", "col2im", "max_pool2d", "avg_pool2d", "relu", "sigmoid", "tanh",
+           "log_softmax", "cross_entropy", "Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU",
+           "Flatten", "Sequential"]

@@ -243,6 +243,8 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
 
     Returns
     -------
+    With a :class:`numlin.Tensor` among the inputs, a Tensor (differentiable: the backward pass
+    is :func:`conv2d_backward`); otherwise an
     array, (N, K, P, Q) for NCHW or (N, P, Q, K) for NHWC, in ``numpy.result_type`` of the
     inputs; a numba device array when the inputs live on the GPU.
 
@@ -260,6 +262,11 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
     :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely.
     """
     op = "conv2d"
+    if any(type(t).__module__ == "numlin.autodiff.tensor" for t in (x, w, bias)):
+        from ..autodiff.ops import conv2d as tensor_conv2d
+
+        return tensor_conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                             layout=layout)
     k, arrs, dtype, g = _prepare(op, {"x": x, "w": w, "bias": bias}, stride=stride, padding=padding,
                                  dilation=dilation, groups=groups, layout=layout)
     x, w, bias = arrs["x"], arrs["w"], arrs["bias"]
@@ -301,34 +308,42 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
     ``dx = col2im(Wᵀ · dY)`` (overlapping patches add), ``dw = dY · colsᵀ`` summed over the batch,
     ``db = dy`` summed over every axis but the channel one.
     """
+    return _conv2d_backward(dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                            layout=layout)
+
+
+def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, **conv_args) -> tuple:
+    """:func:`conv2d_backward`; with ``need_dx=False`` (autodiff, when the input needs no
+    gradient) ``dx`` is None and its GEMM and col2im are skipped."""
     op = "conv2d_backward"
-    k, arrs, dtype, g = _prepare(op, {"dy": dy, "x": x, "w": w}, stride=stride, padding=padding,
-                                 dilation=dilation, groups=groups, layout=layout)
+    k, arrs, dtype, g = _prepare(op, {"dy": dy, "x": x, "w": w}, **conv_args)
     dy, x, w = arrs["dy"], arrs["x"], arrs["w"]
     if tuple(dy.shape) != g.y_shape:
         raise ValueError(f"{op}: dy has shape {tuple(dy.shape)} but the convolution of x {tuple(x.shape)} "
                          f"with w {tuple(w.shape)} gives {g.y_shape}")
     db = k.im2col.channel_sum(dy, g.layout)
-    dx = k.im2col.zeros(g.x_shape, dtype)
+    dx = k.im2col.zeros(g.x_shape, dtype) if need_dx else None
     dw = k.empty(g.w_shape, dtype)
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
-    DY, DX, DW = k.strided(dy, writable=False), k.strided(dx, writable=True), k.strided(dw, writable=True)
+    DY, DW = k.strided(dy, writable=False), k.strided(dw, writable=True)
     ops = _Operands(g, X, Wd, DY)
     # NHWC: dW as per-group matrices over dw's buffer, laid out as ops.w_mat() is over w's
     dW = _view(DW, 0, ops.w_mat().shape, ops.w_mat().strides)
     if g.pointwise:
         if g.layout == "NCHW":
             Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
-            DXm = _view(DX, 0, Xm.shape, Xm.strides)
             DYm = ops.y_chunk(0, g.N, 0, g.P)
             _dw_nchw(k, ops, DYm, _swap(Xm), dw, g.N, first=True)
-            k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
+            if need_dx:
+                DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
+                k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
         else:
             Xm = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
-            DXm = _view(DX, 0, Xm.shape, Xm.strides)
             DYm = ops.y_chunk(0, g.N, 0, g.P)
             k.gemm.matmul_into(_swap(Xm), DYm, dW, 1.0, 0.0)
-            k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
+            if need_dx:
+                DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
+                k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
         return dx, dw, db
     budget = max(1, WORKSPACE_BYTES // 2 // np.dtype(dtype).itemsize)
     n_elems = _chunk_elems(g, budget)
@@ -341,12 +356,15 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
         if g.layout == "NCHW":
             _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
             first = False
-            k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
+            if need_dx:
+                k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
         else:
             k.gemm.matmul_into(_swap(Cm), DYm, dW, 1.0, 0.0 if first else 1.0)  # dW += colsᵀ dY
             first = False
-            k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DCm, 1.0, 0.0)  # dcols = dY Wᵀ
-        k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
+            if need_dx:
+                k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DCm, 1.0, 0.0)  # dcols = dY Wᵀ
+        if need_dx:
+            k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
     return dx, dw, db
 
 

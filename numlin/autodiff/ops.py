@@ -1,0 +1,514 @@
+"""Differentiable operations: each op's forward kernel call and its backward rule side by side.
+
+Forward: the jitted kernel of the backend the data lives on (``numlin.kernels.cpu`` or
+``numlin.kernels.cuda``: elementwise ufuncs with fused broadcasting, reductions, numlin's GEMM
+and im2col convolution, pooling, softmax). Backward (``vjp``): written with these same ops, so
+it runs the same kernels and nested tapes can differentiate it again. A few heavy ops (conv2d,
+the pools, cross-entropy) run a dedicated backward kernel on raw arrays; differentiating those
+a second time raises NotImplementedError instead of returning a wrong zero.
+
+Dtypes: float32 and float64 (numpy promotion between them); integer tensors are cast to float64
+when an op needs floats (numpy's rule) and are never differentiable; Python scalars adopt the
+other operand's dtype (numpy 2's weak scalars).
+"""
+from __future__ import annotations
+
+import importlib
+import numbers
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import tape as _tape
+from .tensor import Tensor
+
+__all__ = [
+    "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "sin", "cos", "tanh",
+    "sqrt", "abs", "relu", "sigmoid", "sign", "sum", "mean", "max", "reshape", "transpose", "flatten",
+    "broadcast_to", "matmul", "conv2d", "max_pool2d", "avg_pool2d", "log_softmax", "cross_entropy",
+    "ones_like", "zeros_like", "cast",
+]
+
+TensorLike = Any  # Tensor, numpy array, Python or numpy scalar
+
+
+# --------------------------------------------------------------------------- plumbing
+class _Kernels:
+    """The kernel modules of one backend (``cpu`` or ``cuda``)."""
+
+    def __init__(self, device: str):
+        mod = f"numlin.kernels.{device}"
+        self.ew = importlib.import_module(f"{mod}.elementwise")
+        self.pool = importlib.import_module(f"{mod}.pool")
+        self.softmax = importlib.import_module(f"{mod}.softmax")
+
+
+_KERNELS: dict[str, _Kernels] = {}
+
+
+def _k(t: Tensor) -> _Kernels:
+    dev = t.device
+    k = _KERNELS.get(dev)
+    if k is None:
+        k = _KERNELS[dev] = _Kernels(dev)
+    return k
+
+
+def _make(name: str, data, inputs: tuple, vjp: Callable | None) -> Tensor:
+    """Wrap kernel output ``data`` and record it (``vjp=None``: not differentiable, nothing recorded)."""
+    out = Tensor._wrap(data)
+    if vjp is not None and _tape._ACTIVE:
+        _tape.record(name, inputs, out, vjp)
+    return out
+
+
+def _opaque(name: str, data, inputs: tuple) -> Tensor:
+    """The result of a backward kernel on raw arrays: recorded so that an outer tape asking for a
+    second derivative through it gets a clear error, not a silent zero."""
+
+    def no_second(g, needs):
+        raise NotImplementedError(f"second derivatives through {name} are not implemented")
+
+    return _make(name, data, inputs, no_second)
+
+
+def _is_weak(x: Any) -> bool:
+    return isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, (np.ndarray, np.generic)) \
+        or isinstance(x, (bool, int, float))
+
+
+def _tensor(x: TensorLike, op: str, name: str = "x") -> Tensor:
+    """``x`` as a Tensor with a float dtype (integers are cast to float64; not recorded)."""
+    t = x if isinstance(x, Tensor) else Tensor(x)
+    if t.dtype.kind != "f":
+        t = Tensor._wrap(_k(t).ew.astype(t.data, np.dtype(np.float64)))
+    return t
+
+
+def _operand(x: TensorLike, like: Tensor, op: str) -> Tensor:
+    """``x`` as a Tensor on ``like``'s device; a weak Python scalar takes ``like``'s dtype."""
+    if isinstance(x, Tensor):
+        if x.device != like.device:
+            raise TypeError(f"{op}: operands are on different devices ({like.device} and {x.device}); "
+                            "move one with .to(device)")
+        return x
+    if _is_weak(x):
+        return Tensor(np.asarray(x, like.dtype if like.dtype.kind == "f" else np.float64), device=like.device)
+    if like.device == "cuda" and isinstance(x, (np.ndarray, list, tuple)):
+        raise TypeError(f"{op}: a host array combined with a GPU tensor; make it a Tensor(..., device='cuda')")
+    return Tensor(x, device=like.device if like.device == "cuda" else None)
+
+
+def _pair(a: TensorLike, b: TensorLike, op: str) -> tuple[Tensor, Tensor]:
+    """Two float operands of one dtype and device (numpy promotion, weak Python scalars)."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        if _is_weak(a) and _is_weak(b):
+            a, b = Tensor(np.float64(a)), Tensor(np.float64(b))
+        elif _is_weak(a):
+            b = Tensor(b)
+        else:
+            a = Tensor(a)
+    if isinstance(a, Tensor):
+        b = _operand(b, a, op)
+    else:
+        a = _operand(a, b, op)
+    dt = np.result_type(a.dtype, b.dtype)
+    if dt.kind != "f":
+        dt = np.dtype(np.float64)
+    return _cast(a, dt), _cast(b, dt)
+
+
+def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
+    """``t`` in ``dtype``; recorded (the gradient is cast back), integer sources excepted."""
+    if t.dtype == dtype:
+        return t
+    data = _k(t).ew.astype(t.data, np.dtype(dtype))
+    if t.dtype.kind != "f":
+        return Tensor._wrap(data)
+    src = t.dtype
+    return _make("cast", data, (t,), lambda g, needs: (_cast(g, src),))
+
+
+def cast(x: TensorLike, dtype: Any) -> Tensor:
+    """``x`` converted to float32 or float64 (differentiable; the gradient is cast back)."""
+    dt = np.dtype(dtype)
+    if dt.kind != "f" or dt.itemsize not in (4, 8):
+        raise TypeError(f"cast: dtype {dt} is not float32 or float64")
+    t = x if isinstance(x, Tensor) else Tensor(x)
+    return _cast(t, dt)
+
+
+def _broadcast_shape(op: str, a: tuple, b: tuple) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise ValueError(f"{op}: operands could not be broadcast together with shapes {a} and {b}") from None
+
+
+def _sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """``g`` summed over the axes that broadcasting added or stretched, back to ``shape``."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1)
+    return reshape(sum(g, axes, keepdims=True), shape)
+
+
+def ones_like(x: Tensor) -> Tensor:
+    """A tensor of ones with ``x``'s shape, dtype (float) and device."""
+    dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    return Tensor._wrap(_k(x).ew.full(x.shape, 1.0, dt))
+
+
+def zeros_like(x: Tensor) -> Tensor:
+    """A tensor of zeros with ``x``'s shape, dtype (float) and device."""
+    dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    return Tensor._wrap(_k(x).ew.full(x.shape, 0.0, dt))
+
+
+# --------------------------------------------------------------------------- elementwise
+def _unary(rule: str, vjp: Callable | None, doc: str) -> Callable[[TensorLike], Tensor]:
+    """A unary op running kernel rule ``rule``; ``vjp(x, y, g) -> gx`` (None: not differentiable)."""
+
+    def op(x: TensorLike) -> Tensor:
+        x = _tensor(x, rule)
+        y = _make(rule, _k(x).ew.unary(rule, x.data), (x,), None if vjp is None else
+                  (lambda g, needs: (vjp(x, y, g),)))
+        return y
+
+    op.__name__ = op.__qualname__ = {"neg": "negative", "abs": "abs"}.get(rule, rule)
+    op.__doc__ = f"{doc}, elementwise (a Tensor; float32/float64)."
+    return op
+
+
+def _binary(rule: str, vjp: Callable | None, doc: str) -> Callable[[TensorLike, TensorLike], Tensor]:
+    """A broadcasting binary op running kernel rule ``rule``;
+    ``vjp(a, b, y, g, needs) -> (ga, gb)`` before the broadcast axes are summed away."""
+
+    def op(a: TensorLike, b: TensorLike) -> Tensor:
+        a, b = _pair(a, b, rule)
+        _broadcast_shape(op.__name__, a.shape, b.shape)
+
+        def back(g, needs):
+            ga, gb = vjp(a, b, y, g, needs)
+            return (None if ga is None else _sum_to(ga, a.shape), None if gb is None else _sum_to(gb, b.shape))
+
+        y = _make(rule, _k(a).ew.binary(rule, a.data, b.data), (a, b), None if vjp is None else back)
+        return y
+
+    op.__name__ = op.__qualname__ = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide",
+                                     "pow": "power"}.get(rule, rule)
+    op.__doc__ = (f"{doc}, elementwise with numpy broadcasting (Tensors, arrays or scalars in; a Tensor "
+                  "out). Raises ValueError naming both shapes when they do not broadcast.")
+    return op
+
+
+# one line per rule: forward kernel name, then the gradient in terms of the other ops
+add = _binary("add", lambda a, b, y, g, n: (g, g), "a + b")
+subtract = _binary("sub", lambda a, b, y, g, n: (g, negative(g) if n[1] else None), "a - b")
+multiply = _binary("mul", lambda a, b, y, g, n: (multiply(g, b) if n[0] else None,
+                                                 multiply(g, a) if n[1] else None), "a * b")
+divide = _binary("div", lambda a, b, y, g, n: (divide(g, b) if n[0] else None,
+                                               negative(divide(multiply(g, y), b)) if n[1] else None), "a / b")
+power = _binary("pow", lambda a, b, y, g, n: (multiply(g, multiply(b, power(a, subtract(b, 1.0)))) if n[0] else None,
+                                              multiply(g, multiply(y, log(a))) if n[1] else None), "a ** b")
+negative = _unary("neg", lambda x, y, g: negative(g), "-x")
+exp = _unary("exp", lambda x, y, g: multiply(g, y), "exp(x)")
+log = _unary("log", lambda x, y, g: divide(g, x), "natural logarithm of x")
+sin = _unary("sin", lambda x, y, g: multiply(g, cos(x)), "sin(x)")
+cos = _unary("cos", lambda x, y, g: negative(multiply(g, sin(x))), "cos(x)")
+sqrt = _unary("sqrt", lambda x, y, g: divide(multiply(g, 0.5), y), "square root of x")
+sign = _unary("sign", None, "sign of x (-1, 0, 1; not differentiable: its gradient is zero)")
+abs = _unary("abs", lambda x, y, g: multiply(g, sign(x)), "|x| (gradient sign(x), 0 at 0)")
+relu = _unary("relu", lambda x, y, g: _relu_grad(x, g), "max(x, 0) (gradient 0 at 0, as in PyTorch)")
+tanh = _unary("tanh", lambda x, y, g: _tanh_grad(y, g), "tanh(x)")
+sigmoid = _unary("sigmoid", lambda x, y, g: _sigmoid_grad(y, g), "1 / (1 + exp(-x))")
+# fused gradient kernels, themselves differentiable (for second derivatives)
+_relu_grad = _binary("relu_grad", lambda x, g, y, gg, n: (None, _relu_grad(x, gg) if n[1] else None),
+                     "g where x > 0")
+_tanh_grad = _binary("tanh_grad", lambda t, g, y, gg, n: (
+    multiply(multiply(gg, g), multiply(t, -2.0)) if n[0] else None, _tanh_grad(t, gg) if n[1] else None),
+    "g (1 - t²)")
+_sigmoid_grad = _binary("sigmoid_grad", lambda s, g, y, gg, n: (
+    multiply(multiply(gg, g), subtract(1.0, multiply(s, 2.0))) if n[0] else None,
+    _sigmoid_grad(s, gg) if n[1] else None), "g s (1 - s)")
+_equal = _binary("equal", None, "1 where a == b else 0 (not differentiable)")
+
+
+# --------------------------------------------------------------------------- reductions
+def _axes(op: str, axis: Any, ndim: int) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    items = (axis,) if isinstance(axis, (numbers.Integral, np.integer)) else axis
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}") from None
+    out = []
+    for a in items:
+        if isinstance(a, bool) or not isinstance(a, (numbers.Integral, np.integer)):
+            raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(int(a), ndim, op)
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: duplicate value in axis {axis!r}")
+    return tuple(sorted(out))
+
+
+def _keep_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def sum(x: TensorLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (None: all; int or tuple; negative counts from the end), as numpy."""
+    x = _tensor(x, "sum")
+    axes = _axes("sum", axis, x.ndim)
+    data = _k(x).ew.reduce("sum", x.data, axes, bool(keepdims))
+    return _make("sum", data, (x,), lambda g, needs: (broadcast_to(reshape(g, _keep_shape(x.shape, axes)), x.shape),))
+
+
+def mean(x: TensorLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (as numpy; NaN for an empty reduction)."""
+    x = _tensor(x, "mean")
+    axes = _axes("mean", axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    s = sum(x, axes, keepdims)
+    return multiply(s, 1.0 / count if count else np.nan)
+
+
+def max(x: TensorLike, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis`` (as numpy's ``max``; ValueError for an empty reduction). The gradient
+    is shared equally between tied maxima (as TensorFlow and PyTorch's ``amax``)."""
+    x = _tensor(x, "max")
+    axes = _axes("max", axis, x.ndim)
+    if any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"max: zero-size reduction over axis {axis!r} of shape {x.shape} has no identity")
+    data = _k(x).ew.reduce("max", x.data, axes, bool(keepdims))
+
+    def vjp(g, needs):
+        ks = _keep_shape(x.shape, axes)
+        mask = _equal(x, reshape(y, ks))
+        return (multiply(mask, divide(reshape(g, ks), sum(mask, axes, keepdims=True))),)
+
+    y = _make("max", data, (x,), vjp)
+    return y
+
+
+def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
+    """``x`` broadcast (materialised) to ``shape``; the gradient sums back."""
+    x = _tensor(x, "broadcast_to")
+    shape = tuple(int(s) for s in shape)
+    if x.shape == shape:
+        return x
+    try:
+        if np.broadcast_shapes(x.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
+    return _make("broadcast_to", _k(x).ew.broadcast_to(x.data, shape), (x,), lambda g, needs: (_sum_to(g, x.shape),))
+
+
+# --------------------------------------------------------------------------- shapes
+def reshape(x: TensorLike, shape: Any) -> Tensor:
+    """``x`` with a new shape (one entry may be -1), as numpy; the gradient reshapes back."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    shape = (shape,) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(shape)
+    if x.shape == shape:
+        return x
+    try:
+        data = _k(x).ew.reshape(x.data, shape)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {shape} ({exc})") from None
+    vjp = (lambda g, needs: (reshape(g, x.shape),)) if x.dtype.kind == "f" else None
+    return _make("reshape", data, (x,), vjp)
+
+
+def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
+    """Permute the axes (reversed when ``axes`` is None), as numpy."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if axes is None:
+        perm = tuple(range(x.ndim))[::-1]
+    else:
+        perm = tuple(int(a) % x.ndim if -x.ndim <= int(a) < x.ndim else -1 for a in axes)
+        if sorted(perm) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of {x.shape}")
+    if perm == tuple(range(x.ndim)):
+        return x
+    inv = tuple(np.argsort(perm))
+    vjp = (lambda g, needs: (transpose(g, inv),)) if x.dtype.kind == "f" else None
+    return _make("transpose", _k(x).ew.transpose(x.data, perm), (x,), vjp)
+
+
+def flatten(x: TensorLike, start_axis: int = 0) -> Tensor:
+    """Collapse axes ``start_axis ..`` into one (``start_axis=0``: 1-D, like numpy's ``ravel``;
+    ``start_axis=1`` keeps the batch axis, like PyTorch's ``nn.Flatten``)."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if not 0 <= start_axis <= (x.ndim - 1 if x.ndim else 0):
+        raise ValueError(f"flatten: start_axis {start_axis} out of range for shape {x.shape}")
+    return reshape(x, x.shape[:start_axis] + (-1,))
+
+
+# --------------------------------------------------------------------------- GEMM and convolution
+def _swap_last2(t: Tensor) -> Tensor:
+    perm = tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2)
+    return transpose(t, perm)
+
+
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
+    """``a @ b`` with numpy's matmul semantics (1-D operands, broadcast batches) by numlin's GEMM."""
+    from ..linalg.gemm import matmul as gemm_matmul
+
+    a, b = _pair(a, b, "matmul")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+    if a.ndim == 1 or b.ndim == 1:
+        a2 = reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        b2 = reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        y = matmul(a2, b2)
+        shape = y.shape[:-2] + ((y.shape[-2],) if a.ndim > 1 else ()) + ((y.shape[-1],) if b.ndim > 1 else ())
+        return reshape(y, shape)
+
+    def vjp(g, needs):
+        return (_sum_to(matmul(g, _swap_last2(b)), a.shape) if needs[0] else None,
+                _sum_to(matmul(_swap_last2(a), g), b.shape) if needs[1] else None)
+
+    return _make("matmul", gemm_matmul(a.data, b.data), (a, b), vjp)
+
+
+def conv2d(x: TensorLike, w: TensorLike, bias: TensorLike | None = None, *, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1, layout: str = "NCHW") -> Tensor:
+    """:func:`numlin.conv2d` on Tensors; the backward pass is numlin's ``conv2d_backward``
+    (GEMMs + col2im), skipping ``dx`` when the input needs no gradient."""
+    from ..nn import conv as _conv
+
+    x = _tensor(x, "conv2d")
+    w = _operand(w, x, "conv2d")
+    ts = [x, w] + ([_operand(bias, x, "conv2d")] if bias is not None else [])
+    dt = np.result_type(*[t.dtype for t in ts])
+    ts = [_cast(t if t.dtype.kind == "f" else _tensor(t, "conv2d"), dt) for t in ts]
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
+    data = _conv.conv2d(ts[0].data, ts[1].data, ts[2].data if bias is not None else None, **kw)
+
+    def vjp(g, needs):
+        dx, dw, db = _conv._conv2d_backward(g.data, ts[0].data, ts[1].data, need_dx=needs[0], **kw)
+        saved = (g, ts[0], ts[1])
+        out = [_opaque("conv2d_backward", dx, saved) if needs[0] else None, _opaque("conv2d_backward", dw, saved)]
+        if bias is not None:
+            out.append(_opaque("conv2d_backward", db, saved))
+        return tuple(out)
+
+    return _make("conv2d", data, tuple(ts), vjp)
+
+
+# --------------------------------------------------------------------------- pooling
+def _pool_args(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any) -> tuple:
+    from ..nn.conv import _pair as conv_pair
+
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    k = conv_pair(op, "kernel_size", kernel_size, 1)
+    s = k if stride is None else conv_pair(op, "stride", stride, 1)
+    p = conv_pair(op, "padding", padding, 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k}")
+    H, W = x.shape[2:]
+    if H + 2 * p[0] < k[0] or W + 2 * p[1] < k[1]:
+        raise ValueError(f"{op}: kernel {k} is larger than the padded input {(H + 2 * p[0], W + 2 * p[1])}")
+    return k, s, p
+
+
+def max_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """2-D max pooling over an NCHW tensor (``stride`` defaults to ``kernel_size``; padding with
+    -inf); the gradient goes to each window's maximum (the first one on ties)."""
+    x = _tensor(x, "max_pool2d")
+    k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    kp = _k(x).pool
+    data, arg = kp.max_pool2d(x.data, k, s, p)
+
+    def vjp(g, needs):
+        return (_opaque("max_pool2d_backward", kp.max_pool2d_backward(g.data, arg, x.shape), (g, x)),)
+
+    return _make("max_pool2d", data, (x,), vjp)
+
+
+def avg_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """2-D average pooling over an NCHW tensor (``stride`` defaults to ``kernel_size``; zero
+    padding counted in the mean, PyTorch's default)."""
+    x = _tensor(x, "avg_pool2d")
+    k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    kp = _k(x).pool
+
+    def vjp(g, needs):
+        return (_opaque("avg_pool2d_backward", kp.avg_pool2d_backward(g.data, x.shape, k, s, p), (g,)),)
+
+    return _make("avg_pool2d", kp.avg_pool2d(x.data, k, s, p), (x,), vjp)
+
+
+# --------------------------------------------------------------------------- softmax and loss
+def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
+    """``x - logsumexp(x, axis)``, computed stably (finite for logits of any magnitude)."""
+    x = _tensor(x, "log_softmax")
+    if x.ndim == 0:
+        raise ValueError("log_softmax: x must be at least 1-D")
+    (ax,) = _axes("log_softmax", axis, x.ndim)
+    if x.shape[ax] == 0:
+        raise ValueError(f"log_softmax: axis {axis} of shape {x.shape} is empty")
+    perm = tuple(i for i in range(x.ndim) if i != ax) + (ax,)
+    moved_shape = tuple(x.shape[i] for i in perm)
+    kx = _k(x)
+    rows = kx.ew.reshape(kx.ew.contiguous(kx.ew.transpose(x.data, perm)), (-1, x.shape[ax]))
+    y2 = kx.softmax.log_softmax(rows)
+    data = kx.ew.transpose(kx.ew.reshape(y2, moved_shape), tuple(np.argsort(perm)))
+
+    def vjp(g, needs):  # g - softmax * sum(g)
+        return (subtract(g, multiply(exp(y), sum(g, ax, keepdims=True))),)
+
+    y = _make("log_softmax", data, (x,), vjp)
+    return y
+
+
+def cross_entropy(logits: TensorLike, labels: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of ``logits (N, C)`` against integer class ``labels (N,)``, fused
+    (one kernel; finite for logits of magnitude 1e4 and beyond), as PyTorch's ``cross_entropy``.
+
+    Parameters
+    ----------
+    logits : Tensor (N, C), float
+    labels : integer array or Tensor (N,), values in ``[0, C)``
+    reduction : {"mean", "sum", "none"}
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, a label outside ``[0, C)``, an unknown reduction.
+    TypeError
+        Non-integer labels.
+    """
+    x = _tensor(logits, "cross_entropy")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if x.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be 2-D (N, C), got shape {x.shape}")
+    lab = labels.numpy() if isinstance(labels, Tensor) else labels
+    lab_host = np.asarray(lab.copy_to_host() if hasattr(lab, "copy_to_host") else lab)
+    if lab_host.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype {lab_host.dtype}")
+    if lab_host.shape != (x.shape[0],):
+        raise ValueError(f"cross_entropy: labels have shape {lab_host.shape}, expected ({x.shape[0]},) for "
+                         f"logits of shape {x.shape}")
+    if lab_host.size and (lab_host.min() < 0 or lab_host.max() >= x.shape[1]):
+        bad = lab_host[(lab_host < 0) | (lab_host >= x.shape[1])][0]
+        raise ValueError(f"cross_entropy: label {bad} is out of range for {x.shape[1]} classes")
+    ks = _k(x).softmax
+    lab_dev = ks.labels(lab_host)
+    loss, prob = ks.cross_entropy(x.data, lab_dev)
+
+    def vjp(g, needs):
+        return (_opaque("cross_entropy_backward", ks.cross_entropy_backward(prob, lab_dev, g.data), (g, x)),)
+
+    per_row = _make("cross_entropy", loss, (x,), vjp)
+    if reduction == "none":
+        return per_row
+    total = sum(per_row)
+    return total if reduction == "sum" else multiply(total, 1.0 / x.shape[0] if x.shape[0] else np.nan)

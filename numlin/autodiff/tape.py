@@ -1,0 +1,313 @@
+"""Reverse-mode differentiation: :class:`GradientTape` (TensorFlow's interface), ``grad`` and
+``value_and_grad``.
+
+Every op calls :func:`record` with its inputs, its output and its vector-Jacobian product
+``vjp(g, needs) -> (grad per input)``. Each active, recording tape that watches one of the inputs
+appends a node; the output becomes watched on that tape. ``gradient`` walks the nodes backwards
+(recording order is a topological order) and calls each ``vjp`` with the incoming gradient as a
+Tensor. The ``vjp`` rules are written with the same ops, so an outer tape records the backward
+pass of an inner one: nested tapes give higher derivatives.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+from .tensor import Tensor, Variable
+
+__all__ = ["GradientTape", "grad", "value_and_grad", "record", "active"]
+
+#: the tapes inside whose ``with`` block we are, innermost last
+_ACTIVE: list["GradientTape"] = []
+
+
+class _Node:
+    __slots__ = ("name", "inputs", "output", "vjp")
+
+    def __init__(self, name: str, inputs: tuple, output: Tensor, vjp: Callable):
+        self.name = name
+        self.inputs = inputs
+        self.output = output
+        self.vjp = vjp
+
+
+def active() -> bool:
+    """True when some tape is recording (ops then pay for :func:`record`)."""
+    return bool(_ACTIVE)
+
+
+def record(name: str, inputs: tuple, output: Tensor, vjp: Callable) -> None:
+    """Record ``output = name(*inputs)`` on every recording tape that watches an input."""
+    for tape in _ACTIVE:
+        if not tape._recording:
+            continue
+        watched = tape._watched
+        hit = False
+        for t in inputs:
+            if id(t) in watched:
+                hit = True
+            elif tape._watch_accessed and isinstance(t, Variable) and t.trainable:
+                watched[id(t)] = t
+                hit = True
+        if hit:
+            tape._nodes.append(_Node(name, inputs, output, vjp))
+            watched[id(output)] = output
+
+
+def _flatten(structure: Any, what: str) -> tuple[list, Callable]:
+    """Tensors of a tensor / list / tuple / dict (nested) and a function rebuilding the structure."""
+    if isinstance(structure, Tensor):
+        return [structure], lambda leaves: leaves[0]
+    if isinstance(structure, dict):
+        keys = list(structure)
+        parts = [_flatten(structure[k], what) for k in keys]
+        sizes = [len(p[0]) for p in parts]
+
+        def rebuild_dict(leaves):
+            out, i = {}, 0
+            for k, (_, fn), n in zip(keys, parts, sizes):
+                out[k] = fn(leaves[i:i + n])
+                i += n
+            return out
+
+        return [t for p in parts for t in p[0]], rebuild_dict
+    if isinstance(structure, (list, tuple)):
+        parts = [_flatten(s, what) for s in structure]
+        sizes = [len(p[0]) for p in parts]
+        kind = type(structure)
+
+        def rebuild_seq(leaves):
+            out, i = [], 0
+            for (_, fn), n in zip(parts, sizes):
+                out.append(fn(leaves[i:i + n]))
+                i += n
+            return out if kind is list else tuple(out)
+
+        return [t for p in parts for t in p[0]], rebuild_seq
+    raise TypeError(f"gradient: {what} must be a Tensor or a list, tuple or dict of Tensors, "
+                    f"got {type(structure).__name__}")
+
+
+def _check_differentiable(t: Tensor, what: str) -> None:
+    if t.dtype.kind != "f":
+        raise TypeError(f"gradient: {what} has integer dtype {t.dtype}; integer tensors are not differentiable "
+                        "(use float32 or float64)")
+
+
+class GradientTape:
+    """Record operations for reverse-mode differentiation (TensorFlow's ``tf.GradientTape``).
+
+    Parameters
+    ----------
+    persistent : bool
+        A persistent tape may be asked for gradients many times (and keeps what it saved until
+        it is deleted); a non-persistent one frees everything after the first ``gradient`` and
+        raises RuntimeError on a second call.
+    watch_accessed_variables : bool
+        Watch every trainable :class:`Variable` an op reads inside the ``with`` block.
+
+    Examples
+    --------
+    >>> x = nl.constant(2.0); y = nl.constant(5.0)
+    >>> with nl.GradientTape() as g:
+    ...     g.watch(x)
+    ...     out = nl.log(x) + nl.subtract(nl.multiply(x, y), nl.sin(y))
+    >>> float(g.gradient(out, x))
+    5.5
+
+    Nested tapes give higher derivatives: the inner tape's ``gradient`` call is recorded by the
+    outer tape.
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
+        self._persistent = bool(persistent)
+        self._watch_accessed = bool(watch_accessed_variables)
+        self._watched: dict[int, Tensor] | None = {}
+        self._nodes: list[_Node] | None = []
+        self._recording = False
+        self._used = False
+
+    def __enter__(self) -> "GradientTape":
+        if self._recording:
+            raise RuntimeError("GradientTape: this tape is already recording (a tape enters one `with` at a time)")
+        if self._nodes is None:
+            raise RuntimeError("GradientTape: a non-persistent tape cannot be reused after gradient()")
+        self._recording = True
+        _ACTIVE.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._recording = False
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+
+    def watch(self, tensor: Any) -> None:
+        """Watch ``tensor`` (a Tensor or a list/tuple/dict of them): ops on it get recorded."""
+        if self._watched is None:
+            raise RuntimeError("GradientTape.watch: this tape has already computed its gradient")
+        for t in _flatten(tensor, "watch's argument")[0]:
+            _check_differentiable(t, "a watched tensor")
+            self._watched[id(t)] = t
+
+    def watched_variables(self) -> tuple:
+        """The Variables this tape watches."""
+        return tuple(t for t in (self._watched or {}).values() if isinstance(t, Variable))
+
+    def reset(self) -> None:
+        """Forget everything recorded so far (inside or outside the ``with`` block)."""
+        self._nodes = []
+        self._watched = {}
+        self._used = False
+
+    @contextlib.contextmanager
+    def stop_recording(self):
+        """Inside this block, ops are not recorded on this tape."""
+        if not self._recording:
+            raise RuntimeError("GradientTape.stop_recording: the tape is not recording (use it inside `with`)")
+        self._recording = False
+        try:
+            yield
+        finally:
+            self._recording = True
+
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None,
+                 unconnected_gradients: str = "none") -> Any:
+        """Gradients of ``target`` with respect to ``sources``.
+
+        Parameters
+        ----------
+        target : Tensor or list/tuple of Tensors
+            A non-scalar target (or several) is differentiated as the sum of all its elements
+            (TensorFlow's rule), unless ``output_gradients`` weights them.
+        sources : Tensor, or a list, tuple or dict (nested) of Tensors
+        output_gradients : Tensor or array, or a list/tuple matching ``target``, optional
+            The vector of the vector-Jacobian product, one per target, each of its target's shape.
+        unconnected_gradients : {"none", "zero"}
+            What a source that ``target`` does not depend on gets: None or zeros of its shape.
+
+        Returns
+        -------
+        Tensors in the structure of ``sources``.
+
+        Raises
+        ------
+        RuntimeError
+            A second call on a non-persistent tape.
+        TypeError
+            Integer sources or targets.
+        ValueError
+            An ``output_gradients`` entry whose shape differs from its target's.
+        """
+        from . import ops
+
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError(f"gradient: unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}")
+        if self._nodes is None:
+            raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape "
+                               "(use GradientTape(persistent=True) to ask several times)")
+        targets, _ = _flatten(target, "target")
+        srcs, rebuild = _flatten(sources, "sources")
+        for t in targets:
+            _check_differentiable(t, "the target")
+        for s in srcs:
+            _check_differentiable(s, "a source")
+        if output_gradients is None:
+            seeds = [None] * len(targets)
+        else:
+            seeds = list(output_gradients) if isinstance(output_gradients, (list, tuple)) and len(targets) > 1 \
+                else [output_gradients]
+            if len(seeds) != len(targets):
+                raise ValueError(f"gradient: {len(seeds)} output_gradients for {len(targets)} targets")
+
+        was_recording = self._recording
+        self._recording = False  # the backward pass is recorded by outer tapes only
+        try:
+            grads: dict[int, Tensor] = {}
+            for t, seed in zip(targets, seeds):
+                if seed is None:
+                    g = ops.ones_like(t)
+                else:
+                    g = ops._operand(seed, t, "gradient")
+                    if g.shape != t.shape:
+                        raise ValueError(f"gradient: output_gradients has shape {g.shape} but its target has "
+                                         f"shape {t.shape}")
+                    g = ops._cast(g, t.dtype)
+                grads[id(t)] = ops.add(grads[id(t)], g) if id(t) in grads else g
+            keep = {id(s) for s in srcs}
+            watched = self._watched
+            for node in reversed(self._nodes):
+                out_id = id(node.output)
+                g = grads.get(out_id) if out_id in keep else grads.pop(out_id, None)
+                if g is None:
+                    continue
+                needs = tuple(id(t) in watched and t.dtype.kind == "f" for t in node.inputs)
+                if not any(needs):
+                    continue
+                for t, need, gi in zip(node.inputs, needs, node.vjp(g, needs)):
+                    if not need or gi is None:
+                        continue
+                    tid = id(t)
+                    prev = grads.get(tid)
+                    grads[tid] = gi if prev is None else ops.add(prev, gi)
+        finally:
+            self._recording = was_recording
+        result = []
+        for s in srcs:
+            g = grads.get(id(s))
+            if g is None and unconnected_gradients == "zero":
+                g = ops.zeros_like(s)
+            result.append(g)
+        if not self._persistent:
+            self._nodes = None
+            self._watched = None
+        self._used = True
+        return rebuild(result)
+
+
+# --------------------------------------------------------------------------- functional face
+def _argnums(argnums, n: int) -> tuple:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in nums:
+        if not -n <= i < n:
+            raise ValueError(f"grad: argnums {argnums!r} out of range for a function called with {n} arguments")
+    return tuple(i % n for i in nums)
+
+
+def value_and_grad(f: Callable, argnums: int | tuple = 0) -> Callable:
+    """``f`` -> a function returning ``(f(*args), gradient of f with respect to args[argnums])``.
+
+    ``f`` must return a Tensor (a non-scalar one is differentiated as its sum). Arguments that
+    are not Tensors are converted with :class:`Tensor`; the gradient is a Tensor for an int
+    ``argnums``, a tuple of them for a tuple.
+    """
+
+    def wrapped(*args, **kwargs):
+        idx = _argnums(argnums, len(args))
+        args = list(args)
+        for i in idx:
+            if not isinstance(args[i], Tensor):
+                args[i] = Tensor(args[i])
+        with GradientTape() as tape:
+            for i in idx:
+                tape.watch(args[i])
+            value = f(*args, **kwargs)
+        if not isinstance(value, Tensor):
+            raise TypeError(f"grad: the function must return a Tensor, got {type(value).__name__}")
+        g = tape.gradient(value, [args[i] for i in idx], unconnected_gradients="zero")
+        return value, (g[0] if isinstance(argnums, int) else tuple(g))
+
+    wrapped.__doc__ = f"value and gradient of {getattr(f, '__name__', 'f')}"
+    return wrapped
+
+
+def grad(f: Callable, argnums: int | tuple = 0) -> Callable:
+    """``f`` -> a function returning the gradient of ``f`` with respect to ``args[argnums]``
+    (see :func:`value_and_grad`). Composes: ``grad(grad(f))`` is the second derivative."""
+    vg = value_and_grad(f, argnums)
+
+    def wrapped(*args, **kwargs):
+        return vg(*args, **kwargs)[1]
+
+    wrapped.__doc__ = f"gradient of {getattr(f, '__name__', 'f')}"
+    return wrapped
+

@@ -1,0 +1,299 @@
+"""Tensors: a float32/float64 (or integer, non-differentiable) array on the host or the GPU.
+
+A :class:`Tensor` wraps a numpy array (CPU kernels) or a numba device array (CUDA kernels) and
+adds operators that dispatch to :mod:`numlin.autodiff.ops`. Tensors are immutable as far as the
+engine is concerned; a :class:`Variable` is the mutable, trainable kind that tapes watch
+automatically and optimizers update in place.
+"""
+from __future__ import annotations
+
+import importlib
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._dispatch import is_device_array
+
+__all__ = ["Tensor", "Variable", "constant", "as_tensor"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _backend_of(data) -> str:
+    return "cuda" if is_device_array(data) else "cpu"
+
+
+def _to_device(arr: np.ndarray):
+    from numba import cuda
+
+    return cuda.to_device(np.ascontiguousarray(arr))
+
+
+class Tensor:
+    """An array that autodiff operations accept and return.
+
+    Parameters
+    ----------
+    value : array_like, Tensor or device array
+        Data. numpy arrays of float32/float64 keep their dtype; Python floats and other
+        array-likes become float64 (numpy's rule) unless ``dtype`` is given; integer and bool
+        data stay integer (usable as labels, not differentiable).
+    dtype : dtype, optional
+        float32, float64 or an integer dtype.
+    device : {"cpu", "cuda"}, optional
+        Where the data lives. Default: where ``value`` lives. ``"cuda"`` copies host data to the
+        current GPU; ``"cpu"`` copies device data to the host.
+
+    Notes
+    -----
+    ``==`` compares identity (tensors are hashable, like Python objects); compare values with
+    ``numpy()``. Arithmetic operators follow numpy broadcasting; Python scalars adopt the
+    tensor's dtype (numpy 2's weak scalars).
+    """
+
+    __slots__ = ("_data", "__weakref__")
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
+
+    def __init__(self, value: Any, dtype: Any = None, device: str | None = None):
+        self._data = _convert(value, dtype, device)
+
+    @classmethod
+    def _wrap(cls, data) -> "Tensor":
+        """A Tensor around kernel output ``data`` (no checks, no copy)."""
+        t = Tensor.__new__(Tensor)
+        t._data = data
+        return t
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def data(self):
+        """The underlying numpy array or numba device array (do not modify it in place)."""
+        return self._data
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self._data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._data.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._data.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``."""
+        return _backend_of(self._data)
+
+    @property
+    def trainable(self) -> bool:
+        return False
+
+    @property
+    def T(self) -> "Tensor":
+        return _ops().transpose(self)
+
+    # ----------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array (a copy from the GPU; the array itself on the CPU)."""
+        if self.device == "cuda":
+            return self._data.copy_to_host()
+        return self._data
+
+    def to(self, device: str) -> "Tensor":
+        """This tensor's value on ``device`` (``"cpu"`` or ``"cuda"``); not recorded by tapes."""
+        return Tensor(self, device=device)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self) -> float | int:
+        if self.size != 1:
+            raise ValueError(f"item: only a tensor with one element converts to a scalar, got shape {self.shape}")
+        return self.numpy().reshape(-1)[0].item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.item())
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        body = np.array2string(np.asarray(self.numpy()), separator=", ", prefix=" " * 7)
+        extra = "" if self.device == "cpu" else ", device='cuda'"
+        return f"{type(self).__name__}({body}, dtype={self.dtype}{extra})"
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other): return _ops().add(self, other)
+    def __radd__(self, other): return _ops().add(other, self)
+    def __sub__(self, other): return _ops().subtract(self, other)
+    def __rsub__(self, other): return _ops().subtract(other, self)
+    def __mul__(self, other): return _ops().multiply(self, other)
+    def __rmul__(self, other): return _ops().multiply(other, self)
+    def __truediv__(self, other): return _ops().divide(self, other)
+    def __rtruediv__(self, other): return _ops().divide(other, self)
+    def __pow__(self, other): return _ops().power(self, other)
+    def __rpow__(self, other): return _ops().power(other, self)
+    def __matmul__(self, other): return _ops().matmul(self, other)
+    def __rmatmul__(self, other): return _ops().matmul(other, self)
+    def __neg__(self): return _ops().negative(self)
+    def __abs__(self): return _ops().abs(self)
+
+    def reshape(self, *shape) -> "Tensor":
+        return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def transpose(self, axes=None) -> "Tensor":
+        return _ops().transpose(self, axes)
+
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return _ops().max(self, axis, keepdims)
+
+
+class Variable(Tensor):
+    """A trainable tensor: watched automatically by tapes (``watch_accessed_variables=True``) and
+    updated in place by optimizers. Must be float32 or float64.
+
+    Parameters
+    ----------
+    value, dtype, device
+        As :class:`Tensor`.
+    name : str, optional
+        A label shown in ``repr`` and error messages.
+    trainable : bool
+        ``False`` makes it a mutable constant that tapes do not watch on their own.
+    """
+
+    __slots__ = ("name", "_trainable")
+
+    def __init__(self, value: Any, dtype: Any = None, device: str | None = None, *, name: str | None = None,
+                 trainable: bool = True):
+        super().__init__(value, dtype, device)
+        if self.dtype not in _FLOATS:
+            raise TypeError(f"Variable: dtype {self.dtype} is not differentiable; use float32 or float64")
+        if self.device == "cpu":  # a Variable owns its buffer: updates never write into the caller's array
+            self._data = np.array(self._data, order="C")
+        else:
+            from numba import cuda
+
+            own = cuda.device_array(tuple(self._data.shape), self._data.dtype)
+            own.copy_to_device(self._data)
+            self._data = own
+        self.name = name
+        self._trainable = bool(trainable)
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    def assign(self, value: Any) -> "Variable":
+        """Overwrite the value in place (same shape; cast to this variable's dtype)."""
+        new = _convert(value, self.dtype, self.device)
+        if tuple(new.shape) != self.shape:
+            raise ValueError(f"assign: value has shape {tuple(new.shape)}, variable has shape {self.shape}")
+        if self.device == "cuda":
+            self._data.copy_to_device(new)
+        else:
+            self._data[...] = new
+        return self
+
+    def assign_sub(self, delta: Any) -> "Variable":
+        """``self -= delta`` in place (``delta`` broadcast to this variable's shape)."""
+        new = _ops().subtract(Tensor._wrap(self._data), delta)
+        return self.assign(new)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("Variable(", f"Variable({self.name!r}, " if self.name else "Variable(", 1)
+
+
+def _convert(value: Any, dtype: Any, device: str | None):
+    """``value`` as a numpy array or numba device array of ``dtype`` on ``device``."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if is_device_array(value):
+        data = value if type(value).__module__.startswith(("numba", "numba_cuda")) else _device_view(value)
+        if dtype is not None and np.dtype(dtype) != np.dtype(data.dtype):
+            data = _elementwise("cuda").astype(data, _check_dtype(dtype))
+        if device == "cpu":
+            return data.copy_to_host()
+        return data
+    if isinstance(value, np.ndarray) or isinstance(value, (numbers.Number, np.generic, list, tuple)):
+        arr = np.asarray(value)
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # pragma: no cover - numpy's message is clear
+            raise TypeError(f"Tensor: cannot convert {type(value).__name__} to an array") from exc
+    if dtype is not None:
+        arr = arr.astype(_check_dtype(dtype), copy=False)
+    elif arr.dtype.kind == "f" and arr.dtype not in _FLOATS:
+        arr = arr.astype(np.float64)  # float16 / longdouble
+    elif arr.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: dtype {arr.dtype} is not supported (float32, float64 or integer)")
+    if device == "cuda":
+        return _to_device(arr)
+    return arr
+
+
+def _device_view(x):
+    from numba import cuda
+
+    return cuda.as_cuda_array(x)
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt.kind not in "fiub" or (dt.kind == "f" and dt not in _FLOATS):
+        raise TypeError(f"Tensor: dtype {dt} is not supported (float32, float64 or integer)")
+    return dt
+
+
+def _elementwise(backend: str):
+    return importlib.import_module(f"numlin.kernels.{backend}.elementwise")
+
+
+_OPS = None
+
+
+def _ops():
+    global _OPS
+    if _OPS is None:
+        from . import ops
+
+        _OPS = ops
+    return _OPS
+
+
+def constant(value: Any, dtype: Any = None, device: str | None = None) -> Tensor:
+    """A :class:`Tensor` holding ``value`` (TensorFlow's ``tf.constant``): see :class:`Tensor`."""
+    return Tensor(value, dtype, device)
+
+
+def as_tensor(x: Any) -> Tensor:
+    """``x`` itself if it is a Tensor, else ``Tensor(x)``."""
+    return x if isinstance(x, Tensor) else Tensor(x)

@@ -1,0 +1,230 @@
+"""CPU elementwise kernels and reductions for the autodiff ops.
+
+Elementwise kernels are Numba ufuncs: each scalar rule below is compiled by ``vectorize`` into a
+ufunc loop (float32 and float64; the caller casts operands to one dtype), so broadcasting is
+fused into the one pass over the output (no broadcast copies) and any strides are read in
+place. A rule's ufunc is built on first use and cached on disk.
+
+Reductions work on a 2-D view ``(kept, reduced)`` of the input: the kept axes first, the reduced
+ones last (a copy only when numpy cannot reshape the transposed view).
+
+The backend interface (same names in ``numlin.kernels.cuda.elementwise``):
+``unary(name, x)``, ``binary(name, a, b)``, ``reduce(name, x, axes, keepdims)``,
+``full(shape, value, dtype)``, ``astype(x, dtype)``, ``broadcast_to(x, shape)``,
+``reshape(x, shape)``, ``transpose(x, perm)``, ``contiguous(x)``, ``UNARY``, ``BINARY``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange, vectorize
+
+__all__ = ["UNARY", "BINARY", "ufunc", "unary", "binary", "reduce", "full", "astype", "broadcast_to", "reshape",
+           "transpose", "contiguous"]
+
+
+_F1 = ["float32(float32)", "float64(float64)"]
+_F2 = ["float32(float32, float32)", "float64(float64, float64)"]
+
+
+# --------------------------------------------------------------------------- unary rules
+def neg(x):
+    return -x
+
+
+def exp(x):
+    return math.exp(x)
+
+
+def log(x):
+    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+def sin(x):
+    return math.sin(x)
+
+
+def cos(x):
+    return math.cos(x)
+
+
+def tanh(x):
+    return math.tanh(x)
+
+
+def sqrt(x):
+    return math.sqrt(x) if x >= 0 else math.nan
+
+
+def abs_(x):
+    return abs(x)
+
+
+def sign(x):
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return x  # 0 and NaN
+
+
+def relu(x):
+    return 0.0 if x < 0 else x  # NaN passes through, as in PyTorch
+
+
+def sigmoid(x):
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1 + e)
+
+
+# --------------------------------------------------------------------------- binary rules
+def add(a, b):
+    return a + b
+
+
+def sub(a, b):
+    return a - b
+
+
+def mul(a, b):
+    return a * b
+
+
+def div(a, b):
+    return a / b if b != 0 else (a * math.inf if a != 0 else math.nan)
+
+
+def pow_(a, b):
+    return a ** b
+
+
+def relu_grad(x, g):
+    """``g`` where ``x > 0``, else 0 (relu's derivative is taken as 0 at 0, as in PyTorch)."""
+    return g if x > 0 else 0.0
+
+
+def tanh_grad(y, g):
+    """``g * (1 - y²)`` with ``y = tanh(x)``."""
+    return g * (1 - y * y)
+
+
+def sigmoid_grad(y, g):
+    """``g * y * (1 - y)`` with ``y = sigmoid(x)``."""
+    return g * y * (1 - y)
+
+
+def equal(a, b):
+    """1 where ``a == b``, else 0 (a mask in the operands' dtype)."""
+    return 1.0 if a == b else 0.0
+
+
+UNARY = {"neg": neg, "exp": exp, "log": log, "sin": sin, "cos": cos, "tanh": tanh, "sqrt": sqrt,
+         "abs": abs_, "sign": sign, "relu": relu, "sigmoid": sigmoid}
+BINARY = {"add": add, "sub": sub, "mul": mul, "div": div, "pow": pow_, "relu_grad": relu_grad,
+          "tanh_grad": tanh_grad, "sigmoid_grad": sigmoid_grad, "equal": equal}
+
+
+_UFUNCS: dict = {}
+
+
+def ufunc(name: str):
+    """The compiled ufunc of rule ``name`` (built on first use, so importing this module compiles
+    nothing; loaded from Numba's disk cache after the first run)."""
+    f = _UFUNCS.get(name)
+    if f is None:
+        rule = UNARY.get(name)
+        f = vectorize(_F1 if rule is not None else _F2, cache=True)(rule or BINARY[name])
+        _UFUNCS[name] = f
+    return f
+
+
+def unary(name: str, x: np.ndarray) -> np.ndarray:
+    """Rule ``UNARY[name]`` applied to every element of ``x`` (float32/float64), a new array."""
+    return ufunc(name)(x)
+
+
+def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rule ``BINARY[name]`` with numpy broadcasting fused into the loop; ``a`` and ``b`` share a
+    dtype (the caller promotes)."""
+    return ufunc(name)(a, b)
+
+
+# --------------------------------------------------------------------------- reductions
+@njit(cache=True, parallel=True, nogil=True)
+def _sum_2d(x, out):
+    """``out[i] = sum_j x[i, j]`` for a 2-D ``x`` of any strides, accumulated in float64."""
+    m, n = x.shape
+    for i in prange(m):
+        s = 0.0
+        for j in range(n):
+            s += x[i, j]
+        out[i] = s
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _max_2d(x, out):
+    """``out[i] = max_j x[i, j]`` (NaN propagates, as in numpy); ``n >= 1``."""
+    m, n = x.shape
+    for i in prange(m):
+        s = x[i, 0]
+        for j in range(1, n):
+            v = x[i, j]
+            if v > s or v != v:
+                s = v
+        out[i] = s
+
+
+_REDUCE = {"sum": _sum_2d, "max": _max_2d}
+
+
+def reduce(name: str, x: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
+    """``sum`` or ``max`` of ``x`` over ``axes`` (normalised, non-negative, unique)."""
+    kept = tuple(i for i in range(x.ndim) if i not in axes)
+    kept_shape = tuple(x.shape[i] for i in kept)
+    outer = int(np.prod(kept_shape, dtype=np.int64))
+    inner = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
+    if name == "max" and inner == 0:
+        raise ValueError("max: zero-size reduction has no identity")
+    x2 = np.transpose(x, kept + tuple(axes)).reshape(outer, inner)
+    out = np.empty(outer, x.dtype)
+    if outer:
+        if inner == 0:
+            out[:] = 0
+        else:
+            _REDUCE[name](x2, out)
+    if keepdims:
+        return out.reshape(tuple(1 if i in axes else x.shape[i] for i in range(x.ndim)))
+    return out.reshape(kept_shape)
+
+
+def broadcast_to(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """``x`` broadcast to ``shape``, materialised (a new C-ordered array)."""
+    return np.ascontiguousarray(np.broadcast_to(x, shape))
+
+
+def reshape(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """``x`` reshaped (a view when the strides allow, else a copy)."""
+    return x.reshape(shape)
+
+
+def transpose(x: np.ndarray, perm: tuple) -> np.ndarray:
+    """``x`` with its axes permuted (a strided view: the kernels read any strides)."""
+    return x.transpose(perm)
+
+
+def contiguous(x: np.ndarray) -> np.ndarray:
+    """``x`` in C order (a copy only if it is not)."""
+    return np.ascontiguousarray(x)
+
+
+def full(shape: tuple, value: float, dtype: np.dtype) -> np.ndarray:
+    """A new array of ``shape`` filled with ``value``."""
+    return np.full(shape, value, dtype)
+
+
+def astype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` in ``dtype`` (``x`` itself when it already is)."""
+    return x if x.dtype == dtype else x.astype(dtype)

@@ -1,0 +1,143 @@
+"""CPU pooling kernels, NCHW: ``x (N, C, H, W)`` C-contiguous, windows ``kh x kw`` with stride
+``(sh, sw)`` and zero/-inf padding ``(ph, pw)``; ``y (N, C, P, Q)``. One (n, c) plane per
+parallel iteration, so the backward scatter-adds never race.
+
+The backend interface (same names in ``numlin.kernels.cuda.pool``):
+``max_pool2d(x, k, s, p) -> (y, argmax)``, ``max_pool2d_backward(g, argmax, x_shape)``,
+``avg_pool2d(x, k, s, p)``, ``avg_pool2d_backward(g, x_shape, k, s, p)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
+    """``y[n, c, p, q]`` = max of the window; ``arg`` = its flat index ``h * W + w`` in the plane
+    (-1 for a window entirely in the padding, which then yields -inf)."""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2], y.shape[3]
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for p in range(P):
+            for q in range(Q):
+                best = -np.inf
+                bi = -1
+                for r in range(kh):
+                    h = p * sh - ph + r
+                    if h < 0 or h >= H:
+                        continue
+                    for s in range(kw):
+                        w = q * sw - pw + s
+                        if w < 0 or w >= W:
+                            continue
+                        v = x[n, c, h, w]
+                        if v > best or bi < 0 or v != v:
+                            best = v
+                            bi = h * W + w
+                            if v != v:
+                                break
+                y[n, c, p, q] = best
+                arg[n, c, p, q] = bi
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _max_pool_backward(g, arg, dx):
+    """``dx`` (zeroed) ``+= g`` at each window's argmax."""
+    N, C, P, Q = g.shape
+    W = dx.shape[3]
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for p in range(P):
+            for q in range(Q):
+                i = arg[n, c, p, q]
+                if i >= 0:
+                    h = i // W
+                    dx[n, c, h, i - h * W] += g[n, c, p, q]
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _avg_pool(x, y, kh, kw, sh, sw, ph, pw):
+    """``y`` = window mean, padding counted as zeros (PyTorch's ``count_include_pad=True``)."""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2], y.shape[3]
+    scale = 1.0 / (kh * kw)
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for p in range(P):
+            for q in range(Q):
+                s_ = 0.0
+                for r in range(kh):
+                    h = p * sh - ph + r
+                    if h < 0 or h >= H:
+                        continue
+                    for s in range(kw):
+                        w = q * sw - pw + s
+                        if 0 <= w < W:
+                            s_ += x[n, c, h, w]
+                y[n, c, p, q] = s_ * scale
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _avg_pool_backward(g, dx, kh, kw, sh, sw, ph, pw):
+    """``dx`` (zeroed) ``+= g / (kh kw)`` over each window."""
+    N, C, P, Q = g.shape
+    H, W = dx.shape[2], dx.shape[3]
+    scale = 1.0 / (kh * kw)
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for p in range(P):
+            for q in range(Q):
+                v = g[n, c, p, q] * scale
+                for r in range(kh):
+                    h = p * sh - ph + r
+                    if h < 0 or h >= H:
+                        continue
+                    for s in range(kw):
+                        w = q * sw - pw + s
+                        if 0 <= w < W:
+                            dx[n, c, h, w] += v
+
+
+def _out_shape(x_shape, k, s, p):
+    N, C, H, W = x_shape
+    return (N, C, (H + 2 * p[0] - k[0]) // s[0] + 1, (W + 2 * p[1] - k[1]) // s[1] + 1)
+
+
+def max_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple):
+    """Max pooling; returns ``(y, argmax)`` (argmax int64, flat index within each plane)."""
+    x = np.ascontiguousarray(x)
+    shape = _out_shape(x.shape, k, s, p)
+    y = np.empty(shape, x.dtype)
+    arg = np.empty(shape, np.int64)
+    _max_pool(x, y, arg, k[0], k[1], s[0], s[1], p[0], p[1])
+    return y, arg
+
+
+def max_pool2d_backward(g: np.ndarray, arg: np.ndarray, x_shape: tuple) -> np.ndarray:
+    """Gradient of max pooling: ``g`` routed to each window's argmax."""
+    dx = np.zeros(x_shape, g.dtype)
+    _max_pool_backward(np.ascontiguousarray(g), arg, dx)
+    return dx
+
+
+def avg_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple) -> np.ndarray:
+    """Average pooling (zero padding counted in the mean)."""
+    x = np.ascontiguousarray(x)
+    y = np.empty(_out_shape(x.shape, k, s, p), x.dtype)
+    _avg_pool(x, y, k[0], k[1], s[0], s[1], p[0], p[1])
+    return y
+
+
+def avg_pool2d_backward(g: np.ndarray, x_shape: tuple, k: tuple, s: tuple, p: tuple) -> np.ndarray:
+    """Gradient of average pooling: ``g / (kh kw)`` spread over each window."""
+    dx = np.zeros(x_shape, g.dtype)
+    _avg_pool_backward(np.ascontiguousarray(g), dx, k[0], k[1], s[0], s[1], p[0], p[1])
+    return dx

@@ -1,0 +1,122 @@
+"""Optimizers: SGD with momentum and Adam, updating :class:`numlin.Variable` s in place with
+jitted kernels (``numlin.kernels.cpu.optim`` / ``numlin.kernels.cuda.optim``).
+
+Keras's interface: ``opt.apply_gradients(zip(grads, params))``, one call per step, with the
+gradients from :meth:`numlin.GradientTape.gradient`. A None gradient (a parameter the loss does
+not depend on) leaves that parameter and its state untouched.
+"""
+from __future__ import annotations
+
+import importlib
+import numbers
+from typing import Any, Iterable
+
+from .autodiff.tensor import Tensor, Variable
+
+__all__ = ["Optimizer", "SGD", "Adam"]
+
+
+def _check_rate(opt: str, name: str, v: Any, lo: float, hi: float | None = None, lo_open: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{opt}: {name} must be a real number, got {v!r}")
+    v = float(v)
+    bad = v <= lo if lo_open else v < lo
+    if bad or (hi is not None and v >= hi) or v != v:
+        rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if lo_open else f">= {lo}")
+        raise ValueError(f"{opt}: {name} must be {rng}, got {v}")
+    return v
+
+
+class Optimizer:
+    """Base class: per-parameter state keyed by the Variable, one kernel launch per parameter."""
+
+    def __init__(self):
+        self._state: dict[int, tuple] = {}
+        self.iterations = 0
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> None:
+        """Update each Variable with its gradient, in place.
+
+        Parameters
+        ----------
+        grads_and_vars : iterable of (gradient, Variable)
+            Gradients as Tensors or arrays of the variable's shape (None: skipped).
+
+        Raises
+        ------
+        TypeError
+            A target that is not a Variable, or a gradient on another device.
+        ValueError
+            A gradient whose shape differs from its variable's.
+        """
+        pairs = list(grads_and_vars)
+        self.iterations += 1
+        for g, v in pairs:
+            if not isinstance(v, Variable):
+                raise TypeError(f"{type(self).__name__}.apply_gradients: {type(v).__name__} is not a Variable")
+            if g is None:
+                continue
+            gt = g if isinstance(g, Tensor) else Tensor(g, device=v.device)
+            if gt.device != v.device:
+                raise TypeError(f"{type(self).__name__}: gradient on {gt.device} for a variable on {v.device}")
+            if gt.shape != v.shape:
+                raise ValueError(f"{type(self).__name__}: gradient of shape {gt.shape} for variable "
+                                 f"{v.name or ''} of shape {v.shape}")
+            kern = importlib.import_module(f"numlin.kernels.{v.device}.optim")
+            ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
+            gdata = ew.contiguous(ew.astype(gt.data, v.dtype))
+            self._update(kern, v, gdata)
+
+    def _slots(self, v: Variable, n: int) -> tuple:
+        st = self._state.get(id(v))
+        if st is None or st[0] is not v:
+            ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
+            st = (v, *[ew.full(v.shape, 0.0, v.dtype) for _ in range(n)])
+            self._state[id(v)] = st
+        return st[1:]
+
+    def _update(self, kern, v: Variable, g) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum, PyTorch's form:
+    ``v = momentum * v + g; p -= learning_rate * v``.
+
+    Parameters
+    ----------
+    learning_rate : float > 0
+    momentum : float in [0, 1)
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0):
+        super().__init__()
+        self.learning_rate = _check_rate("SGD", "learning_rate", learning_rate, 0.0, lo_open=True)
+        self.momentum = _check_rate("SGD", "momentum", momentum, 0.0, 1.0)
+
+    def _update(self, kern, v: Variable, g) -> None:
+        vel = self._slots(v, 1)[0] if self.momentum else None
+        kern.sgd(v.data, g, vel, self.learning_rate, self.momentum)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction.
+
+    Parameters
+    ----------
+    learning_rate : float > 0
+    beta_1, beta_2 : float in [0, 1)
+    epsilon : float > 0 (Keras's default 1e-7)
+    """
+
+    def __init__(self, learning_rate: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7):
+        super().__init__()
+        self.learning_rate = _check_rate("Adam", "learning_rate", learning_rate, 0.0, lo_open=True)
+        self.beta_1 = _check_rate("Adam", "beta_1", beta_1, 0.0, 1.0)
+        self.beta_2 = _check_rate("Adam", "beta_2", beta_2, 0.0, 1.0)
+        self.epsilon = _check_rate("Adam", "epsilon", epsilon, 0.0, lo_open=True)
+
+    def _update(self, kern, v: Variable, g) -> None:
+        m, s = self._slots(v, 2)
+        kern.adam(v.data, g, m, s, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.iterations)
