@@ -1,4 +1,5 @@
-"""Command line: ``python -m numlin info`` and ``python -m numlin bench [--quick] [--json PATH]``."""
+"""Command line: ``python -m numlin demo [--device cuda] [--plot PATH]``, ``python -m numlin bench
+[--quick] [--json PATH]`` and ``python -m numlin info``."""
 from __future__ import annotations
 
 import argparse
@@ -67,13 +68,24 @@ def _gpu() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m numlin", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
+    demo = sub.add_parser("demo", help="train a CNN on scikit-learn's digits with numlin's autodiff, then compress "
+                                       "its linear layer with randomized SVD")
+    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    demo.add_argument("--epochs", type=int, default=12)
+    demo.add_argument("--plot", metavar="PATH", help="write training curves and singular values as a PNG")
     sub.add_parser("info", help="versions, threading layer, CPU features, blocking, GPU")
     bench = sub.add_parser("bench", help="numlin vs its anchors (numpy/OpenBLAS, ...), paired runs, median ratio")
     bench.add_argument("--quick", action="store_true", help="fewer sizes and rounds (about a minute)")
     bench.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     bench.add_argument("--table", action="append", help="run only these tables (repeatable)")
     args = parser.parse_args(argv)
-    if args.cmd == "info":
+    if args.cmd == "demo":
+        from numlin.demo import main as demo_main
+
+        if args.epochs < 1:
+            parser.error(f"--epochs must be >= 1, got {args.epochs}")
+        demo_main(args.device, args.epochs, args.plot)
+    elif args.cmd == "info":
         info()
     elif args.cmd == "bench":
         from numlin._bench import TABLES, run

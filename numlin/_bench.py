@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["paired", "Row", "gemm_rows", "run"]
+__all__ = ["paired", "Row", "gemm_rows", "conv_rows", "rsvd_rows", "autodiff_rows", "op_overhead_us", "run"]
 
 
 @dataclass
@@ -195,7 +195,81 @@ def rsvd_rows(quick: bool, threads: int) -> list[Row]:
     return rows
 
 
-TABLES = {"gemm": gemm_rows, "conv": conv_rows, "rsvd": rsvd_rows}
+def op_overhead_us(n: int = 2000) -> tuple[float, float]:
+    """Python overhead of one autodiff op: microseconds per ``nl.add`` of two 1-element tensors,
+    (outside a tape, inside a recording tape with the operand watched), the kernel itself being
+    a few nanoseconds."""
+    import numlin as nl
+
+    a, b = nl.constant(np.ones(1, np.float32)), nl.constant(np.ones(1, np.float32))
+    nl.add(a, b)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        nl.add(a, b)
+    bare = (time.perf_counter() - t0) / n
+    with nl.GradientTape() as tape:
+        tape.watch(a)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            nl.add(a, b)
+        taped = (time.perf_counter() - t0) / n
+    return bare * 1e6, taped * 1e6
+
+
+def autodiff_rows(quick: bool, threads: int) -> list[Row]:
+    """One training step (forward, cross-entropy, gradients, Adam) of the demo's CNN on a batch of
+    64 digits-sized images, float32, vs the same model in PyTorch CPU; at numba's thread count and
+    at 1 thread. The note gives the ops recorded per step and numlin's Python overhead per op."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        print("autodiff table skipped: PyTorch is not installed (pip install torch==2.13.0)")
+        return []
+    import numba
+
+    import numlin as nl
+    from numlin.demo import build_model, train_step
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    model = build_model()
+    opt = nl.optim.Adam(1e-3)
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(256, 10))
+    topt = torch.optim.Adam(tm.parameters(), 1e-3)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def torch_step():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tm(tx), ty)
+        loss.backward()
+        topt.step()
+
+    xt = nl.Tensor(x)
+    with nl.GradientTape() as tape:  # ops recorded per step
+        nl.nn.cross_entropy(model(xt), y)
+    n_ops = len(tape._nodes)
+    bare, taped = op_overhead_us()
+    flops = 3 * 2.0 * 64 * (32 * 9 * 64 + 64 * 32 * 9 * 16 + 256 * 10)
+    rounds, reps = (3, 10) if quick else (5, 20)
+    rows = []
+    for thr in sorted({threads, 1}, reverse=True):
+        numba.set_num_threads(thr)
+        torch.set_num_threads(thr)
+        try:
+            tn, ta, r = paired(lambda: train_step(model, opt, xt, y), torch_step, rounds=rounds, reps=reps, pause=0.05)
+        finally:
+            numba.set_num_threads(threads)
+            torch.set_num_threads(threads)
+        rows.append(Row("autodiff", "CNN train step, batch 64", "float32", thr, flops, tn, ta, r, "PyTorch CPU",
+                        f"{n_ops} ops fwd; per-op overhead {bare:.1f} us ({taped:.1f} us taped)"))
+    return rows
+
+
+TABLES = {"gemm": gemm_rows, "conv": conv_rows, "rsvd": rsvd_rows, "autodiff": autodiff_rows}
 
 
 def run(tables: list[str] | None = None, quick: bool = False, json_path: str | None = None, out=print) -> list[Row]:

@@ -548,6 +548,11 @@ def _thread_grid(mt: int, nt: int, threads: int) -> tuple[int, int]:
     return best[2], best[3]
 
 
+def _tile_use(m: int, n: int, bl) -> float:
+    """Fraction of the MR x NR micro-tiles covering an m x n product that holds real entries."""
+    return m / (-(-m // bl.mr) * bl.mr) * n / (-(-n // bl.nr) * bl.nr)
+
+
 def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:
     """``C = alpha * A @ B + beta * C`` over descriptors of one float dtype (from :func:`strided`).
 
@@ -564,6 +569,10 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     dtype = c.buf.dtype
     ensure_fresh_cache(dtype)
     bl = blocking(dtype)
+    if _tile_use(n, m, bl) > 1.15 * _tile_use(m, n, bl):
+        # Cᵀ = Bᵀ Aᵀ fills the MR x NR register tiles better (e.g. n = 16 against NR = 32)
+        a, b, c = b.mT, a.mT, c.mT
+        m, n = n, m
     threads = get_num_threads()
     kc = min(bl.kc, max(k, 1))
     mc = min(bl.mc, -(-m // bl.mr) * bl.mr)

@@ -49,8 +49,12 @@ def _im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
                     if h < 0 or h >= H:
                         cols[o:o + Q] = zero
                         continue
-                    cols[o:o + lo] = zero
                     src = xin + uintp(h * W + w0)
+                    if Q < 16:  # short rows: an element loop beats three slice copies
+                        for q in range(Q):
+                            cols[o + q] = x[src + uintp(q * sw)] if lo <= q < hi else zero
+                        continue
+                    cols[o:o + lo] = zero
                     if sw == 1:  # a contiguous run: slice copy (memcpy speed)
                         cols[o + lo:o + hi] = x[src + lo:src + hi]
                     else:
@@ -103,7 +107,7 @@ def _col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc
                         continue
                     o = out + uintp(pi * Q)
                     dst = xin + uintp(h * W + w0)
-                    if sw == 1:
+                    if sw == 1 and Q >= 16:
                         dx[dst + lo:dst + hi] += cols[o + lo:o + hi]
                     else:
                         for q in range(lo, hi):
