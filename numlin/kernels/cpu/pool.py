@@ -20,6 +20,25 @@ def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
     (-1 for a window entirely in the padding, which then yields -inf)."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
+    if ph == 0 and pw == 0:  # every window lies inside the plane: no bounds checks
+        for t in prange(N * C):
+            n = t // C
+            c = t - n * C
+            for p in range(P):
+                for q in range(Q):
+                    h0 = p * sh
+                    w0 = q * sw
+                    best = x[n, c, h0, w0]
+                    bi = h0 * W + w0
+                    for r in range(kh):
+                        for s in range(kw):
+                            v = x[n, c, h0 + r, w0 + s]
+                            if v > best or (v != v and best == best):
+                                best = v
+                                bi = (h0 + r) * W + w0 + s
+                    y[n, c, p, q] = best
+                    arg[n, c, p, q] = bi
+        return
     for t in prange(N * C):
         n = t // C
         c = t - n * C
