@@ -106,7 +106,7 @@ def train(model, data, *, epochs: int = 12, batch: int = 64, learning_rate: floa
     return res
 
 
-def compress_table(model, data, ranks=(1, 2, 3, 4, 6, 8, 10), device: str = "cpu", out: Callable = print,
+def compress_table(model, data, ranks=(1, 2, 3, 4, 5, 6, 7, 8, 9), device: str = "cpu", out: Callable = print,
                    res: DemoResult | None = None) -> DemoResult:
     """Replace the linear layer's weight by its rank-r rsvd approximation U_r S_r V_rᵀ (kept as the
     two factors: r (in + out) parameters) and measure test accuracy for each rank."""
@@ -122,8 +122,8 @@ def compress_table(model, data, ranks=(1, 2, 3, 4, 6, 8, 10), device: str = "cpu
         f"(rank r keeps r x ({W.shape[0]} + {W.shape[1]}) weights)")
     out(f"{'rank':>4}  {'params':>6}  {'kept':>6}  {'test acc':>8}")
     for r in ranks:
-        if r > min(W.shape):
-            continue
+        if r > min(W.shape) or r * (W.shape[0] + W.shape[1]) >= full:
+            continue  # no saving left at this rank
         U, S, Vt = nl.linalg.rsvd(W, r, random_state=0)
         layer.weight.assign((U * S) @ Vt)
         acc = accuracy(model, Xte, yte, device)

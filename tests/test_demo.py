@@ -1,0 +1,43 @@
+"""The demo (``python -m numlin demo``): it trains to its accuracy and prints its tables."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+
+@pytest.mark.slow
+def test_demo_reaches_97_percent_and_compresses():
+    from numlin.demo import main
+
+    lines = []
+    res = main(epochs=12, out=lines.append)
+    assert res.test_accuracy >= 0.97, lines
+    assert [e[0] for e in res.epochs] == list(range(1, 13))
+    assert res.epochs[-1][1] < res.epochs[0][1]  # the loss went down
+    ranks = [c[0] for c in res.compression]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    accs = [c[3] for c in res.compression]
+    assert accs[-1] > accs[0] and accs[-1] >= 0.9
+    # singular values of the trained 256 x 10 layer, descending
+    assert res.singular_values.shape == (10,) and np.all(np.diff(res.singular_values) <= 0)
+    text = "\n".join(lines)
+    assert "test acc" in text and "rank" in text and "nl.linalg.rsvd" in text
+
+
+def test_demo_cli_one_epoch_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    r = subprocess.run([sys.executable, "-m", "numlin", "demo", "--epochs", "1", "--plot", str(png)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "epoch" in r.stdout and "rank" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_cli_rejects_bad_epochs():
+    r = subprocess.run([sys.executable, "-m", "numlin", "demo", "--epochs", "0"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "--epochs must be >= 1" in r.stderr
