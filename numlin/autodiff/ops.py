@@ -73,8 +73,8 @@ def _opaque(name: str, data, inputs: tuple) -> Tensor:
 
 
 def _is_weak(x: Any) -> bool:
-    return isinstance(x, (numbers.Real, np.bool_)) and not isinstance(x, (np.ndarray, np.generic)) \
-        or isinstance(x, (bool, int, float))
+    """Python scalars are weak (NEP 50); numpy scalars (``np.float64`` subclasses float) are not."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (np.ndarray, np.generic))
 
 
 def _tensor(x: TensorLike, op: str, name: str = "x") -> Tensor:
@@ -388,10 +388,12 @@ def conv2d(x: TensorLike, w: TensorLike, bias: TensorLike | None = None, *, stri
     dt = np.result_type(*[t.dtype for t in ts])
     ts = [_cast(t if t.dtype.kind == "f" else _tensor(t, "conv2d"), dt) for t in ts]
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
-    data = _conv.conv2d(ts[0].data, ts[1].data, ts[2].data if bias is not None else None, **kw)
+    recording = bool(_tape._ACTIVE)
+    data, cols = _conv._conv2d(ts[0].data, ts[1].data, ts[2].data if bias is not None else None,
+                               keep_cols=recording, **kw)
 
     def vjp(g, needs):
-        dx, dw, db = _conv._conv2d_backward(g.data, ts[0].data, ts[1].data, need_dx=needs[0], **kw)
+        dx, dw, db = _conv._conv2d_backward(g.data, ts[0].data, ts[1].data, need_dx=needs[0], cols=cols, **kw)
         saved = (g, ts[0], ts[1])
         out = [_opaque("conv2d_backward", dx, saved) if needs[0] else None, _opaque("conv2d_backward", dw, saved)]
         if bias is not None:

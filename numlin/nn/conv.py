@@ -267,8 +267,15 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
 
         return tensor_conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
                              layout=layout)
-    k, arrs, dtype, g = _prepare(op, {"x": x, "w": w, "bias": bias}, stride=stride, padding=padding,
-                                 dilation=dilation, groups=groups, layout=layout)
+    return _conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)[0]
+
+
+def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv_args) -> tuple:
+    """:func:`conv2d` returning ``(y, cols)``. With ``keep_cols`` (autodiff) and a column matrix
+    that fits half the workspace cap in one chunk, ``cols`` is a fresh array holding it, for
+    :func:`_conv2d_backward` to reuse instead of running im2col again; otherwise None."""
+    op = "conv2d"
+    k, arrs, dtype, g = _prepare(op, {"x": x, "w": w, "bias": bias}, **conv_args)
     x, w, bias = arrs["x"], arrs["w"], arrs["bias"]
     if bias is not None and tuple(bias.shape) != (g.K,):
         raise ValueError(f"{op}: bias must have shape ({g.K},), got {tuple(bias.shape)}")
@@ -286,9 +293,11 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
         else:  # y (NHW, K) = x (NHW, C) @ W (C, K), per group
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
-        return y
+        return y, None
     budget = max(1, WORKSPACE_BYTES // np.dtype(dtype).itemsize)
-    cols = k.workspace(dtype, _chunk_elems(g, budget), "conv.cols")
+    keep = keep_cols and _single_chunk(g, budget // 2)
+    cols = k.empty((_chunk_elems(g, budget),), dtype) if keep else k.workspace(dtype, _chunk_elems(g, budget),
+                                                                                "conv.cols")
     Cd = k.strided(cols, writable=True)
     for n0, nb, p0, pc in _chunks(g, budget):
         k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
@@ -297,7 +306,11 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
             k.gemm.matmul_into(ops.w_mat(), Cm, ops.y_chunk(n0, nb, p0, pc), 1.0, beta)
         else:
             k.gemm.matmul_into(Cm, ops.w_mat(), ops.y_chunk(n0, nb, p0, pc), 1.0, beta)
-    return y
+    return y, (cols if keep else None)
+
+
+def _single_chunk(g: Conv2dGeometry, budget_elems: int) -> bool:
+    return g.C * g.R * g.S * g.Q * g.P * g.N <= budget_elems
 
 
 def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,
@@ -312,9 +325,10 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
                             layout=layout)
 
 
-def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, **conv_args) -> tuple:
+def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, cols: Any = None, **conv_args) -> tuple:
     """:func:`conv2d_backward`; with ``need_dx=False`` (autodiff, when the input needs no
-    gradient) ``dx`` is None and its GEMM and col2im are skipped."""
+    gradient) ``dx`` is None and its GEMM and col2im are skipped; ``cols`` from
+    ``_conv2d(keep_cols=True)`` replaces the im2col pass."""
     op = "conv2d_backward"
     k, arrs, dtype, g = _prepare(op, {"dy": dy, "x": x, "w": w}, **conv_args)
     dy, x, w = arrs["dy"], arrs["x"], arrs["w"]
@@ -347,11 +361,15 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, **conv_ar
         return dx, dw, db
     budget = max(1, WORKSPACE_BYTES // 2 // np.dtype(dtype).itemsize)
     n_elems = _chunk_elems(g, budget)
-    cols, dcols = k.workspace(dtype, n_elems, "conv.cols"), k.workspace(dtype, n_elems, "conv.dcols")
+    have_cols = cols is not None and _single_chunk(g, budget)
+    if not have_cols:
+        cols = k.workspace(dtype, n_elems, "conv.cols")
+    dcols = k.workspace(dtype, n_elems, "conv.dcols")
     Cd, DCd = k.strided(cols, writable=True), k.strided(dcols, writable=True)
     first = True
     for n0, nb, p0, pc in _chunks(g, budget):
-        k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
+        if not have_cols:
+            k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
         Cm, DCm, DYm = ops.cols(Cd, nb, pc), ops.cols(DCd, nb, pc), ops.y_chunk(n0, nb, p0, pc)
         if g.layout == "NCHW":
             _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
