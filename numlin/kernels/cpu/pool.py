@@ -29,15 +29,16 @@ def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
                     h0 = p * sh
                     w0 = q * sw
                     best = x[n, c, h0, w0]
-                    bi = h0 * W + w0
+                    bi = 0
                     for r in range(kh):
                         for s in range(kw):
                             v = x[n, c, h0 + r, w0 + s]
-                            if v > best or (v != v and best == best):
+                            if not v <= best and best == best:  # v > best, or the first NaN
                                 best = v
-                                bi = (h0 + r) * W + w0 + s
+                                bi = r * kw + s
                     y[n, c, p, q] = best
-                    arg[n, c, p, q] = bi
+                    r = bi // kw
+                    arg[n, c, p, q] = (h0 + r) * W + w0 + bi - r * kw
         return
     for t in prange(N * C):
         n = t // C
