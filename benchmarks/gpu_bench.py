@@ -265,11 +265,50 @@ def bench_rsvd(rng, reps, log) -> list[dict]:
     return rows
 
 
+def bench_autodiff(rng, reps, log) -> list[dict]:
+    """The demo's CNN on the device: one training step (batch 64, float32) of numlin vs the same
+    model in PyTorch CUDA (cuDNN), then the whole demo (12 epochs) with its test accuracy."""
+    import torch
+
+    from numlin.demo import build_model, main as demo_main, train_step
+
+    x = rng.random((64, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    model = build_model().to("cuda")
+    opt = nl.optim.Adam(1e-3)
+    xt = nl.Tensor(x, device="cuda")
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(256, 10)).cuda()
+    topt = torch.optim.Adam(tm.parameters(), 1e-3)
+    tx, ty = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+
+    def torch_step():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(tm(tx), ty).backward()
+        topt.step()
+
+    t_nl = _events_ms(lambda: train_step(model, opt, xt, y), reps)
+    t_t = _events_ms(torch_step, reps)
+    log(f"  train step, batch 64: numlin {t_nl:.2f} ms, PyTorch CUDA {t_t:.2f} ms, ratio {t_t / t_nl:.2f}")
+    row = {"case": "CNN train step b64", "numlin_ms": t_nl, "torch_ms": t_t, "ratio": t_t / t_nl}
+    try:
+        t0 = time.time()
+        res = demo_main("cuda", 12, out=lambda line: None)
+        row.update(demo_test_accuracy=res.test_accuracy, demo_train_s=res.train_seconds)
+        log(f"  demo on cuda: test accuracy {res.test_accuracy:.4f}, training {res.train_seconds:.1f} s "
+            f"(total {time.time() - t0:.1f} s)")
+    except ImportError as exc:  # scikit-learn may be missing from the GPU image
+        log(f"  demo on cuda skipped: {exc}")
+    return [row]
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["all", "gemm", "conv", "rsvd"], default="all",
+    p.add_argument("--only", choices=["all", "gemm", "conv", "rsvd", "autodiff"], default="all",
                    help="run one section (after the checks)")
     args = p.parse_args()
     lines: list[str] = []
@@ -293,7 +332,7 @@ def main() -> int:
     sizes = (4096,) if args.quick else (4096, 8192)
     variants = {"float32": [cg.Tiles(128, 128, 8, 8, 8, 4)],
                 "float64": [cg.Tiles(128, 64, 8, 8, 4, 2), cg.Tiles(64, 64, 8, 4, 4, 2)]}
-    gemm, conv, small, rs = [], [], [], []
+    gemm, conv, small, rs, ad = [], [], [], [], []
     if args.only in ("all", "gemm"):
         log("== GEMM vs cuBLAS (CuPy, TF32 off)")
         gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
@@ -305,6 +344,10 @@ def main() -> int:
     if args.only in ("all", "rsvd"):
         log("== randomized SVD vs torch.svd_lowrank, float32")
         rs = bench_rsvd(rng, 5, log)
+        log(f"(t={time.time() - t0:.0f}s)")
+    if args.only in ("all", "autodiff"):
+        log("== autodiff: the demo's CNN vs PyTorch CUDA, float32")
+        ad = bench_autodiff(rng, 20, log)
         log(f"(t={time.time() - t0:.0f}s)")
     if args.only == "all":
         log("== many small matrices")
@@ -323,7 +366,7 @@ def main() -> int:
     bad = [c for c in checks if not c["ok"]]
     log(f"correctness: {len(checks) - len(bad)}/{len(checks)} ok; total {time.time() - t0:.0f}s")
     with open(os.path.join(args.out, "gpu_bench.json"), "w") as fh:
-        json.dump({"device": name, "checks": checks, "gemm": gemm, "conv": conv, "rsvd": rs, "small": small, "resources": res}, fh, indent=1)
+        json.dump({"device": name, "checks": checks, "gemm": gemm, "conv": conv, "rsvd": rs, "autodiff": ad, "small": small, "resources": res}, fh, indent=1)
     return 1 if bad else 0
 
 
