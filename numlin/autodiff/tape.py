@@ -39,7 +39,7 @@ def active() -> bool:
 def record(name: str, inputs: tuple, output: Tensor, vjp: Callable) -> None:
     """Record ``output = name(*inputs)`` on every recording tape that watches an input."""
     for tape in _ACTIVE:
-        if not tape._recording:
+        if not tape._recording or tape._nodes is None:  # None: a non-persistent tape that has answered
             continue
         watched = tape._watched
         hit = False
@@ -214,8 +214,8 @@ class GradientTape:
         if output_gradients is None:
             seeds = [None] * len(targets)
         else:
-            seeds = list(output_gradients) if isinstance(output_gradients, (list, tuple)) and len(targets) > 1 \
-                else [output_gradients]
+            seeds = list(output_gradients) if isinstance(output_gradients, (list, tuple)) \
+                and isinstance(target, (list, tuple)) else [output_gradients]
             if len(seeds) != len(targets):
                 raise ValueError(f"gradient: {len(seeds)} output_gradients for {len(targets)} targets")
 
