@@ -211,7 +211,8 @@ multiply = _binary("mul", lambda a, b, y, g, n: (multiply(g, b) if n[0] else Non
 divide = _binary("div", lambda a, b, y, g, n: (divide(g, b) if n[0] else None,
                                                negative(divide(multiply(g, y), b)) if n[1] else None), "a / b")
 power = _binary("pow", lambda a, b, y, g, n: (multiply(g, multiply(b, power(a, subtract(b, 1.0)))) if n[0] else None,
-                                              multiply(g, multiply(y, log(a))) if n[1] else None), "a ** b")
+                                              multiply(g, multiply(y, _relu_grad(a, log(a)))) if n[1] else None),
+              "a ** b")  # d/db: log(a) taken as 0 where a <= 0 (0 ** b has no log; TensorFlow's and PyTorch's rule)
 negative = _unary("neg", lambda x, y, g: negative(g), "-x")
 exp = _unary("exp", lambda x, y, g: multiply(g, y), "exp(x)")
 log = _unary("log", lambda x, y, g: divide(g, x), "natural logarithm of x")

@@ -199,6 +199,18 @@ def test_sign_is_not_differentiable():
     assert tape.gradient(y, x) is None
 
 
+def test_power_exponent_gradient_at_a_zero_base_is_zero():
+    """d(a ** b)/db = a ** b log(a) is taken as 0 at a = 0 (as PyTorch and TensorFlow), not NaN."""
+    a, b = np.array([0.0, 2.0, 0.0, 1.5]), np.array([2.0, 3.0, 0.5, -1.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        _vs_torch(nl.power, torch.pow, [a[[0, 1, 3]], b[[0, 1, 3]]], np.float64, np.random.default_rng(0))
+        x, y = nl.Tensor(a), nl.Tensor(b)
+        with nl.GradientTape() as tape:
+            tape.watch(y)
+            z = nl.sum(x ** y)
+        np.testing.assert_allclose(tape.gradient(z, y).numpy(), [0.0, 8 * np.log(2), 0.0, np.log(1.5) / 1.5])
+
+
 def test_kinks_follow_pytorch():
     """relu'(0) = 0 and abs'(0) = 0, as in PyTorch."""
     x = nl.Tensor(np.array([-1.0, 0.0, 2.0]))
