@@ -67,11 +67,12 @@ class Optimizer:
             gdata = ew.contiguous(ew.astype(gt.data, v.dtype))
             self._update(kern, v, gdata)
 
-    def _slots(self, v: Variable, n: int) -> tuple:
+    def _slots(self, v: Variable, n: int, counter: bool = False) -> tuple:
+        """``n`` zero-initialised buffers shaped like ``v`` (and a one-element step counter)."""
         st = self._state.get(id(v))
         if st is None or st[0] is not v:
             ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
-            st = (v, *[ew.full(v.shape, 0.0, v.dtype) for _ in range(n)])
+            st = (v, *[ew.full(v.shape, 0.0, v.dtype) for _ in range(n)], *([[0]] if counter else []))
             self._state[id(v)] = st
         return st[1:]
 
@@ -100,7 +101,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction.
+    """Adam (Kingma & Ba 2015) with bias correction; the step count is kept per parameter (as
+    PyTorch does), so a parameter skipped with a None gradient is corrected for its own steps.
 
     Parameters
     ----------
@@ -118,5 +120,6 @@ class Adam(Optimizer):
         self.epsilon = _check_rate("Adam", "epsilon", epsilon, 0.0, lo_open=True)
 
     def _update(self, kern, v: Variable, g) -> None:
-        m, s = self._slots(v, 2)
-        kern.adam(v.data, g, m, s, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, self.iterations)
+        m, s, steps = self._slots(v, 2, counter=True)
+        steps[0] += 1  # per parameter, as PyTorch: a skipped (None) gradient does not advance it
+        kern.adam(v.data, g, m, s, self.learning_rate, self.beta_1, self.beta_2, self.epsilon, steps[0])

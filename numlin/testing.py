@@ -29,7 +29,7 @@ def _scalar_objective(f: Callable, weights: list) -> Callable:
 
 def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float | None = None,
                 rtol: float | None = None, atol: float | None = None, n_directions: int = 3,
-                random_state: Any = 0) -> None:
+                random_state: Any = 0, _level: int = 1) -> None:
     """Check the tape's gradients of ``f`` at ``args`` against central finite differences.
 
     Along ``n_directions`` random directions ``v`` (one Gaussian block per argument), the
@@ -89,7 +89,7 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float 
         analytic = float(np.sum([np.sum(g.numpy().astype(np.float64) * vi) for g, vi in zip(grads, v)]))
         numeric = (at(v, eps) - at(v, -eps)) / (2 * eps)
         if not abs(analytic - numeric) <= atol + rtol * max(abs(analytic), abs(numeric)):
-            raise AssertionError(f"check_grads: order-1 directional derivative {d}: tape {analytic!r} vs finite "
+            raise AssertionError(f"check_grads: order-{_level} directional derivative {d}: tape {analytic!r} vs finite "
                                  f"differences {numeric!r} (eps={eps}, rtol={rtol}, atol={atol})")
     if order > 1:
         w = [rng.standard_normal(h.shape).astype(h.dtype) for h in host]
@@ -106,4 +106,4 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float 
             return total
 
         check_grads(grad_dot_w, xs, order - 1, eps=eps, rtol=rtol * 10, atol=atol * 10,
-                    n_directions=n_directions, random_state=rng)
+                    n_directions=n_directions, random_state=rng, _level=_level + 1)

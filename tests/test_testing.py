@@ -51,7 +51,7 @@ def test_catches_a_wrong_gradient(rng):
 def test_catches_a_wrong_second_derivative(rng):
     a = rng.uniform(0.5, 1.5, 5)
     nl.testing.check_grads(_square_first_order_only, [a])  # first order is right
-    with pytest.raises(AssertionError, match="order-1 directional derivative"):
+    with pytest.raises(AssertionError, match="order-2 directional derivative"):
         nl.testing.check_grads(_square_first_order_only, [a], order=2)
 
 

@@ -126,6 +126,7 @@ class GradientTape:
         self._nodes: list[_Node] | None = []
         self._recording = False
         self._used = False
+        self._variables: tuple = ()
 
     def __enter__(self) -> "GradientTape":
         if self._recording:
@@ -150,8 +151,10 @@ class GradientTape:
             self._watched[id(t)] = t
 
     def watched_variables(self) -> tuple:
-        """The Variables this tape watches."""
-        return tuple(t for t in (self._watched or {}).values() if isinstance(t, Variable))
+        """The Variables this tape watches (kept after a non-persistent tape frees its records)."""
+        if self._watched is None:
+            return self._variables
+        return tuple(t for t in self._watched.values() if isinstance(t, Variable))
 
     def reset(self) -> None:
         """Forget everything recorded so far (inside or outside the ``with`` block)."""
@@ -258,6 +261,7 @@ class GradientTape:
                 g = ops.zeros_like(s)
             result.append(g)
         if not self._persistent:
+            self._variables = self.watched_variables()
             self._nodes = None
             self._watched = None
         self._used = True
