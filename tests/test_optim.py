@@ -75,11 +75,15 @@ def test_none_gradients_are_skipped(make):
     np.testing.assert_array_equal(b.numpy(), before)
 
 
-def test_none_gradient_steps_match_torch_for_sgd(rng):
-    """SGD keeps no step count, so skipping a parameter for a step matches torch exactly."""
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_none_gradient_steps_match_torch(rng, opt):
+    """Skipping a parameter for a step matches torch: Adam counts steps per parameter."""
     skip = {(0, 1), (0, 2), (2, 0)}
-    vs, ps, _ = _run_both(rng, lambda: nl.optim.SGD(0.05, momentum=0.9),
-                          lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9), np.float64, skip=skip)
+    if opt == "sgd":
+        make, make_t = lambda: nl.optim.SGD(0.05, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)
+    else:
+        make, make_t = lambda: nl.optim.Adam(0.05), lambda ps: torch.optim.Adam(ps, lr=0.05, eps=1e-7)
+    vs, ps, _ = _run_both(rng, make, make_t, np.float64, skip=skip)
     _assert_match(vs, ps, np.float64)
 
 
