@@ -7,7 +7,7 @@ GPU (where the kernels themselves run under Numba's CUDA simulator).
 from __future__ import annotations
 
 from .arrays import as_array, cast, check_out, contiguous, empty, strided, transpose_last2, workspace
-from . import gemm, im2col
+from . import elementwise, gemm, im2col, optim, pool, softmax
 
 __all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace",
-           "gemm", "im2col"]
+           "elementwise", "gemm", "im2col", "optim", "pool", "softmax"]

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda, float32, float64, int64
+from numba import cuda, float32, float64, int32, int64
 
 from ..._strided import Strided
 from ._registry import kernel
+from .arrays import SIMULATOR, strided
 
-__all__ = ["grid_1d", "scale_2d", "copy_strided", "scale_matrices"]
+__all__ = ["grid_1d", "launch_1d", "scale_2d", "copy_strided", "scale_matrices", "UNARY", "BINARY", "unary",
+           "binary", "reduce", "full", "astype", "broadcast_to", "reshape", "transpose", "contiguous"]
 
 _FLOATS = (float32, float64)
 
@@ -15,6 +17,13 @@ _FLOATS = (float32, float64)
 def grid_1d(total: int, threads: int = 256, max_blocks: int = 65_535) -> tuple[int, int]:
     """``(blocks, threads)`` for a grid-stride loop over ``total`` items."""
     return max(1, min(max_blocks, -(-total // threads))), threads
+
+
+def launch_1d(total: int, threads: int = 256) -> tuple[int, int]:
+    """The launch of a grid-stride kernel over ``total`` items: :func:`grid_1d` on a GPU; a small
+    grid under the CUDA simulator, where every simulated thread is a Python thread (the
+    grid-stride loops cover any grid, and two blocks still exercise the block arithmetic)."""
+    return (2, 4) if SIMULATOR else grid_1d(total, threads)
 
 
 @kernel(*[(t[:], int64, int64, int64, int64, int64, t) for t in _FLOATS])
@@ -35,7 +44,9 @@ def scale_2d(c, coff, crs, ccs, m, n, beta):
             c[p] = beta * c[p]
 
 
-@kernel(*[(s[:], int64, int64[:], int64[:], d[:], int64, int64[:], int64) for s in _FLOATS for d in _FLOATS])
+# int sources: astype of integer tensors (the dispatcher compiles any other pair lazily)
+@kernel(*[(s[:], int64, int64[:], int64[:], d[:], int64, int64[:], int64) for s in _FLOATS + (int32, int64)
+          for d in _FLOATS])
 def copy_nd(src, soff, shape, sstrides, dst, doff, dstrides, total):
     """``dst[idx] = src[idx]`` (with dtype conversion) for every index of an N-d ``shape``."""
     start = cuda.grid(1)
@@ -59,11 +70,9 @@ def copy_strided(src: Strided, dst: Strided) -> None:
     total = int(np.prod(src.shape, dtype=np.int64))
     if total == 0:
         return
-    shape = cuda.to_device(np.asarray(src.shape, np.int64))
-    sst = cuda.to_device(np.asarray(src.strides, np.int64))
-    dst_st = cuda.to_device(np.asarray(dst.strides, np.int64))
-    blocks, threads = grid_1d(total)
-    copy_nd[blocks, threads](src.buf, src.off, shape, sst, dst.buf, dst.off, dst_st, total)
+    sh, (ss, ds) = _coalesce(tuple(src.shape), tuple(src.strides), tuple(dst.strides))
+    blocks, threads = launch_1d(total)
+    copy_nd[blocks, threads](src.buf, src.off, _meta(sh), _meta(ss), dst.buf, dst.off, _meta(ds), total)
 
 
 def scale_matrices(c: Strided, offsets: np.ndarray, beta: float) -> None:
@@ -73,3 +82,440 @@ def scale_matrices(c: Strided, offsets: np.ndarray, beta: float) -> None:
     beta = c.buf.dtype.type(beta)
     for off in offsets:
         scale_2d[blocks, threads](c.buf, int(off), c.strides[-2], c.strides[-1], m, n, beta)
+
+
+# =========================================================================== autodiff backend
+# The interface of ``numlin.kernels.cpu.elementwise`` on numba device arrays: ``unary``,
+# ``binary``, ``reduce``, ``full``, ``astype``, ``broadcast_to``, ``reshape``, ``transpose``,
+# ``contiguous``, ``UNARY``, ``BINARY``. Results are new C-contiguous device arrays (numba's
+# device arrays cannot express N-d transposed views, so transpose and broadcast_to copy).
+#
+# One kernel serves every unary rule and one every binary rule: the rule is an integer code
+# (uniform across a launch, so the switch costs one predictable branch), operands are read
+# through strided descriptors over the output's N-d index (a zero stride for a broadcast axis),
+# so broadcasting is fused and nothing is materialised. Axes that are contiguous for every
+# operand are merged first, so a plain contiguous operand is a 1-D loop.
+#
+# The rules mirror the CPU module's special values (relu passes NaN, log(0) = -inf, log(<0) =
+# NaN, sign(0) = 0, division by zero -> +-inf / NaN, a stable sigmoid). The explicit guards on
+# exp / sin / cos also keep the CUDA simulator (which runs the kernels as Python, where
+# ``math.exp(1000)`` raises) on the same results as the device.
+import math  # noqa: E402
+
+UNARY = {name: code for code, name in enumerate(
+    ("neg", "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sign", "relu", "sigmoid"))}
+BINARY = {name: code for code, name in enumerate(
+    ("add", "sub", "mul", "div", "pow", "relu_grad", "tanh_grad", "sigmoid_grad", "equal"))}
+
+_EXP_MAX = 709.782712893384  # log(DBL_MAX): exp above it is +inf
+
+
+@cuda.jit(device=True, inline=True)
+def _unary_rule(code, x):
+    if code == 0:  # neg
+        return -x
+    if code == 1:  # exp
+        if x > _EXP_MAX:
+            return math.inf
+        return math.exp(x)
+    if code == 2:  # log
+        if x > 0:
+            return math.log(x)
+        if x == 0:
+            return -math.inf
+        return math.nan
+    if code == 3:  # sin
+        if x - x != 0:  # inf or NaN
+            return math.nan
+        return math.sin(x)
+    if code == 4:  # cos
+        if x - x != 0:
+            return math.nan
+        return math.cos(x)
+    if code == 5:  # tanh
+        return math.tanh(x)
+    if code == 6:  # sqrt
+        if x >= 0:
+            return math.sqrt(x)
+        return math.nan
+    if code == 7:  # abs
+        return abs(x)
+    if code == 8:  # sign
+        if x > 0:
+            return 1.0
+        if x < 0:
+            return -1.0
+        return x  # 0 and NaN
+    if code == 9:  # relu: NaN passes through
+        if x < 0:
+            return 0.0
+        return x
+    # 10: sigmoid, stable for large |x|
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1 + e)
+
+
+@cuda.jit(device=True, inline=True)
+def _binary_rule(code, a, b):
+    if code == 0:
+        return a + b
+    if code == 1:
+        return a - b
+    if code == 2:
+        return a * b
+    if code == 3:  # div
+        if b != 0:
+            return a / b
+        if a != 0:
+            return a * math.inf
+        return math.nan
+    if code == 4:
+        return a ** b
+    if code == 5:  # relu_grad(x, g)
+        if a > 0:
+            return b
+        return 0.0
+    if code == 6:  # tanh_grad(y, g)
+        return b * (1 - a * a)
+    if code == 7:  # sigmoid_grad(y, g)
+        return b * a * (1 - a)
+    # 8: equal
+    if a == b:
+        return 1.0
+    return 0.0
+
+
+@kernel(*[(int64, t[:], int64, int64[:], int64[:], t[:], int64) for t in _FLOATS])
+def unary_nd(code, x, xoff, shape, xst, out, total):
+    """``out[flat] = rule(x[idx])`` over the C-ordered index of ``shape``; ``out`` contiguous."""
+    nd = shape.size
+    for flat in range(cuda.grid(1), total, cuda.gridsize(1)):
+        rem = flat
+        xo = xoff
+        for d in range(nd - 1, -1, -1):
+            q = rem // shape[d]
+            xo += (rem - q * shape[d]) * xst[d]
+            rem = q
+        out[flat] = _unary_rule(code, x[xo])
+
+
+@kernel(*[(int64, t[:], int64, int64[:], t[:], int64, int64[:], int64[:], t[:], int64) for t in _FLOATS])
+def binary_nd(code, a, aoff, ast, b, boff, bst, shape, out, total):
+    """``out[flat] = rule(a[idx], b[idx])``; broadcast axes have stride 0 in ``ast`` / ``bst``."""
+    nd = shape.size
+    for flat in range(cuda.grid(1), total, cuda.gridsize(1)):
+        rem = flat
+        ao = aoff
+        bo = boff
+        for d in range(nd - 1, -1, -1):
+            q = rem // shape[d]
+            i = rem - q * shape[d]
+            rem = q
+            ao += i * ast[d]
+            bo += i * bst[d]
+        out[flat] = _binary_rule(code, a[ao], b[bo])
+
+
+@kernel(*[(t[:], int64, int64[:], int64[:], int64, t[:], int64, int64, int64) for t in _FLOATS])
+def reduce_nd(x, xoff, shape, xst, nk, out, outer, inner, is_max):
+    """One thread per output element ``o < outer``: ``shape``/``xst`` list the kept axes (the
+    first ``nk``) then the reduced ones; ``out[o]`` = sum (in float64) or max (NaN propagates) of
+    the ``inner`` elements of the reduced index."""
+    nd = shape.size
+    for o in range(cuda.grid(1), outer, cuda.gridsize(1)):
+        rem = o
+        base = xoff
+        for d in range(nk - 1, -1, -1):
+            q = rem // shape[d]
+            base += (rem - q * shape[d]) * xst[d]
+            rem = q
+        if is_max:
+            m = x[base]
+            for r in range(inner):
+                rem = r
+                xo = base
+                for d in range(nd - 1, nk - 1, -1):
+                    q = rem // shape[d]
+                    xo += (rem - q * shape[d]) * xst[d]
+                    rem = q
+                v = x[xo]
+                if v > m or v != v:
+                    m = v
+                if m != m:
+                    break
+            out[o] = m
+        else:
+            s = 0.0
+            for r in range(inner):
+                rem = r
+                xo = base
+                for d in range(nd - 1, nk - 1, -1):
+                    q = rem // shape[d]
+                    xo += (rem - q * shape[d]) * xst[d]
+                    rem = q
+                s += float64(x[xo])  # explicit: the simulator would otherwise add float32 to float32
+            out[o] = s
+
+
+_RB = 256  # threads per block of reduce_blocks
+
+
+@kernel(*[(t[:], int64, int64[:], int64[:], int64, t[:], int64, int64, int64) for t in _FLOATS])
+def reduce_blocks(x, xoff, shape, xst, nk, out, outer, inner, is_max):
+    """:func:`reduce_nd` with one block of ``_RB`` threads per output element (for long reduced
+    extents): each thread folds a strided part of the reduced index, then a shared-memory tree."""
+    buf = cuda.shared.array(_RB, float64)
+    tid = cuda.threadIdx.x
+    nd = shape.size
+    for o in range(cuda.blockIdx.x, outer, cuda.gridDim.x):  # block-uniform trip count
+        rem = o
+        base = xoff
+        for d in range(nk - 1, -1, -1):
+            q = rem // shape[d]
+            base += (rem - q * shape[d]) * xst[d]
+            rem = q
+        acc = -math.inf if is_max else 0.0
+        for r in range(tid, inner, _RB):
+            rem = r
+            xo = base
+            for d in range(nd - 1, nk - 1, -1):
+                q = rem // shape[d]
+                xo += (rem - q * shape[d]) * xst[d]
+                rem = q
+            v = float64(x[xo])
+            if is_max:
+                if v > acc or v != v:
+                    acc = v
+            else:
+                acc += v
+        buf[tid] = acc
+        cuda.syncthreads()
+        step = _RB // 2
+        while step > 0:
+            if tid < step:
+                v = buf[tid + step]
+                if is_max:
+                    if v > buf[tid] or v != v:
+                        buf[tid] = v
+                else:
+                    buf[tid] += v
+            cuda.syncthreads()
+            step //= 2
+        if tid == 0:
+            out[o] = buf[0]
+        cuda.syncthreads()  # buf is reused by the next output
+
+
+@kernel(*[(t[:], t, int64) for t in _FLOATS])
+def fill_flat(buf, value, total):
+    for i in range(cuda.grid(1), total, cuda.gridsize(1)):
+        buf[i] = value
+
+
+# --------------------------------------------------------------------------- host side
+_META: dict = {}
+
+
+def _meta(values: tuple):
+    """``values`` (non-empty) as an int64 device array, cached per device: kernels get their shapes and
+    strides without a host-to-device copy per launch."""
+    key = (_device_key(), values)
+    arr = _META.get(key)
+    if arr is None:
+        if len(_META) > 1024:
+            _META.clear()
+        arr = _META[key] = cuda.to_device(np.asarray(values, np.int64))
+    return arr
+
+
+def _device_key():
+    if SIMULATOR:
+        return 0
+    return cuda.get_current_device().id
+
+
+def _coalesce(shape: tuple, *strides: tuple) -> tuple:
+    """Drop length-1 axes and merge neighbours that are contiguous for every operand
+    (``stride[d] == stride[d+1] * shape[d+1]``); at least one axis."""
+    sh: list = []
+    sts: list = [[] for _ in strides]
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        if sh and all(st[-1] == s[d] * n for st, s in zip(sts, strides)):
+            sh[-1] *= n
+            for st, s in zip(sts, strides):
+                st[-1] = s[d]
+            continue
+        sh.append(n)
+        for st, s in zip(sts, strides):
+            st.append(s[d])
+    if not sh:
+        return (1,), tuple((0,) for _ in strides)
+    return tuple(sh), tuple(tuple(st) for st in sts)
+
+
+def _size(shape: tuple) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _flat_view(out):
+    return out.reshape(_size(tuple(out.shape)))
+
+
+def _check_float(op: str, x) -> None:
+    if np.dtype(x.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{op}: dtype {x.dtype} is not float32 or float64")
+
+
+def unary(name: str, x):
+    """Rule ``name`` (a key of :data:`UNARY`) on every element of device array ``x``; a new array."""
+    code = UNARY[name]
+    _check_float(name, x)
+    shape = tuple(x.shape)
+    out = cuda.device_array(shape, x.dtype)
+    total = _size(shape)
+    if total:
+        d = strided(x, writable=False)
+        sh, (xs,) = _coalesce(shape, d.strides)
+        unary_nd[launch_1d(total)](code, d.buf, d.off, _meta(sh), _meta(xs), _flat_view(out), total)
+    return out
+
+
+def _broadcast_strides(d: Strided, shape: tuple) -> tuple:
+    lead = len(shape) - len(d.shape)
+    return (0,) * lead + tuple(0 if n == 1 else s for n, s in zip(d.shape, d.strides))
+
+
+def binary(name: str, a, b):
+    """Rule ``name`` (a key of :data:`BINARY`) with numpy broadcasting fused into the kernel;
+    ``a`` and ``b`` share a float dtype."""
+    code = BINARY[name]
+    _check_float(name, a)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name}: operands have dtypes {a.dtype} and {b.dtype}; cast them to one")
+    try:
+        shape = tuple(np.broadcast_shapes(tuple(a.shape), tuple(b.shape)))
+    except ValueError:
+        raise ValueError(f"{name}: operands could not be broadcast together with shapes {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}") from None
+    out = cuda.device_array(shape, a.dtype)
+    total = _size(shape)
+    if total:
+        da, db = strided(a, writable=False), strided(b, writable=False)
+        sh, (sa, sb) = _coalesce(shape, _broadcast_strides(da, shape), _broadcast_strides(db, shape))
+        binary_nd[launch_1d(total)](code, da.buf, da.off, _meta(sa), db.buf, db.off, _meta(sb), _meta(sh),
+                                  _flat_view(out), total)
+    return out
+
+
+def reduce(name: str, x, axes: tuple, keepdims: bool):
+    """``sum`` (accumulated in float64) or ``max`` (NaN propagates) of ``x`` over ``axes``
+    (normalised, non-negative, unique); a zero-size ``max`` raises ValueError. One thread per
+    output element, or one block per output element when the reduced extent is long."""
+    if name not in ("sum", "max"):
+        raise ValueError(f"reduce: unknown reduction {name!r}")
+    _check_float(name, x)
+    shape = tuple(x.shape)
+    axes = tuple(axes)
+    kept = tuple(i for i in range(len(shape)) if i not in axes)
+    kept_shape = tuple(shape[i] for i in kept)
+    outer, inner = _size(kept_shape), _size(tuple(shape[i] for i in axes))
+    if name == "max" and inner == 0:
+        raise ValueError("max: zero-size reduction has no identity")
+    out_shape = tuple(1 if i in axes else shape[i] for i in range(len(shape))) if keepdims else kept_shape
+    out = cuda.device_array(out_shape, x.dtype)
+    if outer:
+        if inner == 0:
+            fill_flat[launch_1d(outer)](_flat_view(out), x.dtype.type(0), outer)
+        else:
+            d = strided(x, writable=False)
+            ksh, (kst,) = _coalesce(kept_shape, tuple(d.strides[i] for i in kept))
+            rsh, (rst,) = _coalesce(tuple(shape[i] for i in axes), tuple(d.strides[i] for i in axes))
+            args = (d.buf, d.off, _meta(ksh + rsh), _meta(kst + rst), len(ksh), _flat_view(out), outer, inner,
+                    int(name == "max"))
+            if inner >= 4 * _RB:  # long reductions: a block per output element
+                reduce_blocks[min(outer, 65_535), _RB](*args)
+            else:
+                reduce_nd[launch_1d(outer)](*args)
+    return out
+
+
+def full(shape: tuple, value: float, dtype):
+    """A new device array of ``shape`` filled with ``value``."""
+    shape = tuple(int(s) for s in shape)
+    dt = np.dtype(dtype)
+    out = cuda.device_array(shape, dt)
+    total = _size(shape)
+    if total:
+        fill_flat[launch_1d(total)](_flat_view(out), dt.type(value), total)
+    return out
+
+
+def astype(x, dtype):
+    """``x`` in ``dtype`` (``x`` itself when it already is; integer sources convert as numpy)."""
+    dt = np.dtype(dtype)
+    if x.dtype == dt:
+        return x
+    out = cuda.device_array(tuple(x.shape), dt)
+    if x.size:
+        copy_strided(strided(x, writable=False), strided(out, writable=True))
+    return out
+
+
+def _copy_of(src: Strided, shape: tuple, dtype):
+    out = cuda.device_array(shape, dtype)
+    if _size(shape):
+        copy_strided(src, strided(out, writable=True))
+    return out
+
+
+def broadcast_to(x, shape: tuple):
+    """``x`` broadcast to ``shape``, materialised (a new C-ordered device array)."""
+    shape = tuple(int(s) for s in shape)
+    xs = tuple(x.shape)
+    if tuple(np.broadcast_shapes(xs, shape)) != shape:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {xs} to {shape}")
+    d = strided(x, writable=False)
+    return _copy_of(d._replace(shape=shape, strides=_broadcast_strides(d, shape)), shape, x.dtype)
+
+
+def transpose(x, perm: tuple):
+    """``x`` with its axes permuted: a new C-contiguous device array."""
+    perm = tuple(int(p) for p in perm)
+    if sorted(perm) != list(range(len(x.shape))):
+        raise ValueError(f"transpose: {perm} is not a permutation of {len(x.shape)} axes")
+    d = strided(x, writable=False)
+    shape = tuple(d.shape[p] for p in perm)
+    return _copy_of(d._replace(shape=shape, strides=tuple(d.strides[p] for p in perm)), shape, x.dtype)
+
+
+def contiguous(x):
+    """``x`` in C order (a device copy only if it is not)."""
+    from .arrays import contiguous as _contiguous
+
+    return _contiguous(x)
+
+
+def reshape(x, shape):
+    """``x`` with a new shape (one entry may be -1), as numpy; a view of ``x`` when it is
+    C-contiguous, else of a contiguous copy. ValueError when the sizes differ."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    shape = tuple(int(s) for s in shape)
+    size = _size(tuple(x.shape))
+    if shape.count(-1) > 1:
+        raise ValueError("can only specify one unknown dimension")
+    if any(s < -1 for s in shape):
+        raise ValueError(f"negative dimensions not allowed in {shape}")
+    if -1 in shape:
+        known = _size(tuple(s for s in shape if s != -1))
+        if known == 0 or size % known:
+            raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if _size(shape) != size:
+        raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
+    if shape == tuple(x.shape):
+        return x
+    return contiguous(x).reshape(*shape) if shape else contiguous(x).reshape(())
