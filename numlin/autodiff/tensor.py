@@ -27,7 +27,8 @@ def _backend_of(data) -> str:
 def _to_device(arr: np.ndarray):
     from numba import cuda
 
-    return cuda.to_device(np.ascontiguousarray(arr))
+    # not np.ascontiguousarray: it turns a 0-d array (a scalar operand) into shape (1,)
+    return cuda.to_device(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
 
 
 class Tensor:
