@@ -18,7 +18,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["backend", "kernels", "is_device_array", "device_id", "parallel_guard", "blas_single_thread"]
+__all__ = ["backend", "kernels", "is_device_array", "is_dask_array", "device_id", "parallel_guard", "blas_single_thread"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -27,6 +27,12 @@ def is_device_array(x: Any) -> bool:
         return True
     mod = type(x).__module__ or ""
     return mod.startswith("numba.cuda") or mod.startswith("numba_cuda")
+
+
+def is_dask_array(x: Any) -> bool:
+    """True for Dask collections, told by the type's module so that Dask is never imported here
+    (``import numlin`` stays light; Dask is an optional dependency)."""
+    return (type(x).__module__ or "").startswith("dask")
 
 
 def device_id(x: Any) -> int | None:

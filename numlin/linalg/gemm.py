@@ -57,6 +57,11 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     Inf propagate as in numpy. Large products run in parallel on ``numba.get_num_threads()``
     threads; many small ones are spread over the threads one matrix each.
 
+    ``dask.array.Array`` operands (one may be a numpy array) give a lazy Dask array: numlin's
+    GEMM on every block pair, then Dask's tree reduction over the blocks of the contracted
+    dimension (chunks along it are unified first). Each task's GEMM runs on one thread
+    (``numlin.linalg._dask.block_threads``); ``out`` is not supported there (TypeError).
+
     Examples
     --------
     >>> import numpy as np, numlin as nl
@@ -141,7 +146,8 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
         read-only or overlapping, ``beta != 0`` without ``c``, or device operands on different GPUs.
     TypeError
         Unsupported dtypes, ``c`` of the wrong dtype, non-real ``alpha``/``beta``, non-bool
-        ``trans_*``, or host and device operands mixed.
+        ``trans_*``, host and device operands mixed, or Dask arrays (gemm writes into ``c`` in
+        place; use :func:`matmul`, which takes Dask arrays, and scale the lazy result).
 
     Examples
     --------

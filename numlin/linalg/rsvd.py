@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._dispatch import blas_single_thread, is_device_array
+from .._dispatch import blas_single_thread, is_dask_array, is_device_array
 
 __all__ = ["rsvd", "rsvd_error_estimate", "pca", "PCAResult"]
 
@@ -106,6 +106,11 @@ class _Host:
     @staticmethod
     def contiguous(x):
         return np.ascontiguousarray(x)
+
+    @staticmethod
+    def result(U):
+        """U as rsvd returns it (the Dask backend wraps a host U in a Dask array)."""
+        return U
 
 
 class _Device(_Host):
@@ -275,6 +280,10 @@ def _operator(op_name: str, A: Any, check_finite: bool = True) -> _Operator:
     import scipy.sparse as sp
     from scipy.sparse.linalg import LinearOperator
 
+    if is_dask_array(A):
+        from ._dask import dask_operator
+
+        return dask_operator(op_name, A)
     if is_device_array(A):
         from ..kernels.cuda import as_array
 
@@ -394,9 +403,13 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
 
     Parameters
     ----------
-    A : ndarray, scipy.sparse matrix/array, scipy LinearOperator, or GPU array, shape (m, n)
+    A : ndarray, scipy.sparse matrix/array, scipy LinearOperator, GPU array, or dask array, shape (m, n)
         float32 stays float32; integer input computes in float64. Sparse input is never
         densified (jitted CSR products); a LinearOperator is used through matmat/rmatmat.
+        A ``dask.array.Array`` is processed out of core, each pass over A one Dask computation
+        whose per-block work is numlin's GEMM (see Notes); it should be chunked by rows with one
+        chunk along the columns — other chunkings are rechunked that way first
+        (``A.rechunk({0: "auto", 1: -1})``, repeated in every pass).
     k : int
         Rank, ``1 <= k <= min(m, n)``; with ``tol`` the largest rank allowed.
     n_oversamples : int
@@ -421,7 +434,8 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
     -------
     U : (m, k) array, S : (k,) ndarray, Vt : (k, n) ndarray
         For GPU input U is a numba device array (the tall factor stays on the device); S and Vt
-        are small host arrays.
+        are small host arrays. For Dask input U is a lazy Dask array chunked like A's rows
+        (``U.compute()`` or ``da.store`` to materialise it); S and Vt are numpy arrays.
 
     Raises
     ------
@@ -430,6 +444,18 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
         normalizer, negative n_oversamples or n_iter, non-positive tol.
     TypeError
         Unsupported dtypes or random_state.
+
+    Notes
+    -----
+    Dask arrays (``numlin.linalg._dask``): ``A @ X`` is a ``blockwise`` GEMM per row block,
+    persisted together with its Gram matrix; ``Aᵀ @ Y`` is a GEMM per row block followed by
+    Dask's tree reduction, computed to the host (an n x l matrix). The tall m x l sketches are
+    orthonormalised by CholeskyQR2 built from the same reductions (``dask.array.linalg.tsqr``
+    when they are too ill-conditioned for it); "lu" means one CholeskyQR round there. Memory:
+    a few chunks of A per worker plus up to two persisted m x (k + p) sketches (2(k + p)
+    columns in the last step). It runs on whichever Dask scheduler is active (threads by
+    default, or a ``dask.distributed`` client). NaN/Inf in a Dask A is detected during the first
+    pass (no separate pass is spent on it). :func:`pca` does not take Dask arrays yet.
     """
     op_name = "rsvd"
     op = _operator(op_name, A)
@@ -437,7 +463,7 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
         U, S, Vt = _rsvd(op_name, op, k, n_oversamples, n_iter, normalizer, tol, random_state)
         if flip_sign:
             U, Vt = op.backend.flip(U, Vt)
-    return U, S, Vt
+    return op.backend.result(U), S, Vt
 
 
 def _rsvd(op_name, op: _Operator, k, n_oversamples, n_iter, normalizer, tol, random_state):
@@ -512,6 +538,9 @@ def pca(A: Any, k: int, **rsvd_kwargs) -> PCAResult:
     Returns a :class:`PCAResult`: ``components_`` (k, n_features), ``explained_variance_``
     (S² / (n_samples - 1)), ``explained_variance_ratio_``, ``singular_values_``, ``mean_``.
     """
+    if is_dask_array(A):
+        raise TypeError("pca: Dask arrays are not supported yet; use nl.linalg.rsvd on the centred array "
+                        "(A - A.mean(axis=0)) or pass a host array")
     op = _operator("pca", A)
     if op.backend.device:
         raise TypeError("pca: GPU arrays are not supported yet; pass a host array")
