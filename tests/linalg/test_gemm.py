@@ -379,3 +379,26 @@ def test_concurrent_python_threads_get_correct_results(rng):
     for (a, b), got in zip(jobs, results):
         assert_matmul_close(got, a, b)
     assert numba.threading_layer() in ("tbb", "omp", "workqueue")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_sharing_one_b(rng, dtype, threads):
+    """A batch against one B (a filter against per-sample columns) packs B once per thread;
+    k spans several KC panels, the batch does not split evenly, B is read transposed, and the
+    swap to Cᵀ = Bᵀ Aᵀ (n = 16 against wide register tiles) is exercised too."""
+    import numba
+
+    k = 2 * blocking(dtype).kc + 7
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for ash, b in (((7, 40, k), rng.standard_normal((50, k)).T), ((9, 1, 33, k), rng.standard_normal((k, 16)))):
+            a = rng.standard_normal(ash).astype(dtype)
+            b = np.asarray(b, dtype)
+            assert_matmul_close(nl.matmul(a, b), a, b)
+            out = np.full(np.broadcast_shapes(a.shape[:-1] + (1,), (1, b.shape[1])), np.nan, dtype)
+            nl.matmul(a, b, out=out)  # beta = 0: the NaNs in out are never read
+            assert_matmul_close(out, a, b)
+    finally:
+        numba.set_num_threads(old)

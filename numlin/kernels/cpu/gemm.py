@@ -447,6 +447,56 @@ def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, 
                                 work[:wsize], kc_blk, mc_blk, nc_blk)
 
 
+@njit(cache=True, nogil=True)
+def _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs, lo, hi,
+                    work, kc_blk, mc_blk, nc_blk):
+    """Products ``lo .. hi`` of a batch whose B is one matrix: each ``kc x nc`` panel of B is
+    packed once and reused by every product (BLIS loops 2-3 inside the batch loop)."""
+    MR, NR = _tile_shape(work)
+    ap_n = (mc_blk + MR - 1) // MR * MR * kc_blk
+    bp_n = (nc_blk + NR - 1) // NR * NR * kc_blk
+    t = c.dtype.type
+    alpha = t(alpha)
+    beta = t(beta)
+    if k == 0 or alpha == 0:
+        for i in range(lo, hi):
+            _scale(c, coffs[i], crs, ccs, m, n, beta)
+        return
+    ap = work[:ap_n]
+    bp = work[ap_n:ap_n + bp_n]
+    ct = work[ap_n + bp_n:ap_n + bp_n + MR * NR]
+    for jc in range(0, n, nc_blk):
+        nc = min(nc_blk, n - jc)
+        for pc in range(0, k, kc_blk):
+            kc = min(kc_blk, k - pc)
+            beta_p = beta if pc == 0 else t(1)
+            _pack_b(b, boff + pc * brs + jc * bcs, brs, bcs, kc, nc, bp)
+            for i in range(lo, hi):
+                for ic in range(0, m, mc_blk):
+                    mc = min(mc_blk, m - ic)
+                    _pack_a(a, aoffs[i] + ic * ars + pc * acs, ars, acs, mc, kc, ap)
+                    _macro_kernel(kc, mc, nc, ap, bp, c, coffs[i] + ic * crs + jc * ccs, crs, ccs, alpha, beta_p, ct)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def gemm_batched_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs,
+                          work, wsize, kc_blk, mc_blk, nc_blk, parts):
+    """A batch of GEMMs sharing one B (e.g. a filter), in ``parts`` contiguous runs of products,
+    one per thread, each packing B's panels once (``parts == 1``: on the calling thread)."""
+    nb = coffs.size
+    per = (nb + parts - 1) // parts
+    if parts == 1:
+        _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs, 0, nb,
+                        work[:wsize], kc_blk, mc_blk, nc_blk)
+        return
+    for t in prange(parts):
+        lo = t * per
+        hi = min(nb, lo + per)
+        if lo < hi:
+            _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs, lo, hi,
+                            work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
+
+
 # --------------------------------------------------------------------------- cache coherence
 @njit(cache=True)
 def _compiled_tile(buf):
@@ -487,6 +537,8 @@ SMALL_MNK = 16 * 16 * 16
 #: batch of m*n*k plus ITEM_COST per matrix (the fixed cost of one small product, in FMAs).
 PARALLEL_MNK = 96 * 96 * 96
 ITEM_COST = 2048
+#: Batches whose products share one B pack it once per thread (off: once per product; for A/B timing).
+SHARE_B = True
 
 _local = threading.local()
 
@@ -582,6 +634,14 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     args = (a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], b.strides[-1], beta,
             c.buf, coffs, c.strides[-2], c.strides[-1])
     one_item = m * n * max(k, 1)
+    if SHARE_B and nb > 1 and one_item > SMALL_MNK and (boffs == boffs[0]).all():
+        # one B for the whole batch (a filter against per-sample columns): pack it once per thread
+        parts = 1 if nb * (one_item + ITEM_COST) < PARALLEL_MNK else min(threads, nb)
+        with parallel_guard():
+            gemm_batched_shared_b(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]),
+                                  b.strides[-2], b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1],
+                                  workspace(dtype, wsize * parts), wsize, kc, mc, nc, parts)
+        return
     if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
         gemm_batched_serial(m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
         return
