@@ -387,14 +387,12 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, cols: Any
 
 
 def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:
-    """``dw (+)= sum_n dY[n] @ colsᵀ[n]`` (NCHW): one batched GEMM into per-sample partials,
-    then one reduction over the samples (not ``nb`` GEMM launches)."""
-    size = ops.g.K * ops.CgRS
-    part = k.workspace(dw.dtype, nb * size, "conv.dw")
-    P = _view(k.strided(part, writable=True), 0, (nb, ops.G, ops.Kg, ops.CgRS),
-              (size, ops.Kg * ops.CgRS, ops.CgRS, 1))
-    k.gemm.matmul_into(DYm, ColsT, P, 1.0, 0.0)
-    k.im2col.sum_batch(part, dw, nb, accumulate=not first)
+    """``dw (+)= sum_n dY[n] @ colsᵀ[n]`` (NCHW), one reduction over the samples per group: on
+    the CPU each thread accumulates its run of samples; on the GPU a batched GEMM writes
+    per-sample partials that one kernel sums (not ``nb`` GEMM launches)."""
+    del nb  # the descriptors carry it
+    DW = _view(k.strided(dw, writable=True), 0, (ops.G, ops.Kg, ops.CgRS), (ops.Kg * ops.CgRS, ops.CgRS, 1))
+    k.gemm.matmul_sum_into(DYm, ColsT, DW, 0.0 if first else 1.0)
 
 
 def im2col(x: Any, kernel_size: IntPair, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,

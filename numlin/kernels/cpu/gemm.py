@@ -497,6 +497,33 @@ def gemm_batched_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs,
                             work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
 
 
+@njit(cache=True, parallel=True, nogil=True)
+def gemm_batched_sum(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coff, crs, ccs, tmp,
+                     work, wsize, kc_blk, mc_blk, nc_blk, parts):
+    """``C = beta * C + alpha * sum_t A_t @ B_t`` (a reduction over the batch, e.g. a filter
+    gradient over samples): ``parts`` threads each accumulate a contiguous run of products, the
+    first into C, the others into their ``m x n`` slice of ``tmp``, which are then added to C."""
+    nb = aoffs.size
+    per = (nb + parts - 1) // parts
+    for t in prange(parts):
+        lo = t * per
+        hi = min(nb, lo + per)
+        w = work[t * wsize:(t + 1) * wsize]
+        for i in range(lo, hi):
+            if t == 0:
+                gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs,
+                                    beta if i == lo else 1.0, c, coff, crs, ccs, w, kc_blk, mc_blk, nc_blk)
+            else:
+                gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs,
+                                    0.0 if i == lo else 1.0, tmp, (t - 1) * m * n, n, 1, w, kc_blk, mc_blk, nc_blk)
+    for t in range(1, parts):
+        if t * per < nb:
+            base = (t - 1) * m * n
+            for i in prange(m):
+                for j in range(n):
+                    c[coff + i * crs + j * ccs] += tmp[base + i * n + j]
+
+
 # --------------------------------------------------------------------------- cache coherence
 @njit(cache=True)
 def _compiled_tile(buf):
@@ -603,6 +630,45 @@ def _thread_grid(mt: int, nt: int, threads: int) -> tuple[int, int]:
 def _tile_use(m: int, n: int, bl) -> float:
     """Fraction of the MR x NR micro-tiles covering an m x n product that holds real entries."""
     return m / (-(-m // bl.mr) * bl.mr) * n / (-(-n // bl.nr) * bl.nr)
+
+
+def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> None:
+    """``C = beta * C + sum_t A[t] @ B[t]`` over the leading axis of ``a`` and ``b``.
+
+    ``a`` is ``(nb, ..., m, k)``, ``b`` ``(nb, ..., k, n)``, ``c`` ``(..., m, n)``: one reduction per
+    matrix of ``c`` (e.g. per group of a grouped convolution). A thread's partial sums stay in
+    registers/cache through its run of products; no per-product partial matrices are written.
+    """
+    from numba import get_num_threads
+
+    from ..._dispatch import parallel_guard
+
+    nb = a.shape[0]
+    cbatch = tuple(c.shape[:-2])
+    m, n, k = c.shape[-2], c.shape[-1], a.shape[-1]
+    dtype = c.buf.dtype
+    ensure_fresh_cache(dtype)
+    bl = blocking(dtype)
+    if _tile_use(n, m, bl) > 1.15 * _tile_use(m, n, bl):  # sum_t Bᵀ Aᵀ = Cᵀ fills the tiles better
+        a, b, c = b.mT, a.mT, c.mT
+        m, n = n, m
+    ng = int(np.prod(cbatch, dtype=np.int64))
+    aoffs = a.batch_offsets((nb,) + cbatch).reshape(nb, ng)
+    boffs = b.batch_offsets((nb,) + cbatch).reshape(nb, ng)
+    coffs = c.batch_offsets(cbatch)
+    kc = min(bl.kc, max(k, 1))
+    mc = min(bl.mc, -(-m // bl.mr) * bl.mr)
+    nc = min(bl.nc, -(-n // bl.nr) * bl.nr)
+    wsize = workspace_size(dtype, kc, mc, nc)
+    work_items = nb * (m * n * max(k, 1) + ITEM_COST)
+    parts = 1 if work_items < PARALLEL_MNK else max(1, min(get_num_threads(), nb))
+    work = workspace(dtype, wsize * parts)
+    tmp = workspace(dtype, max(1, (parts - 1) * m * n), "gemm.sum")
+    with parallel_guard():
+        for g in range(ng):
+            gemm_batched_sum(m, n, k, 1.0, a.buf, np.ascontiguousarray(aoffs[:, g]), a.strides[-2], a.strides[-1],
+                             b.buf, np.ascontiguousarray(boffs[:, g]), b.strides[-2], b.strides[-1], beta,
+                             c.buf, int(coffs[g]), c.strides[-2], c.strides[-1], tmp, work, wsize, kc, mc, nc, parts)
 
 
 def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:

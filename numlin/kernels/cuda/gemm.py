@@ -350,6 +350,24 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
 _offsets_cache: dict = {}
 
 
+def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> None:
+    """``C = beta * C + sum_t A[t] @ B[t]`` over the leading axis of ``a`` and ``b`` (``a``
+    ``(nb, ..., m, k)``, ``b`` ``(nb, ..., k, n)``; ``c`` ``(..., m, n)`` C-contiguous, ``beta`` 0
+    or 1): one batched GEMM into per-product partials, then one reduction kernel over them."""
+    from . import im2col
+    from .arrays import workspace
+
+    if beta not in (0, 1):
+        raise ValueError(f"matmul_sum_into: beta must be 0 or 1 on the GPU, got {beta}")
+    nb = a.shape[0]
+    shape = tuple(c.shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    part = workspace(c.buf.dtype, nb * size, "gemm.sum")
+    strides = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
+    matmul_into(a, b, Strided(part, 0, (nb,) + shape, (size,) + strides), 1.0, 0.0)
+    im2col.sum_batch(part, c.buf[c.off:c.off + size], nb, accumulate=beta == 1)
+
+
 def _device(offsets: np.ndarray):
     """Batch offsets on the device, cached by value: a synchronous host-to-device copy per call
     would stall the queue (repeated shapes, e.g. every layer of a training step, copy once)."""
