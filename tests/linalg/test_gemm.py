@@ -402,3 +402,33 @@ def test_batch_sharing_one_b(rng, dtype, threads):
             assert_matmul_close(out, a, b)
     finally:
         numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mnk", [(64, 288, 16), (16, 64, 300), (5, 7, 3)])
+def test_matmul_sum_into_reduces_over_the_batch(rng, dtype, threads, mnk):
+    """``C = beta C + sum_t A_t B_t`` per group (the conv filter gradient), with the threads'
+    partial sums, the Cᵀ = Σ Bᵀ Aᵀ swap (n = 16) and beta = 0 / 1."""
+    import numba
+
+    from numlin.kernels.cpu import gemm as cg
+
+    m, n, k = mnk
+    nb, G = 9, 2
+    a = rng.standard_normal((nb, G, m, k)).astype(dtype)
+    b = rng.standard_normal((nb, G, n, k)).astype(dtype).swapaxes(-1, -2)  # read transposed
+    ref = np.einsum("tgmk,tgkn->gmn", a.astype(np.float64), b.astype(np.float64))
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for beta in (0.0, 1.0):
+            c0 = rng.standard_normal((G, m, n)).astype(dtype)
+            c = np.where(beta == 0, np.nan, c0).astype(dtype)
+            cg.matmul_sum_into(cg.strided(a, writable=False), cg.strided(b, writable=False),
+                               cg.strided(c, writable=True), beta)
+            want = ref + (c0 if beta else 0)
+            tol = 8 * nb * k * np.finfo(dtype).eps * (np.abs(a).max() * np.abs(b).max() + 1)
+            np.testing.assert_allclose(c, want, rtol=0, atol=tol)
+    finally:
+        numba.set_num_threads(old)
