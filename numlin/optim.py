@@ -11,6 +11,8 @@ import importlib
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
+
 from .autodiff.tensor import Tensor, Variable
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -25,6 +27,10 @@ def _check_rate(opt: str, name: str, v: Any, lo: float, hi: float | None = None,
         rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if lo_open else f">= {lo}")
         raise ValueError(f"{opt}: {name} must be {rng}, got {v}")
     return v
+
+
+def _device_of(buf) -> str:
+    return "cpu" if isinstance(buf, np.ndarray) else "cuda"
 
 
 class Optimizer:
@@ -49,9 +55,8 @@ class Optimizer:
         ValueError
             A gradient whose shape differs from its variable's.
         """
-        pairs = list(grads_and_vars)
-        self.iterations += 1
-        for g, v in pairs:
+        checked = []
+        for g, v in grads_and_vars:  # check every pair before changing anything
             if not isinstance(v, Variable):
                 raise TypeError(f"{type(self).__name__}.apply_gradients: {type(v).__name__} is not a Variable")
             if g is None:
@@ -62,14 +67,23 @@ class Optimizer:
             if gt.shape != v.shape:
                 raise ValueError(f"{type(self).__name__}: gradient of shape {gt.shape} for variable "
                                  f"{v.name or ''} of shape {v.shape}")
+            if gt.dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}: gradient of dtype {gt.dtype} for variable {v.name or ''}")
+            checked.append((gt, v))
+        self.iterations += 1
+        for gt, v in checked:
             kern = importlib.import_module(f"numlin.kernels.{v.device}.optim")
             ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
             gdata = ew.contiguous(ew.astype(gt.data, v.dtype))
             self._update(kern, v, gdata)
+            v._version += 1
 
     def _slots(self, v: Variable, n: int, counter: bool = False) -> tuple:
         """``n`` zero-initialised buffers shaped like ``v`` (and a one-element step counter)."""
         st = self._state.get(id(v))
+        if st is not None and st[0] is v and n and _device_of(st[1]) != v.device:  # the model moved
+            st = (v, *[Tensor(b, device=v.device).data for b in st[1:n + 1]], *st[n + 1:])
+            self._state[id(v)] = st
         if st is None or st[0] is not v:
             ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
             st = (v, *[ew.full(v.shape, 0.0, v.dtype) for _ in range(n)], *([[0]] if counter else []))

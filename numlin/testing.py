@@ -62,8 +62,7 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float 
     for i, x in enumerate(xs):
         if x.dtype.kind != "f":
             raise TypeError(f"check_grads: argument {i} has dtype {x.dtype}; only float arguments are differentiable")
-    dt = np.result_type(*[x.dtype for x in xs])
-    f64 = dt == np.float64
+    f64 = all(x.dtype == np.float64 for x in xs)  # steps and tolerances of the least precise argument
     eps = eps if eps is not None else (1e-6 if f64 else 1e-3)
     rtol = rtol if rtol is not None else (1e-5 if f64 else 3e-2)
     atol = atol if atol is not None else (1e-7 if f64 else 1e-3)

@@ -57,7 +57,7 @@ def _k(t: Tensor) -> _Kernels:
 def _make(name: str, data, inputs: tuple, vjp: Callable | None) -> Tensor:
     """Wrap kernel output ``data`` and record it (``vjp=None``: not differentiable, nothing recorded)."""
     out = Tensor._wrap(data)
-    if vjp is not None and _tape._ACTIVE:
+    if vjp is not None and _tape._STACK.tapes:
         _tape.record(name, inputs, out, vjp)
     return out
 
@@ -210,9 +210,10 @@ multiply = _binary("mul", lambda a, b, y, g, n: (multiply(g, b) if n[0] else Non
                                                  multiply(g, a) if n[1] else None), "a * b")
 divide = _binary("div", lambda a, b, y, g, n: (divide(g, b) if n[0] else None,
                                                negative(divide(multiply(g, y), b)) if n[1] else None), "a / b")
-power = _binary("pow", lambda a, b, y, g, n: (multiply(g, multiply(b, power(a, subtract(b, 1.0)))) if n[0] else None,
+power = _binary("pow", lambda a, b, y, g, n: (multiply(g, _relu_grad(abs(b), multiply(b, power(a, subtract(b, 1.0)))))
+                                              if n[0] else None,  # d/da: 0 where b == 0 (also at a = 0)
                                               multiply(g, multiply(y, _relu_grad(a, log(a)))) if n[1] else None),
-              "a ** b")  # d/db: log(a) taken as 0 where a <= 0 (0 ** b has no log; TensorFlow's and PyTorch's rule)
+              "a ** b")  # d/db: log(a) taken as 0 where a <= 0 (TensorFlow's rule; PyTorch gives NaN for a < 0)
 negative = _unary("neg", lambda x, y, g: negative(g), "-x")
 exp = _unary("exp", lambda x, y, g: multiply(g, y), "exp(x)")
 log = _unary("log", lambda x, y, g: divide(g, x), "natural logarithm of x")
@@ -315,6 +316,8 @@ def reshape(x: TensorLike, shape: Any) -> Tensor:
     """``x`` with a new shape (one entry may be -1), as numpy; the gradient reshapes back."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     shape = (shape,) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(shape)
+    if any(isinstance(d, bool) or not isinstance(d, (numbers.Integral, np.integer)) for d in shape):
+        raise TypeError(f"reshape: shape must be ints, got {shape!r}")
     if x.shape == shape:
         return x
     try:
@@ -331,6 +334,8 @@ def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
+        if any(isinstance(a, bool) or not isinstance(a, (numbers.Integral, np.integer)) for a in axes):
+            raise TypeError(f"transpose: axes must be ints, got {tuple(axes)!r}")
         perm = tuple(int(a) % x.ndim if -x.ndim <= int(a) < x.ndim else -1 for a in axes)
         if sorted(perm) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of {x.shape}")
@@ -389,14 +394,16 @@ def conv2d(x: TensorLike, w: TensorLike, bias: TensorLike | None = None, *, stri
     dt = np.result_type(*[t.dtype for t in ts])
     ts = [_cast(t if t.dtype.kind == "f" else _tensor(t, "conv2d"), dt) for t in ts]
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
-    recording = bool(_tape._ACTIVE)
+    recording = bool(_tape._STACK.tapes)
     data, cols = _conv._conv2d(ts[0].data, ts[1].data, ts[2].data if bias is not None else None,
                                keep_cols=recording, **kw)
 
     def vjp(g, needs):
-        dx, dw, db = _conv._conv2d_backward(g.data, ts[0].data, ts[1].data, need_dx=needs[0], cols=cols, **kw)
+        dx, dw, db = _conv._conv2d_backward(g.data, ts[0].data, ts[1].data, need_dx=needs[0], need_dw=needs[1],
+                                            cols=cols, **kw)
         saved = (g, ts[0], ts[1])
-        out = [_opaque("conv2d_backward", dx, saved) if needs[0] else None, _opaque("conv2d_backward", dw, saved)]
+        out = [_opaque("conv2d_backward", dx, saved) if needs[0] else None,
+               _opaque("conv2d_backward", dw, saved) if needs[1] else None]
         if bias is not None:
             out.append(_opaque("conv2d_backward", db, saved))
         return tuple(out)
@@ -454,6 +461,8 @@ def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     x = _tensor(x, "log_softmax")
     if x.ndim == 0:
         raise ValueError("log_softmax: x must be at least 1-D")
+    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
+        raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
     (ax,) = _axes("log_softmax", axis, x.ndim)
     if x.shape[ax] == 0:
         raise ValueError(f"log_softmax: axis {axis} of shape {x.shape} is empty")

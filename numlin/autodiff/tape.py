@@ -11,34 +11,52 @@ pass of an inner one: nested tapes give higher derivatives.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Callable
 
 from .tensor import Tensor, Variable
 
 __all__ = ["GradientTape", "grad", "value_and_grad", "record", "active"]
 
-#: the tapes inside whose ``with`` block we are, innermost last
-_ACTIVE: list["GradientTape"] = []
+class _Stack(threading.local):
+    """The tapes inside whose ``with`` block this thread is, innermost last (per thread, as in
+    TensorFlow: another thread's ops are never recorded on this thread's tapes)."""
+
+    def __init__(self):
+        self.tapes: list["GradientTape"] = []
+
+
+_STACK = _Stack()
 
 
 class _Node:
-    __slots__ = ("name", "inputs", "output", "vjp")
+    __slots__ = ("name", "inputs", "output", "vjp", "versions")
 
     def __init__(self, name: str, inputs: tuple, output: Tensor, vjp: Callable):
         self.name = name
         self.inputs = inputs
         self.output = output
         self.vjp = vjp
+        # Variables change in place (assign, optimizers): remember which value was read
+        self.versions = tuple((t, t._version) for t in inputs if isinstance(t, Variable))
+
+    def check_versions(self) -> None:
+        for v, version in self.versions:
+            if v._version != version:
+                raise RuntimeError(
+                    f"gradient: Variable {v.name or ''}{v.shape} was modified in place (assign or an optimizer "
+                    f"step) after {self.name} read it; its gradient would use the new value. Compute "
+                    "gradients before updating, or record again")
 
 
 def active() -> bool:
-    """True when some tape is recording (ops then pay for :func:`record`)."""
-    return bool(_ACTIVE)
+    """True when some tape is recording on this thread (ops then pay for :func:`record`)."""
+    return bool(_STACK.tapes)
 
 
 def record(name: str, inputs: tuple, output: Tensor, vjp: Callable) -> None:
     """Record ``output = name(*inputs)`` on every recording tape that watches an input."""
-    for tape in _ACTIVE:
+    for tape in _STACK.tapes:
         if not tape._recording or tape._nodes is None:  # None: a non-persistent tape that has answered
             continue
         watched = tape._watched
@@ -134,13 +152,13 @@ class GradientTape:
         if self._nodes is None:
             raise RuntimeError("GradientTape: a non-persistent tape cannot be reused after gradient()")
         self._recording = True
-        _ACTIVE.append(self)
+        _STACK.tapes.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
         self._recording = False
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
+        if self in _STACK.tapes:
+            _STACK.tapes.remove(self)
 
     def watch(self, tensor: Any) -> None:
         """Watch ``tensor`` (a Tensor or a list/tuple/dict of them): ops on it get recorded."""
@@ -246,6 +264,8 @@ class GradientTape:
                 needs = tuple(id(t) in watched and t.dtype.kind == "f" for t in node.inputs)
                 if not any(needs):
                     continue
+                if node.versions:
+                    node.check_versions()
                 for t, need, gi in zip(node.inputs, needs, node.vjp(g, needs)):
                     if not need or gi is None:
                         continue

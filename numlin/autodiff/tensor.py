@@ -48,13 +48,19 @@ class Tensor:
 
     Notes
     -----
+    A numpy ``value`` is copied (as ``tf.constant`` and ``torch.tensor`` do); a device array is
+    wrapped without a copy. ``numpy()`` returns a read-only view on the CPU. numpy's ufuncs
+    (``np.exp(t)``) raise TypeError: use ``nl.exp``, which the tape records.
     ``==`` compares identity (tensors are hashable, like Python objects); compare values with
     ``numpy()``. Arithmetic operators follow numpy broadcasting; Python scalars adopt the
     tensor's dtype (numpy 2's weak scalars).
     """
 
     __slots__ = ("_data", "__weakref__")
-    __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operator
+    __array_priority__ = 1000
+    # numpy ufuncs refuse Tensors (TypeError) instead of silently dropping them from the tape;
+    # ``ndarray <op> Tensor`` then runs the Tensor's reflected operator. Use nl.exp etc.
+    __array_ufunc__ = None
 
     def __init__(self, value: Any, dtype: Any = None, device: str | None = None):
         self._data = _convert(value, dtype, device)
@@ -103,10 +109,13 @@ class Tensor:
 
     # ----------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
-        """The data as a numpy array (a copy from the GPU; the array itself on the CPU)."""
+        """The value as a numpy array: a copy from the GPU; on the CPU a read-only view (a tape may
+        hold the same buffer for its backward pass, so it must not change)."""
         if self.device == "cuda":
             return self._data.copy_to_host()
-        return self._data
+        view = self._data.view()
+        view.flags.writeable = False
+        return view
 
     def to(self, device: str) -> "Tensor":
         """This tensor's value on ``device`` (``"cpu"`` or ``"cuda"``); not recorded by tapes."""
@@ -114,7 +123,11 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()
-        return a if dtype is None else a.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            if copy is False:
+                raise ValueError(f"Tensor of dtype {a.dtype} cannot become {np.dtype(dtype)} without a copy")
+            return a.astype(dtype)
+        return a.copy() if copy else a
 
     def item(self) -> float | int:
         if self.size != 1:
@@ -188,7 +201,7 @@ class Variable(Tensor):
         ``False`` makes it a mutable constant that tapes do not watch on their own.
     """
 
-    __slots__ = ("name", "_trainable")
+    __slots__ = ("name", "_trainable", "_version")
 
     def __init__(self, value: Any, dtype: Any = None, device: str | None = None, *, name: str | None = None,
                  trainable: bool = True):
@@ -205,6 +218,7 @@ class Variable(Tensor):
             self._data = own
         self.name = name
         self._trainable = bool(trainable)
+        self._version = 0  # bumped by every in-place change; tapes check it (see tape._Node)
 
     @property
     def trainable(self) -> bool:
@@ -219,7 +233,18 @@ class Variable(Tensor):
             self._data.copy_to_device(new)
         else:
             self._data[...] = new
+        self._version += 1
         return self
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the current value (the variable changes in place; a view would too)."""
+        return self._data.copy_to_host() if self.device == "cuda" else self._data.copy()
+
+    def _move(self, device: str) -> None:
+        """Move the value to ``device`` in place (the same Variable object, references stay valid)."""
+        if device != self.device:
+            self._data = Variable(self, device=device)._data
+            self._version += 1
 
     def assign_sub(self, delta: Any) -> "Variable":
         """``self -= delta`` in place (``delta`` broadcast to this variable's shape)."""
@@ -243,7 +268,9 @@ def _convert(value: Any, dtype: Any, device: str | None):
         if device == "cpu":
             return data.copy_to_host()
         return data
-    if isinstance(value, np.ndarray) or isinstance(value, (numbers.Number, np.generic, list, tuple)):
+    if isinstance(value, np.ndarray):
+        arr = np.array(value)  # a Tensor owns its value: later writes to the caller's array change nothing
+    elif isinstance(value, (numbers.Number, np.generic, list, tuple)):
         arr = np.asarray(value)
     else:
         try:

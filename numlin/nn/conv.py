@@ -284,6 +284,8 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
     if bias is not None:
         k.im2col.fill_bias(y, bias, g.layout)
         beta = 1.0
+    if g.N == 0:
+        return y, None
     ops = _Operands(g, k.strided(x, writable=False), k.strided(w, writable=False), k.strided(y, writable=True))
     if g.pointwise:
         X = ops.X
@@ -325,9 +327,10 @@ def conv2d_backward(dy: Any, x: Any, w: Any, *, stride: IntPair = 1, padding: An
                             layout=layout)
 
 
-def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, cols: Any = None, **conv_args) -> tuple:
-    """:func:`conv2d_backward`; with ``need_dx=False`` (autodiff, when the input needs no
-    gradient) ``dx`` is None and its GEMM and col2im are skipped; ``cols`` from
+def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: bool = True, cols: Any = None,
+                     **conv_args) -> tuple:
+    """:func:`conv2d_backward`; with ``need_dx=False`` / ``need_dw=False`` (autodiff, when that
+    operand needs no gradient) ``dx`` / ``dw`` is None and its GEMMs are skipped; ``cols`` from
     ``_conv2d(keep_cols=True)`` replaces the im2col pass."""
     op = "conv2d_backward"
     k, arrs, dtype, g = _prepare(op, {"dy": dy, "x": x, "w": w}, **conv_args)
@@ -337,7 +340,9 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, cols: Any
                          f"with w {tuple(w.shape)} gives {g.y_shape}")
     db = k.im2col.channel_sum(dy, g.layout)
     dx = k.im2col.zeros(g.x_shape, dtype) if need_dx else None
-    dw = k.empty(g.w_shape, dtype)
+    if g.N == 0:  # an empty batch: zero gradients of the right shapes
+        return dx, k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db
+    dw = k.empty(g.w_shape, dtype) if need_dw else k.empty((0,), dtype)
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
     DY, DW = k.strided(dy, writable=False), k.strided(dw, writable=True)
     ops = _Operands(g, X, Wd, DY)
@@ -347,18 +352,20 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, cols: Any
         if g.layout == "NCHW":
             Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
             DYm = ops.y_chunk(0, g.N, 0, g.P)
-            _dw_nchw(k, ops, DYm, _swap(Xm), dw, g.N, first=True)
+            if need_dw:
+                _dw_nchw(k, ops, DYm, _swap(Xm), dw, g.N, first=True)
             if need_dx:
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
         else:
             Xm = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             DYm = ops.y_chunk(0, g.N, 0, g.P)
-            k.gemm.matmul_into(_swap(Xm), DYm, dW, 1.0, 0.0)
+            if need_dw:
+                k.gemm.matmul_into(_swap(Xm), DYm, dW, 1.0, 0.0)
             if need_dx:
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
-        return dx, dw, db
+        return dx, dw if need_dw else None, db
     budget = max(1, WORKSPACE_BYTES // 2 // np.dtype(dtype).itemsize)
     n_elems = _chunk_elems(g, budget)
     have_cols = cols is not None and _single_chunk(g, budget)
@@ -372,18 +379,20 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, cols: Any
             k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
         Cm, DCm, DYm = ops.cols(Cd, nb, pc), ops.cols(DCd, nb, pc), ops.y_chunk(n0, nb, p0, pc)
         if g.layout == "NCHW":
-            _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
+            if need_dw:
+                _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
             first = False
             if need_dx:
                 k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
         else:
-            k.gemm.matmul_into(_swap(Cm), DYm, dW, 1.0, 0.0 if first else 1.0)  # dW += colsᵀ dY
+            if need_dw:
+                k.gemm.matmul_into(_swap(Cm), DYm, dW, 1.0, 0.0 if first else 1.0)  # dW += colsᵀ dY
             first = False
             if need_dx:
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DCm, 1.0, 0.0)  # dcols = dY Wᵀ
         if need_dx:
             k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
-    return dx, dw, db
+    return dx, dw if need_dw else None, db
 
 
 def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:

@@ -21,8 +21,10 @@ def _rng(random_state: Any) -> np.random.Generator:
 
 
 def _positive_int(layer: str, name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
+    if v < 1:
+        raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
     return int(v)
 
 
@@ -45,30 +47,33 @@ class Module:
 
     def _walk(self) -> Iterator[Variable]:
         for v in vars(self).values():
-            if isinstance(v, Variable):
-                yield v
-            elif isinstance(v, Module):
-                yield from v._walk()
-            elif isinstance(v, (list, tuple)):
-                for item in v:
-                    if isinstance(item, Module):
-                        yield from item._walk()
+            yield from _params_in(v)
 
     def to(self, device: str) -> "Module":
-        """Move every parameter to ``device`` ("cpu" or "cuda") in place; returns the module."""
-        for name, v in list(vars(self).items()):
-            if isinstance(v, Variable):
-                setattr(self, name, Variable(v, device=device, name=v.name))
-            elif isinstance(v, Module):
-                v.to(device)
-            elif isinstance(v, (list, tuple)):
-                for item in v:
-                    if isinstance(item, Module):
-                        item.to(device)
+        """Move every parameter's value to ``device`` ("cpu" or "cuda") in place: the same Variable
+        objects (earlier ``parameters()`` lists and optimizer state stay valid); returns the module."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"to: device must be 'cpu' or 'cuda', got {device!r}")
+        for p in self.parameters():
+            p._move(device)
         return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _params_in(v: Any) -> Iterator[Variable]:
+    """Variables held by an attribute: directly, in sub-modules, or in lists/tuples/dicts of them."""
+    if isinstance(v, Variable):
+        yield v
+    elif isinstance(v, Module):
+        yield from v._walk()
+    elif isinstance(v, (list, tuple)):
+        for item in v:
+            yield from _params_in(item)
+    elif isinstance(v, dict):
+        for item in v.values():
+            yield from _params_in(item)
 
 
 class Linear(Module):

@@ -162,8 +162,8 @@ def test_training_a_linear_model_reduces_the_loss(rng):
 
 @pytest.mark.parametrize("call,exc,match", [
     (lambda: nl.nn.Linear(0, 3), ValueError, "in_features"),
-    (lambda: nl.nn.Linear(3, 2.5), ValueError, "out_features"),
-    (lambda: nl.nn.Linear(3, True), ValueError, "out_features"),
+    (lambda: nl.nn.Linear(3, 2.5), TypeError, "out_features"),
+    (lambda: nl.nn.Linear(3, True), TypeError, "out_features"),
     (lambda: nl.nn.Linear(3, 2, dtype=np.int32), TypeError, "int32"),
     (lambda: nl.nn.Linear(3, 2)(np.ones((4, 5))), ValueError, r"\(4, 5\).*in_features=3"),
     (lambda: nl.nn.Linear(3, 2)(np.float32(1.0)), ValueError, "in_features=3"),

@@ -94,7 +94,7 @@ def mul(a, b):
 
 
 def div(a, b):
-    return a / b if b != 0 else (a * math.inf if a != 0 else math.nan)
+    return a / b if b != 0 else a * math.copysign(math.inf, b)  # ±inf by both signs, NaN for 0/0
 
 
 def pow_(a, b):
@@ -143,13 +143,17 @@ def ufunc(name: str):
 
 def unary(name: str, x: np.ndarray) -> np.ndarray:
     """Rule ``UNARY[name]`` applied to every element of ``x`` (float32/float64), a new array."""
-    return ufunc(name)(x)
+    with np.errstate(all="ignore"):  # special values follow the rules above, silently (as PyTorch)
+        out = ufunc(name)(x)
+    return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
 
 
 def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rule ``BINARY[name]`` with numpy broadcasting fused into the loop; ``a`` and ``b`` share a
     dtype (the caller promotes)."""
-    return ufunc(name)(a, b)
+    with np.errstate(all="ignore"):
+        out = ufunc(name)(a, b)
+    return out if isinstance(out, np.ndarray) else np.asarray(out)
 
 
 # --------------------------------------------------------------------------- reductions

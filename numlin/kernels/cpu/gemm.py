@@ -653,6 +653,10 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
         a, b, c = b.mT, a.mT, c.mT
         m, n = n, m
     ng = int(np.prod(cbatch, dtype=np.int64))
+    if nb == 0 or k == 0:  # an empty sum: C = beta * C
+        for off in c.batch_offsets(cbatch):
+            _scale(c.buf, int(off), c.strides[-2], c.strides[-1], m, n, c.buf.dtype.type(beta))
+        return
     aoffs = a.batch_offsets((nb,) + cbatch).reshape(nb, ng)
     boffs = b.batch_offsets((nb,) + cbatch).reshape(nb, ng)
     coffs = c.batch_offsets(cbatch)

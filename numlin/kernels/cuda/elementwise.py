@@ -168,9 +168,7 @@ def _binary_rule(code, a, b):
     if code == 3:  # div
         if b != 0:
             return a / b
-        if a != 0:
-            return a * math.inf
-        return math.nan
+        return a * math.copysign(math.inf, b)  # ±inf by both signs (b may be -0.0), NaN for 0/0
     if code == 4:
         return a ** b
     if code == 5:  # relu_grad(x, g)
