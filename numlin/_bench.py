@@ -207,25 +207,27 @@ def rsvd_rows(quick: bool, threads: int) -> list[Row]:
     return rows
 
 
-def op_overhead_us(n: int = 2000) -> tuple[float, float]:
+def op_overhead_us(n: int = 400, repeats: int = 7) -> tuple[float, float]:
     """Python overhead of one autodiff op: microseconds per ``nl.add`` of two 1-element tensors,
     (outside a tape, inside a recording tape with the operand watched), the kernel itself being
-    a few nanoseconds."""
+    a few nanoseconds; median over ``repeats`` runs of ``n`` ops (a fresh tape each)."""
     import numlin as nl
 
     a, b = nl.constant(np.ones(1, np.float32)), nl.constant(np.ones(1, np.float32))
     nl.add(a, b)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        nl.add(a, b)
-    bare = (time.perf_counter() - t0) / n
-    with nl.GradientTape() as tape:
-        tape.watch(a)
+    bare, taped = [], []
+    for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(n):
             nl.add(a, b)
-        taped = (time.perf_counter() - t0) / n
-    return bare * 1e6, taped * 1e6
+        bare.append((time.perf_counter() - t0) / n)
+        with nl.GradientTape() as tape:
+            tape.watch(a)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                nl.add(a, b)
+            taped.append((time.perf_counter() - t0) / n)
+    return statistics.median(bare) * 1e6, statistics.median(taped) * 1e6
 
 
 def autodiff_rows(quick: bool, threads: int) -> list[Row]:
