@@ -19,7 +19,8 @@ class TrainStep:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         torch.set_num_threads(threads)
         rng = np.random.default_rng(0)
-        self.x = nl.Tensor(rng.random((64, 1, 8, 8), dtype=np.float32))
+        xn = rng.random((64, 1, 8, 8), dtype=np.float32)
+        self.x = nl.Tensor(xn)
         self.y = rng.integers(0, 10, 64)
         self.model = build_model()
         self.opt = nl.optim.Adam(1e-3)
@@ -28,7 +29,7 @@ class TrainStep:
             torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
             torch.nn.Flatten(), torch.nn.Linear(256, 10))
         self.topt = torch.optim.Adam(self.tm.parameters(), 1e-3)
-        self.tx, self.ty = torch.from_numpy(self.x.numpy()), torch.from_numpy(self.y)
+        self.tx, self.ty = torch.from_numpy(xn), torch.from_numpy(self.y)
         self.time_numlin(threads)  # compile / load kernels outside the timings
         self.time_torch(threads)
 
