@@ -482,13 +482,9 @@ def _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta,
 def gemm_batched_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs,
                           work, wsize, kc_blk, mc_blk, nc_blk, parts):
     """A batch of GEMMs sharing one B (e.g. a filter), in ``parts`` contiguous runs of products,
-    one per thread, each packing B's panels once (``parts == 1``: on the calling thread)."""
+    one per thread, each packing B's panels once (one part: call ``_items_shared_b`` directly)."""
     nb = coffs.size
     per = (nb + parts - 1) // parts
-    if parts == 1:
-        _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs, 0, nb,
-                        work[:wsize], kc_blk, mc_blk, nc_blk)
-        return
     for t in prange(parts):
         lo = t * per
         hi = min(nb, lo + per)
@@ -510,12 +506,12 @@ def gemm_batched_sum(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, bet
         hi = min(nb, lo + per)
         w = work[t * wsize:(t + 1) * wsize]
         for i in range(lo, hi):
-            if t == 0:
-                gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs,
-                                    beta if i == lo else 1.0, c, coff, crs, ccs, w, kc_blk, mc_blk, nc_blk)
+            if t == 0:  # one call site below: the GEMM body is compiled (and inlined) once
+                dst, doff, drs, dcs, be = c, coff, crs, ccs, beta if i == lo else 1.0
             else:
-                gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs,
-                                    0.0 if i == lo else 1.0, tmp, (t - 1) * m * n, n, 1, w, kc_blk, mc_blk, nc_blk)
+                dst, doff, drs, dcs, be = tmp, (t - 1) * m * n, n, 1, 0.0 if i == lo else 1.0
+            gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, dst, doff, drs, dcs,
+                                w, kc_blk, mc_blk, nc_blk)
     for t in range(1, parts):
         if t * per < nb:
             base = (t - 1) * m * n
@@ -707,10 +703,13 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     if SHARE_B and nb > 1 and one_item > SMALL_MNK and (boffs == boffs[0]).all():
         # one B for the whole batch (a filter against per-sample columns): pack it once per thread
         parts = 1 if nb * (one_item + ITEM_COST) < PARALLEL_MNK else min(threads, nb)
+        args = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]), b.strides[-2],
+                b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1])
+        if parts == 1:  # no parallel region for little work
+            _items_shared_b(*args, 0, nb, workspace(dtype, wsize), kc, mc, nc)
+            return
         with parallel_guard():
-            gemm_batched_shared_b(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]),
-                                  b.strides[-2], b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1],
-                                  workspace(dtype, wsize * parts), wsize, kc, mc, nc, parts)
+            gemm_batched_shared_b(*args, workspace(dtype, wsize * parts), wsize, kc, mc, nc, parts)
         return
     if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
         gemm_batched_serial(m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
