@@ -46,13 +46,14 @@ def _im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
                 for pi in range(pc):
                     h = (p0 + pi) * sh - ph + r * dh
                     o = out + uintp(pi * Q)
+                    src = xin + uintp(h * W + w0)
+                    if Q < 16:  # short rows: one element loop, padding rows included (no slice copies)
+                        hv = 0 <= h < H
+                        for q in range(Q):
+                            cols[o + q] = x[src + uintp(q * sw)] if hv and lo <= q < hi else zero
+                        continue
                     if h < 0 or h >= H:
                         cols[o:o + Q] = zero
-                        continue
-                    src = xin + uintp(h * W + w0)
-                    if Q < 16:  # short rows: an element loop beats three slice copies
-                        for q in range(Q):
-                            cols[o + q] = x[src + uintp(q * sw)] if lo <= q < hi else zero
                         continue
                     cols[o:o + lo] = zero
                     if sw == 1:  # a contiguous run: slice copy (memcpy speed)
