@@ -327,6 +327,10 @@ def _scale(c, coff, crs, ccs, m, n, beta):
             c[k] = 0 if beta == 0 else beta * c[k]
 
 
+#: zero per-item offsets: a single product through :func:`_gemm_items` (a frozen constant)
+_ONE_ITEM = np.zeros(1, np.int64)
+
+
 @njit(cache=True, nogil=True)
 def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs,
                         work, kc_blk, mc_blk, nc_blk):
@@ -334,6 +338,17 @@ def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, be
 
     ``work`` holds at least ``workspace_size`` elements (packed A, packed B, edge tile).
     """
+    _gemm_items(m, n, k, alpha, a, aoff, _ONE_ITEM, ars, acs, b, boff, brs, bcs, beta, c, coff, _ONE_ITEM, crs, ccs,
+                0, 1, work, kc_blk, mc_blk, nc_blk)
+
+
+@njit(cache=True, nogil=True)
+def _gemm_items(m, n, k, alpha, a, aoff, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coff, coffs, crs, ccs, lo, hi,
+                work, kc_blk, mc_blk, nc_blk):
+    """Products ``lo .. hi`` sharing one B: ``C_i = alpha * A_i @ B + beta * C_i`` with A_i at
+    ``aoff + aoffs[i]`` and C_i at ``coff + coffs[i]`` (one product: ``lo, hi = 0, 1`` and zero
+    offsets). Each ``kc x nc`` panel of B is packed once and reused by every product (BLIS
+    loops 1-3, the product loop inside the panel loop); ``work`` holds ``workspace_size``."""
     MR, NR = _tile_shape(work)
     ap_n = (mc_blk + MR - 1) // MR * MR * kc_blk
     bp_n = (nc_blk + NR - 1) // NR * NR * kc_blk
@@ -345,7 +360,8 @@ def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, be
     if m == 0 or n == 0:
         return
     if k == 0 or alpha == 0:
-        _scale(c, coff, crs, ccs, m, n, beta)
+        for i in range(lo, hi):
+            _scale(c, coff + coffs[i], crs, ccs, m, n, beta)
         return
     ap = work[:ap_n]
     bp = work[ap_n:ap_n + bp_n]
@@ -356,10 +372,12 @@ def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, be
             kc = min(kc_blk, k - pc)
             beta_p = beta if pc == 0 else t(1)
             _pack_b(b, boff + pc * brs + jc * bcs, brs, bcs, kc, nc, bp)
-            for ic in range(0, m, mc_blk):
-                mc = min(mc_blk, m - ic)
-                _pack_a(a, aoff + ic * ars + pc * acs, ars, acs, mc, kc, ap)
-                _macro_kernel(kc, mc, nc, ap, bp, c, coff + ic * crs + jc * ccs, crs, ccs, alpha, beta_p, ct)
+            for i in range(lo, hi):
+                for ic in range(0, m, mc_blk):
+                    mc = min(mc_blk, m - ic)
+                    _pack_a(a, aoff + aoffs[i] + ic * ars + pc * acs, ars, acs, mc, kc, ap)
+                    _macro_kernel(kc, mc, nc, ap, bp, c, coff + coffs[i] + ic * crs + jc * ccs, crs, ccs, alpha,
+                                  beta_p, ct)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -447,50 +465,19 @@ def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, 
                                 work[:wsize], kc_blk, mc_blk, nc_blk)
 
 
-@njit(cache=True, nogil=True)
-def _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs, lo, hi,
-                    work, kc_blk, mc_blk, nc_blk):
-    """Products ``lo .. hi`` of a batch whose B is one matrix: each ``kc x nc`` panel of B is
-    packed once and reused by every product (BLIS loops 2-3 inside the batch loop)."""
-    MR, NR = _tile_shape(work)
-    ap_n = (mc_blk + MR - 1) // MR * MR * kc_blk
-    bp_n = (nc_blk + NR - 1) // NR * NR * kc_blk
-    t = c.dtype.type
-    alpha = t(alpha)
-    beta = t(beta)
-    if k == 0 or alpha == 0:
-        for i in range(lo, hi):
-            _scale(c, coffs[i], crs, ccs, m, n, beta)
-        return
-    ap = work[:ap_n]
-    bp = work[ap_n:ap_n + bp_n]
-    ct = work[ap_n + bp_n:ap_n + bp_n + MR * NR]
-    for jc in range(0, n, nc_blk):
-        nc = min(nc_blk, n - jc)
-        for pc in range(0, k, kc_blk):
-            kc = min(kc_blk, k - pc)
-            beta_p = beta if pc == 0 else t(1)
-            _pack_b(b, boff + pc * brs + jc * bcs, brs, bcs, kc, nc, bp)
-            for i in range(lo, hi):
-                for ic in range(0, m, mc_blk):
-                    mc = min(mc_blk, m - ic)
-                    _pack_a(a, aoffs[i] + ic * ars + pc * acs, ars, acs, mc, kc, ap)
-                    _macro_kernel(kc, mc, nc, ap, bp, c, coffs[i] + ic * crs + jc * ccs, crs, ccs, alpha, beta_p, ct)
-
-
 @njit(cache=True, parallel=True, nogil=True)
 def gemm_batched_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs,
                           work, wsize, kc_blk, mc_blk, nc_blk, parts):
     """A batch of GEMMs sharing one B (e.g. a filter), in ``parts`` contiguous runs of products,
-    one per thread, each packing B's panels once (one part: call ``_items_shared_b`` directly)."""
+    one per thread, each packing B's panels once (one part: call ``_gemm_items`` directly)."""
     nb = coffs.size
     per = (nb + parts - 1) // parts
     for t in prange(parts):
         lo = t * per
         hi = min(nb, lo + per)
         if lo < hi:
-            _items_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs, lo, hi,
-                            work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
+            _gemm_items(m, n, k, alpha, a, 0, aoffs, ars, acs, b, boff, brs, bcs, beta, c, 0, coffs, crs, ccs, lo, hi,
+                        work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -703,13 +690,15 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     if SHARE_B and nb > 1 and one_item > SMALL_MNK and (boffs == boffs[0]).all():
         # one B for the whole batch (a filter against per-sample columns): pack it once per thread
         parts = 1 if nb * (one_item + ITEM_COST) < PARALLEL_MNK else min(threads, nb)
-        args = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]), b.strides[-2],
-                b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1])
         if parts == 1:  # no parallel region for little work
-            _items_shared_b(*args, 0, nb, workspace(dtype, wsize), kc, mc, nc)
+            _gemm_items(m, n, k, alpha, a.buf, 0, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]),
+                        b.strides[-2], b.strides[-1], beta, c.buf, 0, coffs, c.strides[-2], c.strides[-1], 0, nb,
+                        workspace(dtype, wsize), kc, mc, nc)
             return
         with parallel_guard():
-            gemm_batched_shared_b(*args, workspace(dtype, wsize * parts), wsize, kc, mc, nc, parts)
+            gemm_batched_shared_b(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]),
+                                  b.strides[-2], b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1],
+                                  workspace(dtype, wsize * parts), wsize, kc, mc, nc, parts)
         return
     if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
         gemm_batched_serial(m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
