@@ -44,25 +44,41 @@ def scale_2d(c, coff, crs, ccs, m, n, beta):
             c[p] = beta * c[p]
 
 
+@cuda.jit(device=True, inline=True)
+def _offset(flat, shape, strides, first, stop):
+    """Offset of C-ordered index ``flat`` over axes ``first .. stop-1`` of ``shape``."""
+    off = 0
+    rem = flat
+    for d in range(stop - 1, first - 1, -1):
+        q = rem // shape[d]
+        off += (rem - q * shape[d]) * strides[d]
+        rem = q
+    return off
+
+
+@cuda.jit(device=True, inline=True)
+def _offsets2(flat, shape, s1, s2):
+    """:func:`_offset` over all axes for two stride vectors at once (one division per axis)."""
+    o1 = 0
+    o2 = 0
+    rem = flat
+    for d in range(shape.size - 1, -1, -1):
+        q = rem // shape[d]
+        i = rem - q * shape[d]
+        rem = q
+        o1 += i * s1[d]
+        o2 += i * s2[d]
+    return o1, o2
+
+
 # int sources: astype of integer tensors (the dispatcher compiles any other pair lazily)
 @kernel(*[(s[:], int64, int64[:], int64[:], d[:], int64, int64[:], int64) for s in _FLOATS + (int32, int64)
           for d in _FLOATS])
 def copy_nd(src, soff, shape, sstrides, dst, doff, dstrides, total):
     """``dst[idx] = src[idx]`` (with dtype conversion) for every index of an N-d ``shape``."""
-    start = cuda.grid(1)
-    step = cuda.gridsize(1)
-    nd = shape.size
-    for flat in range(start, total, step):
-        rem = flat
-        so = soff
-        do = doff
-        for d in range(nd - 1, -1, -1):
-            q = rem // shape[d]
-            i = rem - q * shape[d]
-            rem = q
-            so += i * sstrides[d]
-            do += i * dstrides[d]
-        dst[do] = src[so]
+    for flat in range(cuda.grid(1), total, cuda.gridsize(1)):
+        so, do = _offsets2(flat, shape, sstrides, dstrides)
+        dst[doff + do] = src[soff + so]
 
 
 def copy_strided(src: Strided, dst: Strided) -> None:
@@ -188,32 +204,16 @@ def _binary_rule(code, a, b):
 @kernel(*[(int64, t[:], int64, int64[:], int64[:], t[:], int64) for t in _FLOATS])
 def unary_nd(code, x, xoff, shape, xst, out, total):
     """``out[flat] = rule(x[idx])`` over the C-ordered index of ``shape``; ``out`` contiguous."""
-    nd = shape.size
     for flat in range(cuda.grid(1), total, cuda.gridsize(1)):
-        rem = flat
-        xo = xoff
-        for d in range(nd - 1, -1, -1):
-            q = rem // shape[d]
-            xo += (rem - q * shape[d]) * xst[d]
-            rem = q
-        out[flat] = _unary_rule(code, x[xo])
+        out[flat] = _unary_rule(code, x[xoff + _offset(flat, shape, xst, 0, shape.size)])
 
 
 @kernel(*[(int64, t[:], int64, int64[:], t[:], int64, int64[:], int64[:], t[:], int64) for t in _FLOATS])
 def binary_nd(code, a, aoff, ast, b, boff, bst, shape, out, total):
     """``out[flat] = rule(a[idx], b[idx])``; broadcast axes have stride 0 in ``ast`` / ``bst``."""
-    nd = shape.size
     for flat in range(cuda.grid(1), total, cuda.gridsize(1)):
-        rem = flat
-        ao = aoff
-        bo = boff
-        for d in range(nd - 1, -1, -1):
-            q = rem // shape[d]
-            i = rem - q * shape[d]
-            rem = q
-            ao += i * ast[d]
-            bo += i * bst[d]
-        out[flat] = _binary_rule(code, a[ao], b[bo])
+        ao, bo = _offsets2(flat, shape, ast, bst)
+        out[flat] = _binary_rule(code, a[aoff + ao], b[boff + bo])
 
 
 @kernel(*[(t[:], int64, int64[:], int64[:], int64, t[:], int64, int64, int64) for t in _FLOATS])
@@ -223,22 +223,11 @@ def reduce_nd(x, xoff, shape, xst, nk, out, outer, inner, is_max):
     the ``inner`` elements of the reduced index."""
     nd = shape.size
     for o in range(cuda.grid(1), outer, cuda.gridsize(1)):
-        rem = o
-        base = xoff
-        for d in range(nk - 1, -1, -1):
-            q = rem // shape[d]
-            base += (rem - q * shape[d]) * xst[d]
-            rem = q
+        base = xoff + _offset(o, shape, xst, 0, nk)
         if is_max:
             m = x[base]
             for r in range(inner):
-                rem = r
-                xo = base
-                for d in range(nd - 1, nk - 1, -1):
-                    q = rem // shape[d]
-                    xo += (rem - q * shape[d]) * xst[d]
-                    rem = q
-                v = x[xo]
+                v = x[base + _offset(r, shape, xst, nk, nd)]
                 if v > m or v != v:
                     m = v
                 if m != m:
@@ -247,13 +236,7 @@ def reduce_nd(x, xoff, shape, xst, nk, out, outer, inner, is_max):
         else:
             s = 0.0
             for r in range(inner):
-                rem = r
-                xo = base
-                for d in range(nd - 1, nk - 1, -1):
-                    q = rem // shape[d]
-                    xo += (rem - q * shape[d]) * xst[d]
-                    rem = q
-                s += float64(x[xo])  # explicit: the simulator would otherwise add float32 to float32
+                s += float64(x[base + _offset(r, shape, xst, nk, nd)])  # explicit: the simulator would otherwise add float32 to float32
             out[o] = s
 
 
@@ -268,21 +251,10 @@ def reduce_blocks(x, xoff, shape, xst, nk, out, outer, inner, is_max):
     tid = cuda.threadIdx.x
     nd = shape.size
     for o in range(cuda.blockIdx.x, outer, cuda.gridDim.x):  # block-uniform trip count
-        rem = o
-        base = xoff
-        for d in range(nk - 1, -1, -1):
-            q = rem // shape[d]
-            base += (rem - q * shape[d]) * xst[d]
-            rem = q
+        base = xoff + _offset(o, shape, xst, 0, nk)
         acc = -math.inf if is_max else 0.0
         for r in range(tid, inner, _RB):
-            rem = r
-            xo = base
-            for d in range(nd - 1, nk - 1, -1):
-                q = rem // shape[d]
-                xo += (rem - q * shape[d]) * xst[d]
-                rem = q
-            v = float64(x[xo])
+            v = float64(x[base + _offset(r, shape, xst, nk, nd)])
             if is_max:
                 if v > acc or v != v:
                     acc = v
