@@ -15,6 +15,7 @@ Prints a short table last; writes ``gpu_bench.json`` to ``--out``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -93,7 +94,8 @@ def check(rng, log) -> list[dict]:
 def resources(log) -> dict:
     """Registers, local memory (spills) and shared memory of every compiled GEMM kernel."""
     out = {}
-    kernels = list(cg.KERNELS_BY_DTYPE.items()) + [(f"{k[0]} {k[1]}", v) for k, v in cg._variants.items()]
+    kernels = list(cg.KERNELS_BY_DTYPE.items()) + [(f"{k[0]} {k[1]}{' gather' if k[2] else ''}", v)
+                                                   for k, v in cg._variants.items()]
     for name, fn in kernels:
         regs, local, shared = fn.get_regs_per_thread(), fn.get_local_mem_per_thread(), fn.get_shared_mem_per_block()
         for sig in regs:
@@ -198,23 +200,35 @@ def bench_conv(rng, reps, log) -> list[dict]:
                    for gv, rv in ((gx, rx), (gw, rw), (gb, rb)))
         t_nl_fb = _events_ms(nl_fb, reps)
         t_cd_fb = _events_ms(torch_fb, reps)
-        # where the forward time goes: the im2col launches and the GEMMs alone, same chunks
+        # where the time goes: the implicit GEMM with each tile shape, the old im2col + GEMM
+        # forward, and the backward's two halves (dx by the implicit GEMM on dy, dW by im2col +
+        # split-K GEMM)
         from numlin.kernels.cuda import im2col as ic
         from numlin.nn import conv as cv
 
         g = cv.geometry("conv2d", tuple(x.shape), (), padding=1, w_shape=tuple(w.shape))
-        budget = cv.WORKSPACE_BYTES // 4
-        cols = cuda.device_array(cv._chunk_elems(g, budget), np.float32)
-        chunks = list(cv._chunks(g, budget))
-        t_i2c = _events_ms(lambda: [ic.im2col_into(dx_, cols, g, *ch) for ch in chunks], reps)
-        yb = cuda.device_array(g.y_shape, np.float32)
-        ops = cv._Operands(g, strided(dx_, writable=False), strided(dw_, writable=False), strided(yb, writable=True))
-        C_ = strided(cols, writable=True)
-        t_gemm = _events_ms(lambda: [cg.matmul_into(ops.w_mat(), ops.cols(C_, ch[1], ch[3]), ops.y_chunk(*ch), 1.0, 0.0)
-                                     for ch in chunks], reps)
-        log(f"  {hw}x{hw} {c}->{k} forward parts: im2col {t_i2c:.3f} ms, GEMMs {t_gemm:.3f} ms "
-            f"({flops / t_gemm / 1e9:.1f} TF), {len(chunks)} chunks")
-        row = {"layer": f"{hw}x{hw} {c}->{k}", "fwd_im2col_ms": t_i2c, "fwd_gemm_ms": t_gemm, "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
+        parts = {}
+        gather = cg.gather_into
+        for label, tile in (("short", cg.tiles(np.float32, 64)), ("long", cg.tiles(np.float32))):
+            try:
+                cg.gather_into = functools.partial(gather, tile=tile)
+                parts[f"fwd_implicit_{label}_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, padding=1), reps)
+            except Exception as exc:
+                log(f"  implicit {label} tiles failed: {type(exc).__name__}: {exc}")
+            finally:
+                cg.gather_into = gather
+        implicit = ic.implicit_forward
+        try:
+            ic.implicit_forward = lambda *a: False
+            parts["fwd_explicit_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, padding=1), reps)
+            y_ex = nl.conv2d(dx_, dw_, db_, padding=1)
+            parts["explicit_rel_err"] = float((torch.as_tensor(y_ex, device="cuda").double() - ref).norm() / ref.norm())
+        finally:
+            ic.implicit_forward = implicit
+        parts["bwd_dx_ms"] = _events_ms(lambda: ic.implicit_dx(ddy, dw_, g), reps)
+        parts["bwd_dw_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
+        log("  " + f"{hw}x{hw} {c}->{k} parts: " + ", ".join(f"{kk} {v:.3g}" for kk, v in parts.items()))
+        row = {"layer": f"{hw}x{hw} {c}->{k}", **parts, "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
                "fwd_numlin_tflops": flops / t_nl / 1e9, "fwd_cudnn_tflops": flops / t_cd / 1e9,
                "fb_numlin_ms": t_nl_fb, "fb_cudnn_ms": t_cd_fb, "fb_ratio": t_cd_fb / t_nl_fb, "rel_err": err,
                "grad_rel_err": gerr}

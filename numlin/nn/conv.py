@@ -12,6 +12,12 @@ It is bounded by :data:`WORKSPACE_BYTES` (default 64 MiB, environment variable
 whose columns exceed the cap in chunks of output rows. The backward pass splits the cap between
 the columns of ``x`` and those of ``dx``. A 1x1, stride-1, unpadded convolution is a plain GEMM
 and uses no workspace.
+
+A backend may skip the column buffer (``k.im2col.implicit_forward`` / ``implicit_dx``): on the
+GPU an NCHW forward pass is one implicit-GEMM launch that gathers the columns from ``x`` inside
+the GEMM kernel, and a stride-1 input gradient is that same kind of convolution of ``dy`` with
+the flipped, transposed filter; the filter gradient still runs im2col + GEMM (the whole cap then
+goes to the columns of ``x``). The CPU backend has no such path and always runs im2col + GEMM.
 """
 from __future__ import annotations
 
@@ -296,6 +302,8 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
         return y, None
+    if k.im2col.implicit_forward(x, w, y, g, beta):  # the backend gathers the columns itself
+        return y, None
     budget = max(1, WORKSPACE_BYTES // np.dtype(dtype).itemsize)
     keep = keep_cols and _single_chunk(g, budget // 2)
     cols = k.empty((_chunk_elems(g, budget),), dtype) if keep else k.workspace(dtype, _chunk_elems(g, budget),
@@ -339,9 +347,18 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         raise ValueError(f"{op}: dy has shape {tuple(dy.shape)} but the convolution of x {tuple(x.shape)} "
                          f"with w {tuple(w.shape)} gives {g.y_shape}")
     db = k.im2col.channel_sum(dy, g.layout)
-    dx = k.im2col.zeros(g.x_shape, dtype) if need_dx else None
     if g.N == 0:  # an empty batch: zero gradients of the right shapes
-        return dx, k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db
+        return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
+                k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
+    dx = None
+    if need_dx and not g.pointwise:
+        dx = k.im2col.implicit_dx(dy, w, g)  # the backend's convolution of dy, or None
+        if dx is not None:
+            need_dx = False  # done: no column gradient, no col2im
+            if not need_dw:
+                return dx, None, db
+    if need_dx:
+        dx = k.im2col.zeros(g.x_shape, dtype)
     dw = k.empty(g.w_shape, dtype) if need_dw else k.empty((0,), dtype)
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
     DY, DW = k.strided(dy, writable=False), k.strided(dw, writable=True)
@@ -366,12 +383,13 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
         return dx, dw if need_dw else None, db
-    budget = max(1, WORKSPACE_BYTES // 2 // np.dtype(dtype).itemsize)
+    # the cap is shared by the columns of x and, when dx needs them, their gradient
+    budget = max(1, WORKSPACE_BYTES // (2 if need_dx else 1) // np.dtype(dtype).itemsize)
     n_elems = _chunk_elems(g, budget)
     have_cols = cols is not None and _single_chunk(g, budget)
     if not have_cols:
         cols = k.workspace(dtype, n_elems, "conv.cols")
-    dcols = k.workspace(dtype, n_elems, "conv.dcols")
+    dcols = k.workspace(dtype, n_elems, "conv.dcols") if need_dx else cols
     Cd, DCd = k.strided(cols, writable=True), k.strided(dcols, writable=True)
     first = True
     for n0, nb, p0, pc in _chunks(g, budget):

@@ -84,6 +84,26 @@ def test_device_gemm_beta_zero_ignores_nan_and_k_zero_scales(rng):
     np.testing.assert_allclose(_host(dc), 2 * c0)
 
 
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_device_matmul_sum_into_split_k(rng, beta):
+    """sum_t A[t] @ B[t] with the reduction axis cut into pieces (split-K, chosen when the grid
+    would leave SMs idle): 2 x 3 products of 3 x 192 @ 192 x 5 (k = 192 -> 3 pieces of 64), a
+    transposed B, accumulation with beta = 1."""
+    from numlin._strided import Strided
+    from numlin.kernels.cuda import gemm as cg
+
+    assert cg._split_k(1, 192, 16) == 3 and cg._split_k(10_000, 192, 16) == 1 and cg._split_k(1, 61, 16) == 1
+    a = _rand(rng, (2, 3, 3, 192), np.float64)
+    bt = _rand(rng, (2, 3, 5, 192), np.float64)  # B = btᵀ: unit stride along k
+    c0 = _rand(rng, (3, 3, 5), np.float64)
+    da, db, dc = (cuda.to_device(v.ravel()) for v in (a, bt, c0))  # descriptors take flat buffers
+    A = Strided(da, 0, a.shape, tuple(st // 8 for st in a.strides))
+    B = Strided(db, 0, (2, 3, 192, 5), (3 * 5 * 192, 5 * 192, 1, 192))
+    cg.matmul_sum_into(A, B, Strided(dc, 0, c0.shape, tuple(st // 8 for st in c0.strides)), beta)
+    want = np.einsum("tgmk,tgnk->gmn", a, bt) + beta * c0
+    np.testing.assert_allclose(dc.copy_to_host().reshape(c0.shape), want, rtol=1e-12, atol=1e-12)
+
+
 def test_device_mixed_dtypes_promote(rng):
     a, b = _rand(rng, (5, 4), np.float32), _rand(rng, (4, 3), np.float64)
     c = nl.matmul(cuda.to_device(a), cuda.to_device(b))

@@ -57,3 +57,70 @@ def test_device_float32(rng):
     y = nl.conv2d(cuda.to_device(x), cuda.to_device(w), padding=1)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y.copy_to_host(), conv2d_ref(x, w, padding=1)["y"], rtol=1e-5, atol=1e-5)
+
+
+# NCHW on the device: the implicit GEMM (columns gathered from x inside the GEMM kernel) and the
+# stride-1 input gradient as a convolution of dy. Shapes chosen for its edge cases: C*R*S over
+# one 16-deep slice with a partial last one, P*Q over one 128-pixel tile, K over 64 (128-row
+# tiles), dilation, asymmetric "same" padding, groups, padding wider than the dilated kernel
+# (dx falls back to col2im), stride 2 (likewise), 1-row outputs.
+IMPLICIT = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups, dx by the implicit path)
+    (1, 3, 6, 7, 5, 3, 3, 1, "same", 2, 1, True),
+    (2, 4, 5, 5, 4, 3, 3, 1, 3, 1, 2, False),
+    (1, 2, 13, 12, 3, 2, 2, 1, "same", 1, 1, True),
+    (1, 1, 3, 9, 66, 1, 3, 1, 0, 1, 1, True),
+    (1, 2, 7, 6, 2, 3, 2, 2, (1, 0), (1, 2), 1, False),
+    (2, 2, 1, 5, 2, 1, 2, 1, "valid", 1, 2, True),
+]
+
+
+@pytest.mark.parametrize("cfg", IMPLICIT)
+def test_device_implicit_gemm_conv(rng, monkeypatch, cfg):
+    from numlin.kernels.cuda import gemm, im2col
+
+    N, C, H, W, K, R, S, stride, padding, dilation, groups, dx_implicit = cfg
+    calls = []
+    gather = gemm.gather_into
+    monkeypatch.setattr(gemm, "gather_into", lambda *a, **k: calls.append(a[-1].shape) or gather(*a, **k))
+    explicit = []
+    col2im = im2col.col2im_into
+    monkeypatch.setattr(im2col, "col2im_into", lambda *a: explicit.append(1) or col2im(*a))
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C // groups, R, S)), rng.standard_normal(K)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = nl.conv2d(cuda.to_device(x), cuda.to_device(w), cuda.to_device(b), **kw)
+    assert len(calls) == 1, "the forward pass should gather its columns inside the GEMM"
+    dy = rng.standard_normal(tuple(y.shape))
+    ref = conv2d_ref(x, w, b, dy=dy, **kw)
+    np.testing.assert_allclose(y.copy_to_host(), ref["y"], rtol=1e-10, atol=1e-10)
+    dx, dw, db = nl.conv2d_backward(cuda.to_device(dy), cuda.to_device(x), cuda.to_device(w), **kw)
+    assert (len(calls) == 2) == dx_implicit and (not explicit) == dx_implicit
+    np.testing.assert_allclose(dx.copy_to_host(), ref["dx"], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw.copy_to_host(), ref["dw"], rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(db.copy_to_host(), ref["db"], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # simulator: 0 * inf in unused rows
+def test_device_implicit_gemm_float32_and_nonfinite(rng):
+    """float32 within its tolerance; an inf in x reaches only the outputs that read it (padding
+    and the zero-filled tails of a slice never multiply it)."""
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y = nl.conv2d(cuda.to_device(x), cuda.to_device(w), padding=1).copy_to_host()
+    tol = 8 * 27 * np.finfo(np.float32).eps
+    np.testing.assert_allclose(y, conv2d_ref(x, w, padding=1)["y"], rtol=tol, atol=tol)
+    x[0, 2, 5, 5] = np.inf
+    y = nl.conv2d(cuda.to_device(x), cuda.to_device(np.abs(w)), padding=1).copy_to_host()
+    hit = np.zeros((6, 6), bool)
+    hit[4:, 4:] = True
+    assert np.all(np.isinf(y[0][:, hit])) and np.all(np.isfinite(y[0][:, ~hit]))
+
+
+def test_device_implicit_tables_fall_back_when_unpackable():
+    """Shifts beyond the packed tables' range send the convolution back to im2col + GEMM."""
+    from numlin.kernels.cuda import im2col
+    from numlin.nn.conv import geometry
+
+    assert im2col._tables(1, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1) is not None
+    assert im2col._tables(1, 40000, 1, 1, 1, 2, 1, 20000, 1, 0, 0, 1, 1) is None  # row shift 20000 > 2**14
+    g = geometry("conv2d", (1, 1, 40000, 1), (), stride=(20000, 1), w_shape=(1, 1, 1, 1))
+    assert not im2col.implicit_forward(None, None, None, g, 0.0)

@@ -25,14 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
-from numba import cuda, float32, float64, int64, types
+from numba import cuda, float32, float64, int32, int64, types
 
 from ..._strided import Strided, gemm_dims
 from ._registry import kernel
 from .arrays import SIMULATOR
 from .elementwise import scale_matrices
 
-__all__ = ["Tiles", "tiles", "matmul_into", "KERNELS_BY_DTYPE"]
+__all__ = ["Tiles", "tiles", "matmul_into", "matmul_sum_into", "gather_into", "KERNELS_BY_DTYPE"]
 
 
 # --------------------------------------------------------------------------- tile sizes
@@ -80,6 +80,13 @@ def _checked(name: str, short: bool) -> Tiles:
     return t
 
 
+@functools.lru_cache(maxsize=None)
+def sm_count() -> int:
+    """Streaming multiprocessors of the current device (132 on an H100/H200; also under the
+    simulator, which has no such attribute, so that launch choices match the real card)."""
+    return int(getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", None) or 132)
+
+
 def tiles(dtype, m: int = 1 << 30) -> Tiles:
     """Tile sizes for ``dtype`` and ``m`` output rows, checked once against the current device's
     shared memory per block."""
@@ -120,8 +127,16 @@ def _vload(n: int):
 
 
 # --------------------------------------------------------------------------- kernel source
-def _kernel_source(t: Tiles, name: str) -> str:
-    """Python source of the GEMM kernel for tiles ``t`` (see the module docstring)."""
+def _kernel_source(t: Tiles, name: str, gather: bool = False) -> str:
+    """Python source of the GEMM kernel for tiles ``t`` (see the module docstring).
+
+    With ``gather`` the kernel is an implicit-GEMM convolution: B is never stored. Element
+    ``(kk, j)`` of batch item ``bz`` is ``b[boffs[bz] + t1off[kk] + t2off[j]]`` when the input
+    row ``t1h[kk] + t2h[j]`` lies in ``[0, H)`` and the column ``t1w[kk] + t2w[j]`` in ``[0, W)``,
+    else zero (padding). ``t1hw``/``t2hw`` hold ``h`` and ``w`` packed as ``(h + 2**14) * 2**16 +
+    (w + 2**15)``; ``t1*`` are padded to a whole number of ``BK`` slices. Each thread stages one
+    column ``j`` of B (its ``t2`` entries read once) and ``LB`` consecutive ``kk`` of it.
+    """
     BM, BN, BK, TM, TN, V = t.bm, t.bn, t.bk, t.tm, t.tn, t.vec
     NT = t.threads
     TX = BN // TN  # threads along n
@@ -138,7 +153,11 @@ def _kernel_source(t: Tiles, name: str) -> str:
     KB = BK // LB
     L = []
     w = L.append
-    w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, brs, bcs, bvec, c, coffs, crs, ccs):")
+    if gather:
+        w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, t1off, t1hw, t2off, t2hw, H, W, "
+          "c, coffs, crs, ccs):")
+    else:
+        w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, brs, bcs, bvec, c, coffs, crs, ccs):")
     align = "" if SIMULATOR else ", alignment=16"  # the simulator rejects the keyword
     w(f"    As = cuda.shared.array({2 * BK * LDA}, dtype{align})")
     w(f"    Bs = cuda.shared.array({2 * BK * LDB}, dtype{align})")
@@ -150,7 +169,7 @@ def _kernel_source(t: Tiles, name: str) -> str:
     w("    zero = dtype(0)")
     # staging maps: A k-major (acs == 1 or general) or m-major (ars == 1); B n-major or k-major
     w("    amaj = ars == 1 and acs != 1")
-    w("    bkmaj = brs == 1 and bcs != 1")
+    w("    bkmaj = True" if gather else "    bkmaj = brs == 1 and bcs != 1")
     w("    if amaj:")
     w(f"        ar = (tid % {MA}) * {LA}")
     w(f"        ak = tid // {MA}")
@@ -163,6 +182,18 @@ def _kernel_source(t: Tiles, name: str) -> str:
     w("    else:")
     w(f"        bc = (tid % {NB}) * {LB}")
     w(f"        bk = tid // {NB}")
+    if gather:  # this thread's column of B: one output pixel (forward) for every slice and batch item
+        w("    gj = bn + bc")
+        w("    jok = gj < n")
+        w("    if jok:")
+        w("        jof = t2off[gj]")
+        w("        jhw = t2hw[gj]")
+        w("        jh = (jhw >> 16) - 16384")
+        w("        jw = (jhw & 65535) - 32768")
+        w("    else:")
+        w("        jof = 0")
+        w("        jh = 0")
+        w("        jw = 0")
     w("    for bz in range(cuda.blockIdx.z, coffs.size, cuda.gridDim.z):")
     w("        aoff = aoffs[bz]")
     w("        boff = boffs[bz]")
@@ -197,6 +228,14 @@ def _kernel_source(t: Tiles, name: str) -> str:
              " * acs", lambda q: f"gr < m and gka + {q} < k")
         w(f"{s}gc = bn + bc")
         w(f"{s}gkb = {k0} + bk")
+        if gather:
+            for q in range(LB):
+                w(f"{s}khw = t1hw[gkb + {q}]")
+                w(f"{s}hh = jh + (khw >> 16) - 16384")
+                w(f"{s}ww = jw + (khw & 65535) - 32768")
+                w(f"{s}xb{q} = b[boff + t1off[gkb + {q}] + jof] "
+                  f"if jok and gkb + {q} < k and hh >= 0 and hh < H and ww >= 0 and ww < W else zero")
+            return
         w(f"{s}if bkmaj:")
         load(s + "    ", "b", "xb", LB, "bvec", f"gc < n and gkb + {LB - 1} < k", "boff + gkb + gc * bcs", "",
              lambda q: f"gc < n and gkb + {q} < k")
@@ -264,38 +303,45 @@ def _kernel_source(t: Tiles, name: str) -> str:
     return "\n".join(L) + "\n"
 
 
-def _build(dtype_name: str, t: Tiles):
-    """Generate, exec and declare (``@kernel``) the GEMM kernel for one dtype and tile shape."""
+def _build(dtype_name: str, t: Tiles, gather: bool = False):
+    """Generate, exec and declare (``@kernel``) the GEMM kernel for one dtype and tile shape
+    (``gather``: the implicit-GEMM convolution variant, see :func:`_kernel_source`)."""
     nbt = float32 if dtype_name == "float32" else float64
-    name = f"gemm_tiled_{dtype_name}"
+    name = ("conv_gather_" if gather else "gemm_tiled_") + dtype_name
     if t != _TILES[dtype_name]:
         name += f"_{t.bm}x{t.bn}x{t.bk}_{t.tm}x{t.tn}"
     registered = t in (_TILES[dtype_name], _TILES_SHORT[dtype_name])
-    src = _kernel_source(t, name)
+    src = _kernel_source(t, name, gather)
     ns = {"cuda": cuda, "dtype": nbt, "vload": _vload(t.vec)}
     exec(compile(src, f"<numlin.kernels.cuda.gemm:{name}>", "exec"), ns)
     fn = ns[name]
     fn.__module__ = __name__
     fn.__qualname__ = name
     fn.__source__ = src
-    sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
-           nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
+    if gather:
+        sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
+               nbt[:], int64[:], int64[:], int32[:], int64[:], int32[:], int64, int64, nbt[:], int64[:], int64, int64)
+    else:
+        sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
+               nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
     return kernel(sig)(fn) if registered else cuda.jit(fn)
 
 
 #: the kernel of each dtype at its default tiles (compiled lazily, at first launch)
 KERNELS_BY_DTYPE = {name: _build(name, t) for name, t in _TILES.items()}
-_variants: dict = {(name, t): _build(name, t) for name, t in _TILES_SHORT.items()}
+#: the others, by (dtype name, tiles, gather): short tiles and the implicit-GEMM convolution
+_variants: dict = {(name, t, False): _build(name, t) for name, t in _TILES_SHORT.items()}
+_variants.update({(name, t, True): _build(name, t, True) for tl in (_TILES, _TILES_SHORT) for name, t in tl.items()})
 gemm_tiled_float32 = KERNELS_BY_DTYPE["float32"]
 gemm_tiled_float64 = KERNELS_BY_DTYPE["float64"]
 
 
-def _kernel_for(dtype: np.dtype, t: Tiles):
-    if t == _TILES[dtype.name]:
+def _kernel_for(dtype: np.dtype, t: Tiles, gather: bool = False):
+    if t == _TILES[dtype.name] and not gather:
         return KERNELS_BY_DTYPE[dtype.name]
-    key = (dtype.name, t)
+    key = (dtype.name, t, gather)
     if key not in _variants:
-        _variants[key] = _build(dtype.name, t)
+        _variants[key] = _build(dtype.name, t, gather)
     return _variants[key]
 
 
@@ -350,22 +396,81 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
 _offsets_cache: dict = {}
 
 
+def _split_k(blocks: int, k: int, bk: int) -> int:
+    """Pieces to cut a reduction of length ``k`` into so that ``blocks`` thread blocks become at
+    least two per SM: the largest divisor of ``k`` up to that factor whose pieces keep at least
+    four ``bk``-deep slices (1 when none, or when the grid is already full)."""
+    want = min(64, -(-2 * sm_count() // max(blocks, 1)))
+    for d in range(want, 1, -1):
+        if k % d == 0 and k // d >= 4 * bk:
+            return d
+    return 1
+
+
 def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> None:
     """``C = beta * C + sum_t A[t] @ B[t]`` over the leading axis of ``a`` and ``b`` (``a``
     ``(nb, ..., m, k)``, ``b`` ``(nb, ..., k, n)``; ``c`` ``(..., m, n)`` C-contiguous, ``beta`` 0
-    or 1): one batched GEMM into per-product partials, then one reduction kernel over them."""
+    or 1): one batched GEMM into per-product partials, then one reduction kernel over them.
+
+    A short output (a convolution's filter gradient: 64 x 576 per group) gives few thread blocks
+    per product, so the reduction axis is also cut into equal pieces (split-K) until the grid
+    has about two blocks per SM; the pieces are further batch entries of the same launch."""
     from . import im2col
     from .arrays import workspace
 
     if beta not in (0, 1):
         raise ValueError(f"matmul_sum_into: beta must be 0 or 1 on the GPU, got {beta}")
-    nb = a.shape[0]
+    (m, k), n, nb = a.shape[-2:], b.shape[-1], a.shape[0]
     shape = tuple(c.shape)
     size = int(np.prod(shape, dtype=np.int64))
-    part = workspace(c.buf.dtype, nb * size, "gemm.sum")
+    t = tiles(np.dtype(c.buf.dtype), m)
+    grid, _ = launch_config(t, m, n, nb * int(np.prod(shape[:-2], dtype=np.int64)))
+    split = _split_k(grid[0] * grid[1] * grid[2], k, t.bk)
+    if split > 1:  # (nb, ..., m, k) -> (nb, split, ..., m, k/split); B alike along its rows
+        kp = k // split
+        a = Strided(a.buf, a.off, (nb, split) + a.shape[1:-1] + (kp,),
+                    (a.strides[0], kp * a.strides[-1]) + a.strides[1:])
+        b = Strided(b.buf, b.off, (nb, split) + b.shape[1:-2] + (kp, b.shape[-1]),
+                    (b.strides[0], kp * b.strides[-2]) + b.strides[1:])
+    parts = nb * split
+    part = workspace(c.buf.dtype, parts * size, "gemm.sum")
     strides = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape)))
-    matmul_into(a, b, Strided(part, 0, (nb,) + shape, (size,) + strides), 1.0, 0.0)
-    im2col.sum_batch(part, c.buf[c.off:c.off + size], nb, accumulate=beta == 1)
+    pshape = ((nb, split) if split > 1 else (nb,)) + shape
+    pstrides = ((split * size, size) if split > 1 else (size,)) + strides
+    matmul_into(a, b, Strided(part, 0, pshape, pstrides), 1.0, 0.0)
+    im2col.sum_batch(part, c.buf[c.off:c.off + size], parts, accumulate=beta == 1)
+
+
+def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int, c: Strided, *, n: int, k: int,
+                alpha: float = 1.0, beta: float = 0.0, tile: Tiles | None = None) -> None:
+    """``C = alpha * A @ B + beta * C`` with B gathered from the flat array ``x`` (the implicit-
+    GEMM convolution; ``tables = (t1off, t1hw, t2off, t2hw)`` on the device and the element rule
+    in :func:`_kernel_source`). ``boffs`` holds each batch matrix's offset into ``x``; ``c``'s
+    batch dims (C order) number the matrices, ``a`` broadcasts over them. 128-row tiles give way
+    to 64-row ones when their grid would have fewer than two blocks per SM; ``tile`` overrides
+    the choice (for tuning, as in :func:`matmul_into`)."""
+    m = a.shape[-2]
+    batch = tuple(c.shape[:-2])
+    nb = int(np.prod(batch, dtype=np.int64))
+    if nb == 0 or m == 0 or n == 0:
+        return
+    dtype = np.dtype(c.buf.dtype)
+    coffs = c.batch_offsets(batch)
+    if k == 0 or alpha == 0:
+        scale_matrices(c, coffs, beta)
+        return
+    aoffs = a.batch_offsets(batch)
+    t = tile or tiles(dtype, m)
+    if tile is None and t.bm > 64 and math.prod(launch_config(t, m, n, nb)[0]) < 2 * sm_count():
+        t = tiles(dtype, 64)
+    amaj = a.strides[-2] == 1 and a.strides[-1] != 1
+    avec = _aligned(a, aoffs, t.vec, -2 if amaj else -1)
+    grid, threads = launch_config(t, m, n, nb)
+    st = dtype.type
+    _kernel_for(dtype, t, True)[grid, threads](
+        m, n, k, st(alpha), st(beta), a.buf, _device(aoffs), a.strides[-2], a.strides[-1], avec,
+        x, _device(np.ascontiguousarray(boffs, np.int64)), *tables, H, W, c.buf, _device(coffs), c.strides[-2],
+        c.strides[-1])
 
 
 def _device(offsets: np.ndarray):
