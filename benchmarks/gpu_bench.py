@@ -201,8 +201,8 @@ def bench_conv(rng, reps, log) -> list[dict]:
         t_nl_fb = _events_ms(nl_fb, reps)
         t_cd_fb = _events_ms(torch_fb, reps)
         # where the time goes: the implicit GEMM with each tile shape, the old im2col + GEMM
-        # forward, and the backward's two halves (dx by the implicit GEMM on dy, dW by im2col +
-        # split-K GEMM)
+        # forward, and the backward's two halves (dx by the implicit GEMM on dy; dW by the
+        # split-K implicit GEMM, and by im2col + GEMM as before)
         from numlin.kernels.cuda import im2col as ic
         from numlin.nn import conv as cv
 
@@ -227,6 +227,13 @@ def bench_conv(rng, reps, log) -> list[dict]:
             ic.implicit_forward = implicit
         parts["bwd_dx_ms"] = _events_ms(lambda: ic.implicit_dx(ddy, dw_, g), reps)
         parts["bwd_dw_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
+        implicit_dw = ic.implicit_dw
+        try:
+            ic.implicit_dw = lambda *a: None
+            parts["bwd_dw_explicit_ms"] = _events_ms(
+                lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
+        finally:
+            ic.implicit_dw = implicit_dw
         log("  " + f"{hw}x{hw} {c}->{k} parts: " + ", ".join(f"{kk} {v:.3g}" for kk, v in parts.items()))
         row = {"layer": f"{hw}x{hw} {c}->{k}", **parts, "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
                "fwd_numlin_tflops": flops / t_nl / 1e9, "fwd_cudnn_tflops": flops / t_cd / 1e9,

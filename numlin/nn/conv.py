@@ -16,8 +16,8 @@ and uses no workspace.
 A backend may skip the column buffer (``k.im2col.implicit_forward`` / ``implicit_dx``): on the
 GPU an NCHW forward pass is one implicit-GEMM launch that gathers the columns from ``x`` inside
 the GEMM kernel, and a stride-1 input gradient is that same kind of convolution of ``dy`` with
-the flipped, transposed filter; the filter gradient still runs im2col + GEMM (the whole cap then
-goes to the columns of ``x``). The CPU backend has no such path and always runs im2col + GEMM.
+the flipped, transposed filter, and the filter gradient gathers the columns the same way with
+the pixels on the GEMM's reduction axis. The CPU backend has no such path: im2col + GEMM.
 """
 from __future__ import annotations
 
@@ -350,67 +350,72 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
     if g.N == 0:  # an empty batch: zero gradients of the right shapes
         return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
-    dx = None
-    if need_dx and not g.pointwise:
-        dx = k.im2col.implicit_dx(dy, w, g)  # the backend's convolution of dy, or None
-        if dx is not None:
-            need_dx = False  # done: no column gradient, no col2im
-            if not need_dw:
-                return dx, None, db
-    if need_dx:
+    dx = dw = None
+    if not g.pointwise:  # the backend's column-free gradients where it has them (else None)
+        dx = k.im2col.implicit_dx(dy, w, g) if need_dx else None
+        dw = k.im2col.implicit_dw(dy, x, g) if need_dw else None
+    # what is left for im2col / GEMM / col2im
+    todo_dx, todo_dw = need_dx and dx is None, need_dw and dw is None
+    if not (todo_dx or todo_dw):
+        return dx, dw, db
+    if todo_dx:
         dx = k.im2col.zeros(g.x_shape, dtype)
-    dw = k.empty(g.w_shape, dtype) if need_dw else k.empty((0,), dtype)
+    if todo_dw:
+        dw = k.empty(g.w_shape, dtype)
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
-    DY, DW = k.strided(dy, writable=False), k.strided(dw, writable=True)
+    DY = k.strided(dy, writable=False)
     ops = _Operands(g, X, Wd, DY)
     # NHWC: dW as per-group matrices over dw's buffer, laid out as ops.w_mat() is over w's
-    dW = _view(DW, 0, ops.w_mat().shape, ops.w_mat().strides)
+    dW = _view(k.strided(dw, writable=True), 0, ops.w_mat().shape, ops.w_mat().strides) if todo_dw else None
     if g.pointwise:
         if g.layout == "NCHW":
             Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
             DYm = ops.y_chunk(0, g.N, 0, g.P)
-            if need_dw:
+            if todo_dw:
                 _dw_nchw(k, ops, DYm, _swap(Xm), dw, g.N, first=True)
-            if need_dx:
+            if todo_dx:
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
         else:
             Xm = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             DYm = ops.y_chunk(0, g.N, 0, g.P)
-            if need_dw:
+            if todo_dw:
                 k.gemm.matmul_into(_swap(Xm), DYm, dW, 1.0, 0.0)
-            if need_dx:
+            if todo_dx:
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
-        return dx, dw if need_dw else None, db
-    # the cap is shared by the columns of x and, when dx needs them, their gradient
-    budget = max(1, WORKSPACE_BYTES // (2 if need_dx else 1) // np.dtype(dtype).itemsize)
+        return dx, dw, db
+    # dW needs the columns of x, dx the columns' gradient: when both, they share the cap
+    budget = max(1, WORKSPACE_BYTES // (2 if todo_dx and todo_dw else 1) // np.dtype(dtype).itemsize)
     n_elems = _chunk_elems(g, budget)
     have_cols = cols is not None and _single_chunk(g, budget)
-    if not have_cols:
+    if todo_dw and not have_cols:
         cols = k.workspace(dtype, n_elems, "conv.cols")
-    dcols = k.workspace(dtype, n_elems, "conv.dcols") if need_dx else cols
-    Cd, DCd = k.strided(cols, writable=True), k.strided(dcols, writable=True)
+    dcols = k.workspace(dtype, n_elems, "conv.dcols") if todo_dx else None
+    Cd = k.strided(cols, writable=True) if todo_dw else None
+    DCd = k.strided(dcols, writable=True) if todo_dx else None
     first = True
     for n0, nb, p0, pc in _chunks(g, budget):
-        if not have_cols:
+        if todo_dw and not have_cols:
             k.im2col.im2col_into(x, cols, g, n0, nb, p0, pc)
-        Cm, DCm, DYm = ops.cols(Cd, nb, pc), ops.cols(DCd, nb, pc), ops.y_chunk(n0, nb, p0, pc)
+        Cm = ops.cols(Cd, nb, pc) if todo_dw else None
+        DCm = ops.cols(DCd, nb, pc) if todo_dx else None
+        DYm = ops.y_chunk(n0, nb, p0, pc)
         if g.layout == "NCHW":
-            if need_dw:
+            if todo_dw:
                 _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
             first = False
-            if need_dx:
+            if todo_dx:
                 k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
         else:
-            if need_dw:
+            if todo_dw:
                 k.gemm.matmul_into(_swap(Cm), DYm, dW, 1.0, 0.0 if first else 1.0)  # dW += colsᵀ dY
             first = False
-            if need_dx:
+            if todo_dx:
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DCm, 1.0, 0.0)  # dcols = dY Wᵀ
-        if need_dx:
+        if todo_dx:
             k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
-    return dx, dw if need_dw else None, db
+    return dx, dw, db
 
 
 def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:

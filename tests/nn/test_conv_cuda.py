@@ -59,8 +59,9 @@ def test_device_float32(rng):
     np.testing.assert_allclose(y.copy_to_host(), conv2d_ref(x, w, padding=1)["y"], rtol=1e-5, atol=1e-5)
 
 
-# NCHW on the device: the implicit GEMM (columns gathered from x inside the GEMM kernel) and the
-# stride-1 input gradient as a convolution of dy. Shapes chosen for its edge cases: C*R*S over
+# NCHW on the device: the implicit GEMM (columns gathered from x inside the GEMM kernel) for the
+# forward pass and the filter gradient, and the stride-1 input gradient as a convolution of dy.
+# Shapes chosen for its edge cases: C*R*S over
 # one 16-deep slice with a partial last one, P*Q over one 128-pixel tile, K over 64 (128-row
 # tiles), dilation, asymmetric "same" padding, groups, padding wider than the dilated kernel
 # (dx falls back to col2im), stride 2 (likewise), 1-row outputs.
@@ -83,8 +84,9 @@ def test_device_implicit_gemm_conv(rng, monkeypatch, cfg):
     gather = gemm.gather_into
     monkeypatch.setattr(gemm, "gather_into", lambda *a, **k: calls.append(a[-1].shape) or gather(*a, **k))
     explicit = []
-    col2im = im2col.col2im_into
-    monkeypatch.setattr(im2col, "col2im_into", lambda *a: explicit.append(1) or col2im(*a))
+    col2im, unfold = im2col.col2im_into, im2col.im2col_into
+    monkeypatch.setattr(im2col, "col2im_into", lambda *a: explicit.append("col2im") or col2im(*a))
+    monkeypatch.setattr(im2col, "im2col_into", lambda *a: explicit.append("im2col") or unfold(*a))
     x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C // groups, R, S)), rng.standard_normal(K)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     y = nl.conv2d(cuda.to_device(x), cuda.to_device(w), cuda.to_device(b), **kw)
@@ -93,7 +95,9 @@ def test_device_implicit_gemm_conv(rng, monkeypatch, cfg):
     ref = conv2d_ref(x, w, b, dy=dy, **kw)
     np.testing.assert_allclose(y.copy_to_host(), ref["y"], rtol=1e-10, atol=1e-10)
     dx, dw, db = nl.conv2d_backward(cuda.to_device(dy), cuda.to_device(x), cuda.to_device(w), **kw)
-    assert (len(calls) == 2) == dx_implicit and (not explicit) == dx_implicit
+    # dW always gathers; dx too where it is a stride-1 convolution of dy, else GEMM + col2im
+    assert len(calls) == (3 if dx_implicit else 2)
+    assert explicit == ([] if dx_implicit else ["col2im"])
     np.testing.assert_allclose(dx.copy_to_host(), ref["dx"], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dw.copy_to_host(), ref["dw"], rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(db.copy_to_host(), ref["db"], rtol=1e-10, atol=1e-10)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uintp
 
-__all__ = ["im2col_into", "col2im_into", "implicit_forward", "implicit_dx", "fill_bias", "channel_sum", "sum_batch",
-           "zeros"]
+__all__ = ["im2col_into", "col2im_into", "implicit_forward", "implicit_dx", "implicit_dw", "fill_bias", "channel_sum",
+           "sum_batch", "zeros"]
 
 
 @njit(cache=True, nogil=True)
@@ -176,6 +176,11 @@ def implicit_forward(x: np.ndarray, w: np.ndarray, y: np.ndarray, geom, beta: fl
 
 def implicit_dx(dy: np.ndarray, w: np.ndarray, geom) -> None:
     """No column-free input gradient on the CPU (see :func:`implicit_forward`): None."""
+    return None
+
+
+def implicit_dw(dy: np.ndarray, x: np.ndarray, geom) -> None:
+    """No column-free filter gradient on the CPU (see :func:`implicit_forward`): None."""
     return None
 
 

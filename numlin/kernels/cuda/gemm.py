@@ -131,11 +131,14 @@ def _kernel_source(t: Tiles, name: str, gather: bool = False) -> str:
     """Python source of the GEMM kernel for tiles ``t`` (see the module docstring).
 
     With ``gather`` the kernel is an implicit-GEMM convolution: B is never stored. Element
-    ``(kk, j)`` of batch item ``bz`` is ``b[boffs[bz] + t1off[kk] + t2off[j]]`` when the input
-    row ``t1h[kk] + t2h[j]`` lies in ``[0, H)`` and the column ``t1w[kk] + t2w[j]`` in ``[0, W)``,
-    else zero (padding). ``t1hw``/``t2hw`` hold ``h`` and ``w`` packed as ``(h + 2**14) * 2**16 +
-    (w + 2**15)``; ``t1*`` are padded to a whole number of ``BK`` slices. Each thread stages one
-    column ``j`` of B (its ``t2`` entries read once) and ``LB`` consecutive ``kk`` of it.
+    ``(kk, j)`` of batch item ``bz`` is ``b[boffs[bz] + t1off[u] + t2off[j]]``, ``u = t1base[bz] +
+    kk``, when the input row ``t1h[u] + t2h[j]`` lies in ``[0, H)`` and the column ``t1w[u] +
+    t2w[j]`` in ``[0, W)``, else zero (padding). ``t1hw``/``t2hw`` hold ``h`` and ``w`` packed as
+    ``(h + 2**14) * 2**16 + (w + 2**15)``; ``t1*`` extend a whole ``BK`` slice past the last
+    ``u`` used. The forward pass has filter taps on ``kk`` and output pixels on ``j``; the filter
+    gradient the other way round, with ``t1base`` cutting the pixels into split-K pieces. Each
+    thread stages one column ``j`` of B (its ``t2`` entries read once) and ``LB`` consecutive
+    ``kk`` of it.
     """
     BM, BN, BK, TM, TN, V = t.bm, t.bn, t.bk, t.tm, t.tn, t.vec
     NT = t.threads
@@ -154,7 +157,7 @@ def _kernel_source(t: Tiles, name: str, gather: bool = False) -> str:
     L = []
     w = L.append
     if gather:
-        w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, t1off, t1hw, t2off, t2hw, H, W, "
+        w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, t1base, t1off, t1hw, t2off, t2hw, H, W, "
           "c, coffs, crs, ccs):")
     else:
         w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, brs, bcs, bvec, c, coffs, crs, ccs):")
@@ -198,6 +201,8 @@ def _kernel_source(t: Tiles, name: str, gather: bool = False) -> str:
     w("        aoff = aoffs[bz]")
     w("        boff = boffs[bz]")
     w("        coff = coffs[bz]")
+    if gather:
+        w("        kb = t1base[bz]")
     for i in range(TM):
         w("        " + " = ".join(f"c{i}_{j}" for j in range(TN)) + " = zero")
 
@@ -230,10 +235,10 @@ def _kernel_source(t: Tiles, name: str, gather: bool = False) -> str:
         w(f"{s}gkb = {k0} + bk")
         if gather:
             for q in range(LB):
-                w(f"{s}khw = t1hw[gkb + {q}]")
+                w(f"{s}khw = t1hw[kb + gkb + {q}]")
                 w(f"{s}hh = jh + (khw >> 16) - 16384")
                 w(f"{s}ww = jw + (khw & 65535) - 32768")
-                w(f"{s}xb{q} = b[boff + t1off[gkb + {q}] + jof] "
+                w(f"{s}xb{q} = b[boff + t1off[kb + gkb + {q}] + jof] "
                   f"if jok and gkb + {q} < k and hh >= 0 and hh < H and ww >= 0 and ww < W else zero")
             return
         w(f"{s}if bkmaj:")
@@ -320,7 +325,8 @@ def _build(dtype_name: str, t: Tiles, gather: bool = False):
     fn.__source__ = src
     if gather:
         sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
-               nbt[:], int64[:], int64[:], int32[:], int64[:], int32[:], int64, int64, nbt[:], int64[:], int64, int64)
+               nbt[:], int64[:], int64[:], int64[:], int32[:], int64[:], int32[:], int64, int64, nbt[:], int64[:], int64,
+               int64)
     else:
         sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
                nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
@@ -442,11 +448,13 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
 
 
 def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int, c: Strided, *, n: int, k: int,
-                alpha: float = 1.0, beta: float = 0.0, tile: Tiles | None = None) -> None:
+                t1base: np.ndarray | None = None, alpha: float = 1.0, beta: float = 0.0,
+                tile: Tiles | None = None) -> None:
     """``C = alpha * A @ B + beta * C`` with B gathered from the flat array ``x`` (the implicit-
     GEMM convolution; ``tables = (t1off, t1hw, t2off, t2hw)`` on the device and the element rule
-    in :func:`_kernel_source`). ``boffs`` holds each batch matrix's offset into ``x``; ``c``'s
-    batch dims (C order) number the matrices, ``a`` broadcasts over them. 128-row tiles give way
+    in :func:`_kernel_source`). ``boffs`` holds each batch matrix's offset into ``x`` and
+    ``t1base`` (default 0) its first ``t1`` entry; ``c``'s batch dims (C order) number the
+    matrices, ``a`` broadcasts over them. 128-row tiles give way
     to 64-row ones when their grid would have fewer than two blocks per SM; ``tile`` overrides
     the choice (for tuning, as in :func:`matmul_into`)."""
     m = a.shape[-2]
@@ -469,8 +477,9 @@ def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int,
     st = dtype.type
     _kernel_for(dtype, t, True)[grid, threads](
         m, n, k, st(alpha), st(beta), a.buf, _device(aoffs), a.strides[-2], a.strides[-1], avec,
-        x, _device(np.ascontiguousarray(boffs, np.int64)), *tables, H, W, c.buf, _device(coffs), c.strides[-2],
-        c.strides[-1])
+        x, _device(np.ascontiguousarray(boffs, np.int64)),
+        _device(np.zeros(nb, np.int64) if t1base is None else np.ascontiguousarray(t1base, np.int64)),
+        *tables, H, W, c.buf, _device(coffs), c.strides[-2], c.strides[-1])
 
 
 def _device(offsets: np.ndarray):

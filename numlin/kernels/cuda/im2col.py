@@ -26,8 +26,8 @@ from . import gemm
 from ._registry import kernel
 from .elementwise import grid_1d
 
-__all__ = ["im2col_into", "col2im_into", "implicit_forward", "implicit_dx", "fill_bias", "channel_sum", "sum_batch",
-           "zeros"]
+__all__ = ["im2col_into", "col2im_into", "implicit_forward", "implicit_dx", "implicit_dw", "fill_bias", "channel_sum",
+           "sum_batch", "zeros"]
 
 _GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
 
@@ -263,8 +263,10 @@ def _packable(h: np.ndarray, w: np.ndarray) -> bool:
                                 and w.max() < _W_BIAS))
 
 
-def _pack(off: np.ndarray, h: np.ndarray, w: np.ndarray, pad_to: int) -> tuple:
-    n = -(-off.size // pad_to) * pad_to
+def _pack(off: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple:
+    """Device ``(offsets, packed h/w)``, padded by one 16-deep slice past a multiple of 16 (the
+    kernel reads whole slices: up to ``t1base + nk*BK - 1``)."""
+    n = -(-off.size // 16) * 16 + 16
     o = np.zeros(n, np.int64)
     hw = np.zeros(n, np.int32)
     o[:off.size] = off
@@ -275,11 +277,11 @@ def _pack(off: np.ndarray, h: np.ndarray, w: np.ndarray, pad_to: int) -> tuple:
 @functools.lru_cache(maxsize=64)
 def _tables(Cg: int, H: int, W: int, R: int, S: int, P: int, Q: int, sh: int, sw: int, ph: int, pw: int,
             dh: int, dw: int):
-    """Device tables of the implicit GEMM, or None when an entry does not fit the packing:
-    taps ``(c, r, s)`` (C order, the filter's) -> offset in x, row and column shifts; output
-    pixels ``(p, q)`` -> offset, top row, left column of their receptive field. Cached by
-    geometry: every layer of a training step builds its tables once (the copies to the device
-    are synchronous)."""
+    """Device tables of the implicit GEMM, ``(taps..., pixels...)``, or None when an entry does
+    not fit the packing: taps ``(c, r, s)`` (C order, the filter's) -> offset in x, row and
+    column shifts; output pixels ``(p, q)`` -> offset, top row, left column of their receptive
+    field. Cached by geometry: every layer of a training step builds its tables once (the
+    copies to the device are synchronous)."""
     c, r, s = (a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(Cg), np.arange(R), np.arange(S),
                                                                  indexing="ij"))
     th, tw = r * dh, s * dw
@@ -287,7 +289,7 @@ def _tables(Cg: int, H: int, W: int, R: int, S: int, P: int, Q: int, sh: int, sw
     ph_, pw_ = p * sh - ph, q * sw - pw
     if not (_packable(th, tw) and _packable(ph_, pw_)):
         return None
-    return _pack(c * H * W + th * W + tw, th, tw, 16) + _pack(ph_ * W + pw_, ph_, pw_, 1)
+    return _pack(c * H * W + th * W + tw, th, tw) + _pack(ph_ * W + pw_, ph_, pw_)
 
 
 def implicit_forward(x, w, y, geom, beta: float) -> bool:
@@ -326,3 +328,37 @@ def implicit_dx(dy, w, geom):
     flip_filter[grid_1d(w.size)](_flat(w), _flat(wt), G, g.K // G, g.C // G, g.R, g.S)
     dx = cuda.device_array(g.x_shape, dy.dtype)
     return dx if implicit_forward(dy, wt, dx, gt, 0.0) else None
+
+
+def implicit_dw(dy, x, geom):
+    """The filter gradient ``dw = sum_n dY[n] @ cols[n]ᵀ`` (NCHW) without a column buffer: the
+    gather kernel with output pixels on the reduction axis and filter taps on the columns,
+    the pixels cut into split-K pieces (batch entries ``(n, piece, group)``) until the grid has
+    about two blocks per SM, the partials summed by one kernel. None where the tables do not
+    pack (NHWC, huge shifts)."""
+    from .arrays import workspace
+
+    g = geom
+    if g.layout != "NCHW":
+        return None
+    tabs = _tables(g.C // g.groups, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw)
+    if tabs is None:
+        return None
+    G, Cg, Kg, PQ, HW = g.groups, g.C // g.groups, g.K // g.groups, g.P * g.Q, g.H * g.W
+    CgRS = Cg * g.R * g.S
+    t = gemm.tiles(dy.dtype, Kg)
+    grid, _ = gemm.launch_config(t, Kg, CgRS, g.N * G)
+    split = gemm._split_k(grid[0] * grid[1] * grid[2], PQ, t.bk)
+    kp = PQ // split
+    size = g.K * CgRS  # dw (K, Cg, R, S) = (G, Kg, CgRS)
+    part = workspace(dy.dtype, g.N * split * size, "conv.dw")
+    A = Strided(_flat(dy), 0, (g.N, split, G, Kg, kp), (g.K * PQ, kp, Kg * PQ, PQ, 1))
+    Cp = Strided(part, 0, (g.N, split, G, Kg, CgRS), (split * size, size, Kg * CgRS, CgRS, 1))
+    n_, s_, g_ = np.meshgrid(np.arange(g.N, dtype=np.int64), np.arange(split, dtype=np.int64),
+                             np.arange(G, dtype=np.int64), indexing="ij")
+    boffs = (n_ * (g.C * HW) + g_ * (Cg * HW)).ravel()
+    pixels, taps = tabs[2:], tabs[:2]
+    gemm.gather_into(A, _flat(x), boffs, pixels + taps, g.H, g.W, Cp, n=CgRS, k=kp, t1base=(s_ * kp).ravel())
+    dw = cuda.device_array(g.w_shape, dy.dtype)
+    sum_batch(part, dw, g.N * split, accumulate=False)
+    return dw
