@@ -267,7 +267,6 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
     Non-contiguous inputs are copied to C order first. The column workspace is capped by
     :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely.
     """
-    op = "conv2d"
     if any(type(t).__module__ == "numlin.autodiff.tensor" for t in (x, w, bias)):
         from ..autodiff.ops import conv2d as tensor_conv2d
 

@@ -80,10 +80,19 @@ def _checked(name: str, short: bool) -> Tiles:
     return t
 
 
-@functools.lru_cache(maxsize=None)
+def device_key() -> int:
+    """The current device's ordinal (0 under the simulator): keys the caches of device data."""
+    return int(getattr(cuda.get_current_device(), "id", 0))
+
+
 def sm_count() -> int:
     """Streaming multiprocessors of the current device (132 on an H100/H200; also under the
     simulator, which has no such attribute, so that launch choices match the real card)."""
+    return _sm_count(device_key())
+
+
+@functools.lru_cache(maxsize=None)
+def _sm_count(device: int) -> int:
     return int(getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", None) or 132)
 
 
@@ -157,8 +166,8 @@ def _kernel_source(t: Tiles, name: str, gather: bool = False) -> str:
     L = []
     w = L.append
     if gather:
-        w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, t1base, t1off, t1hw, t2off, t2hw, H, W, "
-          "c, coffs, crs, ccs):")
+        w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, t1base, t1off, t1hw, t2off, t2hw, "
+          "H, W, c, coffs, crs, ccs):")
     else:
         w(f"def {name}(m, n, k, alpha, beta, a, aoffs, ars, acs, avec, b, boffs, brs, bcs, bvec, c, coffs, crs, ccs):")
     align = "" if SIMULATOR else ", alignment=16"  # the simulator rejects the keyword
@@ -325,8 +334,8 @@ def _build(dtype_name: str, t: Tiles, gather: bool = False):
     fn.__source__ = src
     if gather:
         sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
-               nbt[:], int64[:], int64[:], int64[:], int32[:], int64[:], int32[:], int64, int64, nbt[:], int64[:], int64,
-               int64)
+               nbt[:], int64[:], int64[:], int64[:], int32[:], int64[:], int32[:], int64, int64,
+               nbt[:], int64[:], int64, int64)
     else:
         sig = (int64, int64, int64, nbt, nbt, nbt[:], int64[:], int64, int64, types.boolean,
                nbt[:], int64[:], int64, int64, types.boolean, nbt[:], int64[:], int64, int64)
@@ -483,9 +492,10 @@ def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int,
 
 
 def _device(offsets: np.ndarray):
-    """Batch offsets on the device, cached by value: a synchronous host-to-device copy per call
-    would stall the queue (repeated shapes, e.g. every layer of a training step, copy once)."""
-    key = offsets.tobytes()
+    """Batch offsets on the device, cached by value (and device): a synchronous host-to-device
+    copy per call would stall the queue (repeated shapes, e.g. every layer of a training step,
+    copy once)."""
+    key = (device_key(), offsets.tobytes())
     dev = _offsets_cache.get(key)
     if dev is None:
         if len(_offsets_cache) > 1024:

@@ -274,14 +274,19 @@ def _pack(off: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple:
     return cuda.to_device(o), cuda.to_device(hw)
 
 
+def _tables(*geometry: int):
+    """:func:`_device_tables` on the current device."""
+    return _device_tables(gemm.device_key(), *geometry)
+
+
 @functools.lru_cache(maxsize=64)
-def _tables(Cg: int, H: int, W: int, R: int, S: int, P: int, Q: int, sh: int, sw: int, ph: int, pw: int,
-            dh: int, dw: int):
+def _device_tables(device: int, Cg: int, H: int, W: int, R: int, S: int, P: int, Q: int, sh: int, sw: int,
+                   ph: int, pw: int, dh: int, dw: int):
     """Device tables of the implicit GEMM, ``(taps..., pixels...)``, or None when an entry does
     not fit the packing: taps ``(c, r, s)`` (C order, the filter's) -> offset in x, row and
     column shifts; output pixels ``(p, q)`` -> offset, top row, left column of their receptive
     field. Cached by geometry: every layer of a training step builds its tables once (the
-    copies to the device are synchronous)."""
+    copies to the device are synchronous), and by device."""
     c, r, s = (a.ravel().astype(np.int64) for a in np.meshgrid(np.arange(Cg), np.arange(R), np.arange(S),
                                                                  indexing="ij"))
     th, tw = r * dh, s * dw
