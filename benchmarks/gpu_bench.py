@@ -2,7 +2,7 @@
 
 One call on the GPU machine (well under 5 minutes):
 
-    python3 benchmarks/gpu_bench.py [--out DIR] [--quick]
+    python3 benchmarks/gpu_bench.py [--out DIR] [--quick] [--only SECTION ...]
 
 1. correctness at real sizes (float32/float64, layouts, batched, alpha/beta) against float64;
 2. kernel resources (registers, local memory, shared memory) per specialisation;
@@ -329,14 +329,17 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=".")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["all", "gemm", "conv", "rsvd", "autodiff"], default="all",
-                   help="run one section (after the checks)")
+    p.add_argument("--only", choices=["all", "gemm", "conv", "rsvd", "autodiff"], default=["all"], nargs="+",
+                   help="run these sections (after the checks)")
     args = p.parse_args()
     lines: list[str] = []
 
     def log(s=""):
         print(s, flush=True)
         lines.append(s)
+
+    def want(section: str) -> bool:
+        return "all" in args.only or section in args.only
 
     t0 = time.time()
     dev = cuda.get_current_device()
@@ -354,23 +357,23 @@ def main() -> int:
     variants = {"float32": [cg.Tiles(128, 128, 8, 8, 8, 4)],
                 "float64": [cg.Tiles(128, 64, 8, 8, 4, 2), cg.Tiles(64, 64, 8, 4, 4, 2)]}
     gemm, conv, small, rs, ad = [], [], [], [], []
-    if args.only in ("all", "gemm"):
+    if want("gemm"):
         log("== GEMM vs cuBLAS (CuPy, TF32 off)")
         gemm = bench_gemm(rng, sizes, 5 if args.quick else 10, log, variants)
         log(f"(t={time.time() - t0:.0f}s)")
-    if args.only in ("all", "conv"):
+    if want("conv"):
         log("== conv2d vs cuDNN (PyTorch, TF32 off), N=32, 3x3, pad 1, float32")
         conv = bench_conv(rng, 10, log)
         log(f"(t={time.time() - t0:.0f}s)")
-    if args.only in ("all", "rsvd"):
+    if want("rsvd"):
         log("== randomized SVD vs torch.svd_lowrank, float32")
         rs = bench_rsvd(rng, 5, log)
         log(f"(t={time.time() - t0:.0f}s)")
-    if args.only in ("all", "autodiff"):
+    if want("autodiff"):
         log("== autodiff: the demo's CNN vs PyTorch CUDA, float32")
         ad = bench_autodiff(rng, 20, log)
         log(f"(t={time.time() - t0:.0f}s)")
-    if args.only == "all":
+    if "all" in args.only:
         log("== many small matrices")
         small = bench_small(rng, 20, log)
     log("== kernel resources")
