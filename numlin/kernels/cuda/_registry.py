@@ -18,8 +18,8 @@ KERNELS: list[tuple[str, Callable, tuple]] = []
 
 #: modules that declare kernels (imported by the PTX check)
 MODULES = ("numlin.kernels.cuda.elementwise", "numlin.kernels.cuda.gemm", "numlin.kernels.cuda.im2col",
-           "numlin.kernels.cuda.reductions", "numlin.kernels.cuda.pool", "numlin.kernels.cuda.softmax",
-           "numlin.kernels.cuda.optim")
+           "numlin.kernels.cuda.implicit_gemm", "numlin.kernels.cuda.reductions", "numlin.kernels.cuda.pool",
+           "numlin.kernels.cuda.softmax", "numlin.kernels.cuda.optim")
 
 
 def kernel(*signatures, **jit_options):
