@@ -296,6 +296,9 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
         return y, None
+    if _fused_ok(k, g):  # implicit GEMM: no column matrix, no workspace cap
+        k.implicit_gemm.conv2d_nchw_into(x, w, y, g, beta)
+        return y, None
     budget = max(1, WORKSPACE_BYTES // np.dtype(dtype).itemsize)
     keep = keep_cols and _single_chunk(g, budget // 2)
     cols = k.empty((_chunk_elems(g, budget),), dtype) if keep else k.workspace(dtype, _chunk_elems(g, budget),
@@ -309,6 +312,16 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
         else:
             k.gemm.matmul_into(Cm, ops.w_mat(), ops.y_chunk(n0, nb, p0, pc), 1.0, beta)
     return y, (cols if keep else None)
+
+
+#: NCHW forward on the CPU by the implicit GEMM (im2col fused into B's packing); off: im2col +
+#: GEMM in workspace-capped chunks (for A/B timing)
+FUSED = os.environ.get("NUMLIN_CONV_FUSED", "1") != "0"
+
+
+def _fused_ok(k, g: Conv2dGeometry) -> bool:
+    """Whether the backend has the implicit-GEMM forward (the CPU one) and it applies (NCHW)."""
+    return FUSED and g.layout == "NCHW" and hasattr(k, "implicit_gemm")
 
 
 def _single_chunk(g: Conv2dGeometry, budget_elems: int) -> bool:

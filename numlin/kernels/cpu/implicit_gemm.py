@@ -1,0 +1,225 @@
+"""NCHW convolution forward as an implicit GEMM: im2col fused into the packing of B.
+
+``y[n] (K x PQ) = W (K x CRS) @ cols[n] (CRS x PQ)`` per group, without a column matrix: the
+pixels of all samples form one column index ``t = n*P*Q + p*Q + q``, cut into blocks of
+``nc_blk`` columns, a contiguous run of blocks per thread. For each block and each ``kc``-row
+slice of ``CRS`` the thread packs the ``kc x nc`` panel of B straight from ``x`` into the GEMM's
+packed layout (``bp[panel*NR*kc + p*NR + j]``, see :mod:`.gemm`), then runs the GEMM's
+macro-kernel on it against the filter, which is packed once per call (``K x CRS`` is small). x
+is read from cache (one sample's planes are ``C*H*W`` values), the panel lives in L2, and no
+column matrix is written or read back: the workspace cap of :mod:`numlin.nn.conv` does not apply.
+
+Packed filter ``ap``: group ``gi``'s ``Kg x CgRS`` matrix at ``gi*mp*CgRS`` (``mp`` = Kg rounded
+up to MR), its ``kc`` slice starting at column ``pc`` at ``+ pc*mp``, in :func:`.gemm._pack_a`'s
+MR-row micro-panels: the A operand the macro-kernel expects for ``mc = Kg``.
+
+Packing B: a block's columns are split into *segments* (rows of the table from
+:func:`_pixel_segments`) of consecutive ``q`` in one output row of one sample and one NR-wide
+micro-panel, so every row ``(c, r, s)`` of the panel is, per segment, a zero run, a run of x
+along its row (unit stride when ``sw == 1``) and a zero run. The valid ``q`` range of each ``s``
+is precomputed, so packing a row does no division.
+
+Numba caches these kernels with this file's timestamp: after editing :mod:`.gemm`'s macro- or
+micro-kernel, clear the cache (the register tile itself is checked, as in :mod:`.gemm`).
+
+A block whose columns span two samples is not one strided matrix of y: the macro-kernel writes it
+to a ``Kg x nc_blk`` scratch matrix, scattered into y afterwards (a few blocks per call).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, njit, prange, uintp
+
+from .blocking import blocking
+from .gemm import _macro_kernel, _pack_a, _tile_shape, _vector_width, ensure_fresh_cache, workspace
+from .im2col import _q_range
+
+__all__ = ["conv2d_nchw_into", "NC_PIXELS"]
+
+#: output pixels per packed B block (a multiple of NR): ``kc x NC_PIXELS`` values stay in L2
+NC_PIXELS = 128
+
+@njit(cache=True)
+def _compiled_tile(buf):
+    """``(MR, NR, VW)`` as compiled into this module's cached kernels (see ``ensure_fresh_cache``)."""
+    mr, nr = _tile_shape(buf)
+    return mr, nr, _vector_width(buf)
+
+
+# columns of the segment table
+_COL, _LEN, _XOFF, _H0, _Q0 = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True)
+def _pixel_segments(j0, nc, ncp, PQ, Q, CHW, sh, ph, NR, seg):
+    """Split columns ``j0 .. j0+nc`` into runs within one output row and one NR micro-panel.
+
+    Row ``i`` of ``seg``: first column (relative to ``j0``), length, offset of its sample in x,
+    input row of filter row 0 (``p*sh - ph``), first ``q``. Columns ``nc .. ncp`` (the zero
+    padding of the last micro-panel) get segments whose input row is never valid. Returns the
+    number of segments.
+    """
+    ns = 0
+    j = 0
+    while j < ncp:
+        room = NR - j % NR
+        if j < nc:
+            t = j0 + j
+            n = t // PQ
+            pq = t - n * PQ
+            p = pq // Q
+            q = pq - p * Q
+            L = min(Q - q, nc - j, room)
+            seg[ns, _XOFF] = n * CHW
+            seg[ns, _H0] = p * sh - ph
+            seg[ns, _Q0] = q
+        else:
+            L = min(ncp - j, room)
+            seg[ns, _XOFF] = 0
+            seg[ns, _H0] = -(1 << 40)  # no input row: zeros
+            seg[ns, _Q0] = 0
+        seg[ns, _COL] = j
+        seg[ns, _LEN] = L
+        ns += 1
+        j += L
+    return ns
+
+
+@njit(cache=True, nogil=True)
+def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp):
+    """Pack rows ``crs0 .. crs0+kc`` (of one group, first channel ``c0``) of the column matrix
+    over the block described by ``seg`` into ``bp``'s NR-column micro-panels.
+
+    Row ``(c, r, s)``, column (n, p, q): ``x[n, c, p*sh - ph + r*dh, q*sw - pw + s*dw]`` or 0 in
+    the padding. ``qlo[s] .. qhi[s]`` are the output columns whose input column is inside x.
+    Per segment and filter tap ``(r, s)`` the lanes to copy are the same for every channel, so
+    the channel loop is innermost (its rows are ``R*S`` apart in the panel, its planes ``H*W``
+    apart in x) and the masks are computed once for all channels.
+    """
+    MR, NR = _tile_shape(bp)
+    HW = H * W
+    RS = R * S
+    zero = bp.dtype.type(0)
+    for i in range(ns):
+        j = seg[i, _COL]
+        L = seg[i, _LEN]
+        q0 = seg[i, _Q0]
+        jp = j % NR  # the segment's first lane in its micro-panel
+        for rs in range(RS):
+            p = (rs - crs0 % RS + RS) % RS  # first row of the block with this tap
+            if p >= kc:
+                continue
+            r = rs // S
+            s = rs - r * S
+            h = seg[i, _H0] + r * dh
+            a = max(qlo[s] - q0, 0)  # valid k: a <= k < b, reading x[src + k*sw]
+            b = min(qhi[s] - q0, L)
+            if h < 0 or h >= H:
+                b = a
+            src = seg[i, _XOFF] + (c0 + (crs0 + p) // RS) * HW + h * W + q0 * sw + s * dw - pw
+            d = (j - jp) * kc + p * NR
+            # constant trip count and per-lane conditions: LLVM makes masked vector loads and
+            # stores of them (lanes outside the segment are left alone)
+            if sw == 1:
+                while p < kc:
+                    for jj in range(NR):
+                        k = jj - jp
+                        if 0 <= k < L:
+                            bp[uintp(d + jj)] = x[uintp(src + k)] if a <= k < b else zero
+                    p += RS
+                    d += RS * NR
+                    src += HW
+            else:
+                while p < kc:
+                    for jj in range(NR):
+                        k = jj - jp
+                        if 0 <= k < L:
+                            bp[uintp(d + jj)] = x[uintp(src + k * sw)] if a <= k < b else zero
+                    p += RS
+                    d += RS * NR
+                    src += HW
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize, scratch,
+                      kc_blk, nc_blk, parts):
+    """``y = conv(x, w) + beta * y`` (NCHW, flat C-ordered buffers), see the module docstring.
+
+    ``ap`` holds the packed filter (``G * mp * CgRS``); ``work`` ``parts`` slices of ``wsize``
+    (packed B panel, edge tile); ``scratch`` ``parts`` slices of ``Kg * nc_blk`` (blocks spanning
+    two samples). ``nc_blk`` is a multiple of NR.
+    """
+    MR, NR = _tile_shape(work)
+    t_ = y.dtype.type
+    one = t_(1)
+    beta = t_(beta)
+    Cg = C // G
+    Kg = K // G
+    CgRS = Cg * R * S
+    PQ = P * Q
+    mp = (Kg + MR - 1) // MR * MR
+    for gi in range(G):
+        for pc in range(0, CgRS, kc_blk):
+            _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
+    qlo = np.empty(S, np.int64)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    total = N * PQ
+    nblk = (total + nc_blk - 1) // nc_blk
+    per = (nblk + parts - 1) // parts
+    for t in prange(parts):
+        wk = work[t * wsize:(t + 1) * wsize]
+        bp = wk[:kc_blk * nc_blk]
+        ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
+        sc = t * Kg * nc_blk
+        seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
+        for blk in range(t * per, min(nblk, (t + 1) * per)):
+            j0 = blk * nc_blk
+            nc = min(nc_blk, total - j0)
+            ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, sh, ph, NR, seg)
+            n0 = j0 // PQ
+            cross = (j0 + nc - 1) // PQ != n0
+            for gi in range(G):
+                if cross:
+                    dst, doff, drs, b0 = scratch, sc, nc_blk, t_(0)
+                else:
+                    dst, doff, drs, b0 = y, (n0 * K + gi * Kg) * PQ + j0 - n0 * PQ, PQ, beta
+                for pc in range(0, CgRS, kc_blk):
+                    kc = min(kc_blk, CgRS - pc)
+                    _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp)
+                    _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, dst, doff, drs, 1, one,
+                                  b0 if pc == 0 else one, ct)
+                if cross:
+                    for k in range(Kg):
+                        for jj in range(nc):
+                            tt = j0 + jj
+                            n = tt // PQ
+                            o = (n * K + gi * Kg + k) * PQ + tt - n * PQ
+                            v = scratch[sc + k * nc_blk + jj]
+                            y[o] = v if beta == 0 else v + beta * y[o]
+
+
+def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
+    """``y = conv2d(x, w) + beta * y`` for C-contiguous NCHW arrays of one dtype and the
+    geometry ``g`` (:class:`numlin.nn.conv.Conv2dGeometry`), any stride, padding, dilation and
+    groups. Workspace: the packed filter plus one ``kc x NC_PIXELS`` panel per thread."""
+    dtype = y.dtype
+    ensure_fresh_cache(dtype, globals())
+    bl = blocking(dtype)
+    Cg, Kg = g.C // g.groups, g.K // g.groups
+    crs = Cg * g.R * g.S
+    kc = -(-crs // -(-crs // bl.kc))  # equal kc slices of at most bl.kc rows
+    nc = NC_PIXELS
+    nblk = -(-g.N * g.P * g.Q // nc)
+    work_fma = g.N * g.P * g.Q * g.K * crs
+    parts = max(1, min(get_num_threads(), nblk, work_fma // (64 * 64 * 64) or 1))
+    mp = -(-Kg // bl.mr) * bl.mr
+    ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
+    wsize = kc * nc + bl.mr * bl.nr
+    from ..._dispatch import parallel_guard
+
+    with parallel_guard():
+        conv2d_nchw_fused(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw,
+                          g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts),
+                          wsize, workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
