@@ -16,7 +16,7 @@ and uses no workspace.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
@@ -352,9 +352,18 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         raise ValueError(f"{op}: dy has shape {tuple(dy.shape)} but the convolution of x {tuple(x.shape)} "
                          f"with w {tuple(w.shape)} gives {g.y_shape}")
     db = k.im2col.channel_sum(dy, g.layout)
-    dx = k.im2col.zeros(g.x_shape, dtype) if need_dx else None
     if g.N == 0:  # an empty batch: zero gradients of the right shapes
-        return dx, k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db
+        return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
+                k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
+    dx = None
+    if need_dx and g.sh == g.sw == 1 and not g.pointwise and _fused_ok(k, g):
+        dx = k.empty(g.x_shape, dtype)  # a forward convolution of dy: no dcols, no col2im
+        k.implicit_gemm.conv2d_nchw_into(dy, _flipped_filter(w, g), dx, _dx_geometry(g), 0.0)
+        need_dx = False
+        if not need_dw:
+            return dx, None, db
+    elif need_dx:
+        dx = k.im2col.zeros(g.x_shape, dtype)
     dw = k.empty(g.w_shape, dtype) if need_dw else k.empty((0,), dtype)
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
     DY, DW = k.strided(dy, writable=False), k.strided(dw, writable=True)
@@ -384,7 +393,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
     have_cols = cols is not None and _single_chunk(g, budget)
     if not have_cols:
         cols = k.workspace(dtype, n_elems, "conv.cols")
-    dcols = k.workspace(dtype, n_elems, "conv.dcols")
+    dcols = k.workspace(dtype, n_elems if need_dx else 1, "conv.dcols")
     Cd, DCd = k.strided(cols, writable=True), k.strided(dcols, writable=True)
     first = True
     for n0, nb, p0, pc in _chunks(g, budget):
@@ -406,6 +415,24 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         if need_dx:
             k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
     return dx, dw if need_dw else None, db
+
+
+def _flipped_filter(w, g: Conv2dGeometry):
+    """``w (K, Cg, R, S)`` as the filter of dx's convolution: ``(C, Kg, R, S)`` with
+    ``w'[gi*Cg + c, k, r, s] = w[gi*Kg + k, c, R-1-r, S-1-s]`` (per group: channels swapped,
+    taps reversed), C-contiguous."""
+    G = g.groups
+    wg = w.reshape(G, g.K // G, g.C // G, g.R, g.S)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(g.C, g.K // G, g.R, g.S)
+
+
+def _dx_geometry(g: Conv2dGeometry) -> Conv2dGeometry:
+    """For stride 1: ``dx = conv(dy, _flipped_filter(w))`` with input P x Q, output H x W and
+    padding ``dh*(R-1) - ph0`` etc. (dx[h] takes dy[p] for ``p = h + ph0 - r*dh``; a negative
+    padding only crops)."""
+    th, tw = g.dh * (g.R - 1), g.dw * (g.S - 1)
+    return replace(g, C=g.K, H=g.P, W=g.Q, K=g.C, P=g.H, Q=g.W, ph0=th - g.ph0, ph1=th - g.ph1, pw0=tw - g.pw0,
+                   pw1=tw - g.pw1)
 
 
 def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:

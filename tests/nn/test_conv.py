@@ -159,6 +159,23 @@ def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc):
         _check(y, np.asarray(nl.conv2d(x, w, bias, **kw), np.float64), scale, _tol(dtype, red))
 
 
+@pytest.mark.parametrize("cfg", [c for c in FUSED_CASES if c[7] == 1])
+def test_dx_as_a_forward_convolution(rng, monkeypatch, cfg):
+    """Stride 1: dx is the implicit-GEMM convolution of dy with the flipped, channel-swapped
+    filter (padding dh*(R-1) - ph0 per side, negative for padding 3 with a 3x3 kernel)."""
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, _ = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, np.float64)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = rng.standard_normal(conv2d_ref(x, w, **kw)["y"].shape)
+    ref = conv2d_ref(x, w, dy=dy, **kw)
+    scale = np.abs(dy).max() * np.abs(w).max() * K * R * S
+    for fused in (True, False):
+        monkeypatch.setattr(conv_mod, "FUSED", fused)
+        dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
+        _check(dx, ref["dx"], scale, _tol(np.float64, K * R * S))
+        _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * dy.size, _tol(np.float64, dy.size))
+
+
 def test_chunks_stay_under_the_cap():
     g = conv_mod.geometry("t", (8, 64, 56, 56), (3, 3), padding=1)
     budget = 2**20
