@@ -355,18 +355,24 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
     if g.N == 0:  # an empty batch: zero gradients of the right shapes
         return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
-    dx = None
-    if need_dx and g.sh == g.sw == 1 and not g.pointwise and _fused_ok(k, g):
-        dx = k.empty(g.x_shape, dtype)  # a forward convolution of dy: no dcols, no col2im
-        k.implicit_gemm.conv2d_nchw_into(dy, _flipped_filter(w, g), dx, _dx_geometry(g), 0.0)
-        need_dx = False
-        if not need_dw:
-            return dx, None, db
-    elif need_dx:
+    dx = dw = None
+    if _fused_ok(k, g) and not g.pointwise:  # implicit GEMMs: no column matrices
+        if need_dx and g.sh == g.sw == 1:  # a forward convolution of dy
+            dx = k.empty(g.x_shape, dtype)
+            k.implicit_gemm.conv2d_nchw_into(dy, _flipped_filter(w, g), dx, _dx_geometry(g), 0.0)
+            need_dx = False
+        if need_dw:
+            dw = k.empty(g.w_shape, dtype)
+            k.implicit_gemm.conv2d_nchw_dw_into(x, dy, dw, g, 0.0)
+            need_dw = False
+        if not need_dx:
+            return dx, dw, db
+    if need_dx:
         dx = k.im2col.zeros(g.x_shape, dtype)
-    dw = k.empty(g.w_shape, dtype) if need_dw else k.empty((0,), dtype)
+    if need_dw:
+        dw = k.empty(g.w_shape, dtype)
     X, Wd = k.strided(x, writable=False), k.strided(w, writable=False)
-    DY, DW = k.strided(dy, writable=False), k.strided(dw, writable=True)
+    DY, DW = k.strided(dy, writable=False), k.strided(dw if need_dw else k.empty((0,), dtype), writable=True)
     ops = _Operands(g, X, Wd, DY)
     # NHWC: dW as per-group matrices over dw's buffer, laid out as ops.w_mat() is over w's
     dW = _view(DW, 0, ops.w_mat().shape, ops.w_mat().strides)
@@ -387,7 +393,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
             if need_dx:
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DXm, 1.0, 0.0)
-        return dx, dw if need_dw else None, db
+        return dx, dw, db
     budget = max(1, WORKSPACE_BYTES // 2 // np.dtype(dtype).itemsize)
     n_elems = _chunk_elems(g, budget)
     have_cols = cols is not None and _single_chunk(g, budget)
@@ -414,7 +420,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
                 k.gemm.matmul_into(DYm, _swap(ops.w_mat()), DCm, 1.0, 0.0)  # dcols = dY Wᵀ
         if need_dx:
             k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
-    return dx, dw if need_dw else None, db
+    return dx, dw, db
 
 
 def _flipped_filter(w, g: Conv2dGeometry):

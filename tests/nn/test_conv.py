@@ -159,21 +159,29 @@ def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc):
         _check(y, np.asarray(nl.conv2d(x, w, bias, **kw), np.float64), scale, _tol(dtype, red))
 
 
-@pytest.mark.parametrize("cfg", [c for c in FUSED_CASES if c[7] == 1])
-def test_dx_as_a_forward_convolution(rng, monkeypatch, cfg):
-    """Stride 1: dx is the implicit-GEMM convolution of dy with the flipped, channel-swapped
-    filter (padding dh*(R-1) - ph0 per side, negative for padding 3 with a 3x3 kernel)."""
+@pytest.mark.parametrize("cfg", FUSED_CASES + [
+    (2, 60, 5, 6, 7, 3, 3, 1, 1, 1, 1),   # C*R*S = 540: two column blocks of the filter gradient
+    (3, 3, 20, 20, 5, 3, 3, 1, 1, 1, 1),  # 400 pixels per sample: two depth blocks, 3 samples
+])
+def test_implicit_gemm_backward(rng, monkeypatch, cfg):
+    """dw from x without columns; for stride 1, dx as the implicit-GEMM convolution of dy with the
+    flipped, channel-swapped filter (padding dh*(R-1) - ph0 per side, negative for padding 3
+    with a 3x3 kernel)."""
     N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
     x, w, _ = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, np.float64)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     dy = rng.standard_normal(conv2d_ref(x, w, **kw)["y"].shape)
     ref = conv2d_ref(x, w, dy=dy, **kw)
-    scale = np.abs(dy).max() * np.abs(w).max() * K * R * S
+    npix = dy.size // K
     for fused in (True, False):
         monkeypatch.setattr(conv_mod, "FUSED", fused)
         dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
-        _check(dx, ref["dx"], scale, _tol(np.float64, K * R * S))
-        _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * dy.size, _tol(np.float64, dy.size))
+        _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * K * R * S, _tol(np.float64, K * R * S))
+        _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * npix, _tol(np.float64, npix))
+        for need_dx, need_dw in ((True, False), (False, True)):
+            got = conv_mod._conv2d_backward(dy, x, w, need_dx=need_dx, need_dw=need_dw, **kw)
+            assert (got[0] is None) != need_dx and (got[1] is None) != need_dw
+            np.testing.assert_allclose(got[0] if need_dx else got[1], dx if need_dx else dw, rtol=1e-12, atol=1e-12)
 
 
 def test_chunks_stay_under_the_cap():

@@ -34,10 +34,12 @@ from .blocking import blocking
 from .gemm import _macro_kernel, _pack_a, _tile_shape, _vector_width, ensure_fresh_cache, workspace
 from .im2col import _q_range
 
-__all__ = ["conv2d_nchw_into", "NC_PIXELS"]
+__all__ = ["conv2d_nchw_into", "conv2d_nchw_dw_into", "NC_PIXELS", "DW_NC"]
 
 #: output pixels per packed B block (a multiple of NR): ``kc x NC_PIXELS`` values stay in L2
 NC_PIXELS = 128
+#: filter-gradient columns (filter rows C*R*S) per packed panel of ``colsᵀ`` (a multiple of NR)
+DW_NC = 512
 
 @njit(cache=True)
 def _compiled_tile(buf):
@@ -198,6 +200,127 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
                             o = (n * K + gi * Kg + k) * PQ + tt - n * PQ
                             v = scratch[sc + k * nc_blk + jj]
                             y[o] = v if beta == 0 else v + beta * y[o]
+
+
+@njit(cache=True, nogil=True)
+def _pack_bt_conv(x, seg, ns, kc, crs0, ncols, C0, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp):
+    """Pack the transposed column matrix ``colsᵀ`` (pixels x C*R*S) of the ``kc`` pixels in
+    ``seg`` (:func:`_pixel_segments` over one sample) into one NR-column micro-panel,
+    ``bp[i*NR + j]`` = column ``crs0 + j`` (of a group whose first channel is ``C0``) at pixel
+    ``i``; columns from ``ncols`` on are zeros. Each column is copied along the pixels (runs of
+    x along its rows, stride NR in the panel), so the padding bounds are worked out per segment.
+    """
+    MR, NR = _tile_shape(bp)
+    HW = H * W
+    RS = R * S
+    zero = bp.dtype.type(0)
+    for j in range(NR):
+        if j >= ncols:
+            for i in range(kc):
+                bp[uintp(i * NR + j)] = zero
+            continue
+        crs = crs0 + j
+        c = crs // RS
+        r = (crs - c * RS) // S
+        s = crs - c * RS - r * S
+        lo_s = qlo[s]
+        hi_s = qhi[s]
+        for k in range(ns):
+            i0 = seg[k, _COL]
+            L = seg[k, _LEN]
+            q0 = seg[k, _Q0]
+            h = seg[k, _H0] + r * dh
+            a = min(max(lo_s - q0, 0), L)
+            b = max(min(hi_s - q0, L), a)
+            if h < 0 or h >= H:
+                a = b = L
+            src = seg[k, _XOFF] + (C0 + c) * HW + h * W + q0 * sw + s * dw - pw
+            d = i0 * NR + j
+            for i in range(a):
+                bp[uintp(d + i * NR)] = zero
+            for i in range(a, b):
+                bp[uintp(d + i * NR)] = x[uintp(src + i * sw)]
+            for i in range(b, L):
+                bp[uintp(d + i * NR)] = zero
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, tmp, work, wsize,
+                         kc_blk, nc_blk, parts):
+    """Filter gradient ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` per group (NCHW, flat buffers),
+    the columns packed from x (:func:`_pack_bt_conv`), dy packed as A (:func:`.gemm._pack_a`).
+
+    The GEMM is ``Kg x CgRS`` with the pixels of all samples as its depth: ``parts`` threads take
+    a run of samples each, thread 0 accumulating into ``gw``, the others into their slice of
+    ``tmp`` (``G*K*CgRS`` values each), added to ``gw`` at the end. The depth is blocked by
+    ``kc_blk`` pixels within a sample, the columns by ``nc_blk`` (a multiple of NR).
+    """
+    MR, NR = _tile_shape(work)
+    t_ = gw.dtype.type
+    one = t_(1)
+    beta = t_(beta)
+    Cg = C // G
+    Kg = K // G
+    RS = R * S
+    CgRS = Cg * RS
+    PQ = P * Q
+    HW = H * W
+    mp = (Kg + MR - 1) // MR * MR
+    qlo = np.empty(S, np.int64)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    per = (N + parts - 1) // parts
+    for t in prange(parts):
+        wk = work[t * wsize:(t + 1) * wsize]
+        ap = wk[:mp * kc_blk]
+        bp = wk[mp * kc_blk:mp * kc_blk + kc_blk * nc_blk]
+        ct = wk[mp * kc_blk + kc_blk * nc_blk:mp * kc_blk + kc_blk * nc_blk + MR * NR]
+        lo = t * per
+        hi = min(N, lo + per)
+        seg = np.empty((kc_blk + 2, 5), np.int64)
+        for gi in range(G):
+            if t == 0:  # one macro-kernel call site below
+                dst, doff, b0 = gw, gi * Kg * CgRS, beta
+            else:
+                dst, doff, b0 = tmp, ((t - 1) * G + gi) * Kg * CgRS, t_(0)
+            for jc in range(0, CgRS, nc_blk):
+                nc = min(nc_blk, CgRS - jc)
+                for n in range(lo, hi):
+                    for t0 in range(0, PQ, kc_blk):
+                        kc = min(kc_blk, PQ - t0)
+                        _pack_a(dy, (n * K + gi * Kg) * PQ + t0, PQ, 1, Kg, kc, ap)
+                        ns = _pixel_segments(n * PQ + t0, kc, kc, PQ, Q, C * HW, sh, ph, kc, seg)
+                        for jr in range(0, nc, NR):
+                            _pack_bt_conv(x, seg, ns, kc, jc + jr, min(NR, CgRS - jc - jr), gi * Cg, H, W, R, S, sw,
+                                          pw, dh, dw, qlo, qhi, bp[jr * kc:])
+                        _macro_kernel(kc, Kg, nc, ap, bp, dst, doff + jc, CgRS, 1, one,
+                                      b0 if n == lo and t0 == 0 else one, ct)
+    size = G * Kg * CgRS
+    for t in range(1, parts):
+        if t * per < N:
+            for i in prange(size):
+                gw[i] += tmp[(t - 1) * size + i]
+
+
+def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: float) -> None:
+    """``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (the filter gradient, NCHW, C-contiguous
+    arrays of one dtype) without a column matrix. Parallel over samples (one thread for N = 1)."""
+    from ..._dispatch import parallel_guard
+
+    dtype = gw.dtype
+    ensure_fresh_cache(dtype, globals())
+    bl = blocking(dtype)
+    Kg = g.K // g.groups
+    mp = -(-Kg // bl.mr) * bl.mr
+    kc, nc = bl.kc, DW_NC
+    parts = max(1, min(get_num_threads(), g.N))
+    wsize = mp * kc + kc * nc + bl.mr * bl.nr
+    tmp = workspace(dtype, max(1, (parts - 1) * g.K * (g.C // g.groups) * g.R * g.S), "gemm.sum")
+    with parallel_guard():
+        conv2d_nchw_dw_fused(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh,
+                             g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp,
+                             workspace(dtype, wsize * parts), wsize, kc, nc, parts)
 
 
 def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
