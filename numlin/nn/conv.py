@@ -12,6 +12,12 @@ It is bounded by :data:`WORKSPACE_BYTES` (default 64 MiB, environment variable
 whose columns exceed the cap in chunks of output rows. The backward pass splits the cap between
 the columns of ``x`` and those of ``dx``. A 1x1, stride-1, unpadded convolution is a plain GEMM
 and uses no workspace.
+
+CPU, NCHW (``_fused_ok``): no column matrix at all, so the cap does not apply. The forward pass,
+the filter gradient and (stride 1) the input gradient are implicit GEMMs that pack their panels
+straight from ``x`` / ``dy`` (``kernels.cpu.implicit_gemm``); ``dx`` is the forward convolution
+of ``dy`` with the flipped, channel-swapped filter. NHWC, the GPU and the input gradient of a
+strided convolution keep im2col + GEMM (+ col2im).
 """
 from __future__ import annotations
 
@@ -259,7 +265,8 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
     Notes
     -----
     Non-contiguous inputs are copied to C order first. The column workspace is capped by
-    :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely.
+    :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely, and so
+    does NCHW on the CPU (an implicit GEMM, see the module docstring).
     """
     op = "conv2d"
     if any(type(t).__module__ == "numlin.autodiff.tensor" for t in (x, w, bias)):
@@ -273,7 +280,8 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
 def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv_args) -> tuple:
     """:func:`conv2d` returning ``(y, cols)``. With ``keep_cols`` (autodiff) and a column matrix
     that fits half the workspace cap in one chunk, ``cols`` is a fresh array holding it, for
-    :func:`_conv2d_backward` to reuse instead of running im2col again; otherwise None."""
+    :func:`_conv2d_backward` to reuse instead of running im2col again; otherwise (and on the
+    implicit-GEMM path, which has no columns) None."""
     op = "conv2d"
     k, arrs, dtype, g = _prepare(op, {"x": x, "w": w, "bias": bias}, **conv_args)
     x, w, bias = arrs["x"], arrs["w"], arrs["bias"]

@@ -1,4 +1,4 @@
-"""NCHW convolution forward as an implicit GEMM: im2col fused into the packing of B.
+"""NCHW convolution forward and filter gradient as implicit GEMMs: im2col fused into packing.
 
 ``y[n] (K x PQ) = W (K x CRS) @ cols[n] (CRS x PQ)`` per group, without a column matrix: the
 pixels of all samples form one column index ``t = n*P*Q + p*Q + q``, cut into blocks of
@@ -16,14 +16,22 @@ MR-row micro-panels: the A operand the macro-kernel expects for ``mc = Kg``.
 Packing B: a block's columns are split into *segments* (rows of the table from
 :func:`_pixel_segments`) of consecutive ``q`` in one output row of one sample and one NR-wide
 micro-panel, so every row ``(c, r, s)`` of the panel is, per segment, a zero run, a run of x
-along its row (unit stride when ``sw == 1``) and a zero run. The valid ``q`` range of each ``s``
-is precomputed, so packing a row does no division.
-
-Numba caches these kernels with this file's timestamp: after editing :mod:`.gemm`'s macro- or
-micro-kernel, clear the cache (the register tile itself is checked, as in :mod:`.gemm`).
+along its row (unit stride when ``sw == 1``) and a zero run: one masked vector copy of NR lanes.
+The lanes are the same for every channel of a tap ``(r, s)``, so the channel loop is innermost
+and the masks are built once per segment and tap (a row-by-row version spent ~50 cycles per
+segment and row and made packing 40 % of the time at K = 64; now ~10 %).
 
 A block whose columns span two samples is not one strided matrix of y: the macro-kernel writes it
 to a ``Kg x nc_blk`` scratch matrix, scattered into y afterwards (a few blocks per call).
+
+Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
+the pixels being the GEMM's depth. dY is packed as A, ``colsᵀ`` panels (``kc`` pixels x NR
+filter rows) from x, column by column along runs of pixels (:func:`_pack_bt_conv`, scalar:
+a transpose). The input gradient of a stride-1 convolution is :func:`conv2d_nchw_into` on dy
+(see :mod:`numlin.nn.conv`).
+
+Numba caches these kernels with this file's timestamp: after editing :mod:`.gemm`'s macro- or
+micro-kernel, clear the cache (the register tile itself is checked, as in :mod:`.gemm`).
 """
 from __future__ import annotations
 
