@@ -304,7 +304,7 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
         return y, None
-    if _fused_ok(k, g):  # implicit GEMM: no column matrix, no workspace cap
+    if _fused_ok(k, g, g.C // g.groups):  # implicit GEMM: no column matrix, no workspace cap
         k.implicit_gemm.conv2d_nchw_into(x, w, y, g, beta)
         return y, None
     budget = max(1, WORKSPACE_BYTES // np.dtype(dtype).itemsize)
@@ -322,14 +322,19 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
     return y, (cols if keep else None)
 
 
-#: NCHW forward on the CPU by the implicit GEMM (im2col fused into B's packing); off: im2col +
-#: GEMM in workspace-capped chunks (for A/B timing)
+#: NCHW on the CPU by implicit GEMMs (im2col fused into the packing); off: im2col + GEMM in
+#: workspace-capped chunks (for A/B timing)
 FUSED = os.environ.get("NUMLIN_CONV_FUSED", "1") != "0"
+#: fewest channels per group (of the convolved input) for the implicit GEMM: its packing costs
+#: ~30 cycles per run of pixels and filter tap, shared by the channels (with 1-4 channels im2col
+#: + GEMM was up to 2.4x faster, from 8 on the implicit GEMM; benchmarks/README.md)
+FUSED_MIN_CHANNELS = 8
 
 
-def _fused_ok(k, g: Conv2dGeometry) -> bool:
-    """Whether the backend has the implicit-GEMM forward (the CPU one) and it applies (NCHW)."""
-    return FUSED and g.layout == "NCHW" and hasattr(k, "implicit_gemm")
+def _fused_ok(k, g: Conv2dGeometry, channels: int) -> bool:
+    """Whether the backend has the implicit GEMMs (the CPU one) and they apply: NCHW, and
+    ``channels`` (per group, of the input being unfolded) at least ``FUSED_MIN_CHANNELS``."""
+    return FUSED and g.layout == "NCHW" and hasattr(k, "implicit_gemm") and channels >= FUSED_MIN_CHANNELS
 
 
 def _single_chunk(g: Conv2dGeometry, budget_elems: int) -> bool:
@@ -364,16 +369,16 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
     dx = dw = None
-    if _fused_ok(k, g) and not g.pointwise:  # implicit GEMMs: no column matrices
-        if need_dx and g.sh == g.sw == 1:  # a forward convolution of dy
+    if not g.pointwise:  # implicit GEMMs: no column matrices
+        if need_dx and g.sh == g.sw == 1 and _fused_ok(k, g, g.K // g.groups):  # a forward convolution of dy
             dx = k.empty(g.x_shape, dtype)
             k.implicit_gemm.conv2d_nchw_into(dy, _flipped_filter(w, g), dx, _dx_geometry(g), 0.0)
             need_dx = False
-        if need_dw:
+        if need_dw and _fused_ok(k, g, g.C // g.groups):
             dw = k.empty(g.w_shape, dtype)
             k.implicit_gemm.conv2d_nchw_dw_into(x, dy, dw, g, 0.0)
             need_dw = False
-        if not need_dx:
+        if not (need_dx or need_dw):
             return dx, dw, db
     if need_dx:
         dx = k.im2col.zeros(g.x_shape, dtype)

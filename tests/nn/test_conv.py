@@ -145,6 +145,7 @@ def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc):
     from numlin.kernels.cpu import implicit_gemm
 
     monkeypatch.setattr(implicit_gemm, "NC_PIXELS", nc)
+    monkeypatch.setattr(conv_mod, "FUSED_MIN_CHANNELS", 1)
     N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
     x, w, b = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -173,6 +174,7 @@ def test_implicit_gemm_backward(rng, monkeypatch, cfg):
     dy = rng.standard_normal(conv2d_ref(x, w, **kw)["y"].shape)
     ref = conv2d_ref(x, w, dy=dy, **kw)
     npix = dy.size // K
+    monkeypatch.setattr(conv_mod, "FUSED_MIN_CHANNELS", 1)
     for fused in (True, False):
         monkeypatch.setattr(conv_mod, "FUSED", fused)
         dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
