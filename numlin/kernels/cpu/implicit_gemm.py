@@ -2,7 +2,7 @@
 
 ``y[n] (K x PQ) = W (K x CRS) @ cols[n] (CRS x PQ)`` per group, without a column matrix: the
 pixels of all samples form one column index ``t = n*P*Q + p*Q + q``, cut into blocks of
-``nc_blk`` columns, a contiguous run of blocks per thread. For each block and each ``kc``-row
+``nc_blk`` columns, a contiguous run of blocks per thread (an equal share of NR-wide panels). For each block and each ``kc``-row
 slice of ``CRS`` the thread packs the ``kc x nc`` panel of B straight from ``x`` into the GEMM's
 packed layout (``bp[panel*NR*kc + p*NR + j]``, see :mod:`.gemm`), then runs the GEMM's
 macro-kernel on it against the filter, which is packed once per call (``K x CRS`` is small). x
@@ -176,17 +176,17 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
     for s in range(S):
         qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
     total = N * PQ
-    nblk = (total + nc_blk - 1) // nc_blk
-    per = (nblk + parts - 1) // parts
+    npan = (total + NR - 1) // NR
     for t in prange(parts):
         wk = work[t * wsize:(t + 1) * wsize]
         bp = wk[:kc_blk * nc_blk]
         ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
         sc = t * Kg * nc_blk
         seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
-        for blk in range(t * per, min(nblk, (t + 1) * per)):
-            j0 = blk * nc_blk
-            nc = min(nc_blk, total - j0)
+        # the thread's columns: an equal share of the NR-wide micro-panels (not of the blocks)
+        t_end = min(total, (npan * (t + 1) // parts) * NR)
+        for j0 in range(npan * t // parts * NR, t_end, nc_blk):
+            nc = min(nc_blk, t_end - j0)
             ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, sh, ph, NR, seg)
             n0 = j0 // PQ
             cross = (j0 + nc - 1) // PQ != n0
@@ -342,9 +342,9 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     crs = Cg * g.R * g.S
     kc = -(-crs // -(-crs // bl.kc))  # equal kc slices of at most bl.kc rows
     nc = NC_PIXELS
-    nblk = -(-g.N * g.P * g.Q // nc)
+    npan = -(-g.N * g.P * g.Q // bl.nr)
     work_fma = g.N * g.P * g.Q * g.K * crs
-    parts = max(1, min(get_num_threads(), nblk, work_fma // (64 * 64 * 64) or 1))
+    parts = max(1, min(get_num_threads(), npan, work_fma // (64 * 64 * 64) or 1))
     mp = -(-Kg // bl.mr) * bl.mr
     ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
     wsize = kc * nc + bl.mr * bl.nr
