@@ -1,8 +1,8 @@
 """NCHW convolution forward and filter gradient as implicit GEMMs: im2col fused into packing.
 
 ``y[n] (K x PQ) = W (K x CRS) @ cols[n] (CRS x PQ)`` per group, without a column matrix: the
-pixels of all samples form one column index ``t = n*P*Q + p*Q + q``, cut into blocks of
-``nc_blk`` columns, a contiguous run of blocks per thread (an equal share of NR-wide panels). For each block and each ``kc``-row
+pixels of all samples form one column index ``t = n*P*Q + p*Q + q``; each thread takes an equal
+share of its NR-wide panels, in blocks of ``nc_blk`` columns. For each block and each ``kc``-row
 slice of ``CRS`` the thread packs the ``kc x nc`` panel of B straight from ``x`` into the GEMM's
 packed layout (``bp[panel*NR*kc + p*NR + j]``, see :mod:`.gemm`), then runs the GEMM's
 macro-kernel on it against the filter, which is packed once per call (``K x CRS`` is small). x
@@ -48,6 +48,7 @@ __all__ = ["conv2d_nchw_into", "conv2d_nchw_dw_into", "NC_PIXELS", "DW_NC"]
 NC_PIXELS = 128
 #: filter-gradient columns (filter rows C*R*S) per packed panel of ``colsᵀ`` (a multiple of NR)
 DW_NC = 512
+
 
 @njit(cache=True)
 def _compiled_tile(buf):
@@ -260,7 +261,7 @@ def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw,
 
     The GEMM is ``Kg x CgRS`` with the pixels of all samples as its depth: ``parts`` threads take
     a run of samples each, thread 0 accumulating into ``gw``, the others into their slice of
-    ``tmp`` (``G*K*CgRS`` values each), added to ``gw`` at the end. The depth is blocked by
+    ``tmp`` (``K*CgRS`` values each), added to ``gw`` at the end. The depth is blocked by
     ``kc_blk`` pixels within a sample, the columns by ``nc_blk`` (a multiple of NR).
     """
     MR, NR = _tile_shape(work)
