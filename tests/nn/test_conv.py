@@ -133,8 +133,8 @@ FUSED_CASES = [
     (1, 6, 5, 5, 6, 3, 3, 1, 1, 1, 6),                  # depthwise
     (2, 29, 6, 9, 9, 3, 3, 1, 1, 1, 1),                 # C*R*S = 261: two kc slices, one mid-channel
     (1, 2, 4, 5, 3, 3, 3, 1, 3, 1, 1),                  # whole rows and columns of padding
-    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),                  # one pixel
-    (3, 8, 6, 6, 4, 1, 1, 2, 0, 1, 2),                  # 1x1 with stride
+    (1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1),                  # one pixel in, one out
+    (3, 8, 6, 6, 4, 1, 2, 2, 0, 1, 2),                  # 1x2 with stride 2
 ]
 
 

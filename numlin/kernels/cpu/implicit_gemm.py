@@ -140,12 +140,16 @@ def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi,
                     p += RS
                     d += RS * NR
                     src += HW
-            else:
+            else:  # strided reads: LLVM would not vectorise them (gathers), so plain runs
+                a = min(a, L)
+                b = max(b, a)
                 while p < kc:
-                    for jj in range(NR):
-                        k = jj - jp
-                        if 0 <= k < L:
-                            bp[uintp(d + jj)] = x[uintp(src + k * sw)] if a <= k < b else zero
+                    for k in range(a):
+                        bp[uintp(d + jp + k)] = zero
+                    for k in range(a, b):
+                        bp[uintp(d + jp + k)] = x[uintp(src + k * sw)]
+                    for k in range(b, L):
+                        bp[uintp(d + jp + k)] = zero
                     p += RS
                     d += RS * NR
                     src += HW
@@ -201,14 +205,18 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
                     _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp)
                     _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, dst, doff, drs, 1, one,
                                   b0 if pc == 0 else one, ct)
-                if cross:
-                    for k in range(Kg):
-                        for jj in range(nc):
-                            tt = j0 + jj
-                            n = tt // PQ
-                            o = (n * K + gi * Kg + k) * PQ + tt - n * PQ
-                            v = scratch[sc + k * nc_blk + jj]
-                            y[o] = v if beta == 0 else v + beta * y[o]
+                if cross:  # scatter the block's columns, a run per sample
+                    jj = 0
+                    while jj < nc:
+                        n = (j0 + jj) // PQ
+                        run = min(nc - jj, (n + 1) * PQ - j0 - jj)
+                        for k in range(Kg):
+                            o = (n * K + gi * Kg + k) * PQ + j0 + jj - n * PQ
+                            src = sc + k * nc_blk + jj
+                            for u in range(run):
+                                v = scratch[src + u]
+                                y[o + u] = v if beta == 0 else v + beta * y[o + u]
+                        jj += run
 
 
 @njit(cache=True, nogil=True)
