@@ -203,10 +203,8 @@ def bench_conv(rng, reps, log) -> list[dict]:
         # where the time goes: the implicit GEMM with each tile shape, the old im2col + GEMM
         # forward, and the backward's two halves (dx by the implicit GEMM on dy; dW by the
         # split-K implicit GEMM, and by im2col + GEMM as before)
-        from numlin.kernels.cuda import im2col as ic
         from numlin.nn import conv as cv
 
-        g = cv.geometry("conv2d", tuple(x.shape), (), padding=1, w_shape=tuple(w.shape))
         parts = {}
         gather = cg.gather_into
         for label, tile in (("short", cg.tiles(np.float32, 64)), ("long", cg.tiles(np.float32))):
@@ -217,23 +215,19 @@ def bench_conv(rng, reps, log) -> list[dict]:
                 log(f"  implicit {label} tiles failed: {type(exc).__name__}: {exc}")
             finally:
                 cg.gather_into = gather
-        implicit = ic.implicit_forward
+        fused, cv.FUSED = cv.FUSED, False  # the im2col + GEMM path, as before the implicit GEMMs
         try:
-            ic.implicit_forward = lambda *a: False
             parts["fwd_explicit_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, padding=1), reps)
             y_ex = nl.conv2d(dx_, dw_, db_, padding=1)
             parts["explicit_rel_err"] = float((torch.as_tensor(y_ex, device="cuda").double() - ref).norm() / ref.norm())
-        finally:
-            ic.implicit_forward = implicit
-        parts["bwd_dx_ms"] = _events_ms(lambda: ic.implicit_dx(ddy, dw_, g), reps)
-        parts["bwd_dw_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
-        implicit_dw = ic.implicit_dw
-        try:
-            ic.implicit_dw = lambda *a: None
             parts["bwd_dw_explicit_ms"] = _events_ms(
                 lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
+            parts["bwd_dx_explicit_ms"] = _events_ms(
+                lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dw=False, padding=1), reps)
         finally:
-            ic.implicit_dw = implicit_dw
+            cv.FUSED = fused
+        parts["bwd_dx_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dw=False, padding=1), reps)
+        parts["bwd_dw_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
         log("  " + f"{hw}x{hw} {c}->{k} parts: " + ", ".join(f"{kk} {v:.3g}" for kk, v in parts.items()))
         row = {"layer": f"{hw}x{hw} {c}->{k}", **parts, "fwd_numlin_ms": t_nl, "fwd_cudnn_ms": t_cd, "fwd_ratio": t_cd / t_nl,
                "fwd_numlin_tflops": flops / t_nl / 1e9, "fwd_cudnn_tflops": flops / t_cd / 1e9,

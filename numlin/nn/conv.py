@@ -13,16 +13,18 @@ whose columns exceed the cap in chunks of output rows. The backward pass splits 
 the columns of ``x`` and those of ``dx``. A 1x1, stride-1, unpadded convolution is a plain GEMM
 and uses no workspace.
 
-A backend may skip the column buffer (``k.im2col.implicit_forward`` / ``implicit_dx``): on the
-GPU an NCHW forward pass is one implicit-GEMM launch that gathers the columns from ``x`` inside
-the GEMM kernel, and a stride-1 input gradient is that same kind of convolution of ``dy`` with
-the flipped, transposed filter, and the filter gradient gathers the columns the same way with
-the pixels on the GEMM's reduction axis. The CPU backend has no such path: im2col + GEMM.
+Implicit GEMMs (``k.implicit_gemm``, both backends, where ``applies(geometry)``): NCHW
+convolutions mostly run without a column matrix, so the cap does not apply to them. The forward
+pass and the filter gradient gather their columns from ``x`` inside the GEMM (the CPU packs its
+B panels straight from ``x``; the GPU's kernel reads its B tiles through index tables), and the
+input gradient of a stride-1 convolution is the forward convolution of ``dy`` with the flipped,
+channel-swapped filter (:func:`_dx_geometry`). NHWC, 1x1 and few-channel convolutions on the
+CPU (its ``applies``), and the input gradient of a strided one keep im2col + GEMM (+ col2im).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
@@ -35,6 +37,9 @@ __all__ = ["conv2d", "conv2d_backward", "im2col", "col2im", "geometry", "Conv2dG
 
 #: cap on the im2col workspace per call, in bytes
 WORKSPACE_BYTES = int(float(os.environ.get("NUMLIN_CONV_WORKSPACE_MB", "64")) * 2**20)
+#: implicit GEMMs where the backend's ``implicit_gemm.applies`` (``NUMLIN_CONV_FUSED=0``: always
+#: im2col + GEMM in workspace-capped chunks, for A/B timing)
+FUSED = os.environ.get("NUMLIN_CONV_FUSED", "1") != "0"
 
 IntPair = Union[int, tuple]
 
@@ -265,7 +270,8 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
     Notes
     -----
     Non-contiguous inputs are copied to C order first. The column workspace is capped by
-    :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely.
+    :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely, and so
+    do most NCHW convolutions (implicit GEMMs, see the module docstring).
     """
     if any(type(t).__module__ == "numlin.autodiff.tensor" for t in (x, w, bias)):
         from ..autodiff.ops import conv2d as tensor_conv2d
@@ -278,7 +284,8 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
 def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv_args) -> tuple:
     """:func:`conv2d` returning ``(y, cols)``. With ``keep_cols`` (autodiff) and a column matrix
     that fits half the workspace cap in one chunk, ``cols`` is a fresh array holding it, for
-    :func:`_conv2d_backward` to reuse instead of running im2col again; otherwise None."""
+    :func:`_conv2d_backward` to reuse instead of running im2col again; otherwise (and on the
+    implicit-GEMM path, which has no columns) None."""
     op = "conv2d"
     k, arrs, dtype, g = _prepare(op, {"x": x, "w": w, "bias": bias}, **conv_args)
     x, w, bias = arrs["x"], arrs["w"], arrs["bias"]
@@ -301,7 +308,8 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
         return y, None
-    if k.im2col.implicit_forward(x, w, y, g, beta):  # the backend gathers the columns itself
+    if _implicit(k, g):  # no column matrix, no workspace cap
+        k.implicit_gemm.conv2d_nchw_into(x, w, y, g, beta)
         return y, None
     budget = max(1, WORKSPACE_BYTES // np.dtype(dtype).itemsize)
     keep = keep_cols and _single_chunk(g, budget // 2)
@@ -350,9 +358,13 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
     dx = dw = None
-    if not g.pointwise:  # the backend's column-free gradients where it has them (else None)
-        dx = k.im2col.implicit_dx(dy, w, g) if need_dx else None
-        dw = k.im2col.implicit_dw(dy, x, g) if need_dw else None
+    if not g.pointwise:  # implicit GEMMs: no column matrices
+        if need_dx and g.sh == g.sw == 1 and _implicit(k, _dx_geometry(g)):  # a forward conv of dy
+            dx = k.empty(g.x_shape, dtype)
+            k.implicit_gemm.conv2d_nchw_into(dy, k.implicit_gemm.flipped_filter(w, g), dx, _dx_geometry(g), 0.0)
+        if need_dw and _implicit(k, g):
+            dw = k.empty(g.w_shape, dtype)
+            k.implicit_gemm.conv2d_nchw_dw_into(x, dy, dw, g, 0.0)
     # what is left for im2col / GEMM / col2im
     todo_dx, todo_dw = need_dx and dx is None, need_dw and dw is None
     if not (todo_dx or todo_dw):
@@ -415,6 +427,19 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         if todo_dx:
             k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
     return dx, dw, db
+
+
+def _implicit(k, g: Conv2dGeometry) -> bool:
+    return FUSED and k.implicit_gemm.applies(g)
+
+
+def _dx_geometry(g: Conv2dGeometry) -> Conv2dGeometry:
+    """For stride 1: ``dx = conv(dy, flipped filter)`` with input P x Q, output H x W and
+    padding ``dh*(R-1) - ph0`` etc. (dx[h] takes dy[p] for ``p = h + ph0 - r*dh``; a negative
+    padding only crops)."""
+    th, tw = g.dh * (g.R - 1), g.dw * (g.S - 1)
+    return replace(g, C=g.K, H=g.P, W=g.Q, K=g.C, P=g.H, Q=g.W, ph0=th - g.ph0, ph1=th - g.ph1, pw0=tw - g.pw0,
+                   pw1=tw - g.pw1)
 
 
 def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import numlin as nl
+from numlin.kernels.cpu import implicit_gemm
 from numlin.nn import conv as conv_mod
 from tests.reference import conv2d_ref
 
@@ -107,6 +108,7 @@ def test_im2col_layout_is_documented_one(rng):
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_workspace_cap_chunks_rows_and_batch(rng, layout, monkeypatch):
+    monkeypatch.setattr(conv_mod, "FUSED", False)  # the chunked im2col + GEMM forward
     x, w, b = _case(rng, layout, 3, 4, 11, 10, 5, 3, 3, 1, np.float64)
     kw = dict(padding=1, stride=(1, 2), layout=layout)
     want_y = nl.conv2d(x, w, b, **kw)
@@ -116,6 +118,73 @@ def test_workspace_cap_chunks_rows_and_batch(rng, layout, monkeypatch):
         np.testing.assert_allclose(nl.conv2d(x, w, b, **kw), want_y, rtol=1e-13, atol=1e-13)
         for got, ref in zip(nl.conv2d_backward(np.ones_like(want_y), x, w, **kw), want):
             np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-12)
+
+
+# Implicit-GEMM forward (NCHW, CPU): pixel blocks that wrap output rows (Q > 32) or cover several
+# (Q < 32), blocks spanning two samples (scattered through scratch), zero-padded last micro-panel,
+# kc slices starting inside a channel, K not a multiple of MR.
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+FUSED_CASES = [
+    (2, 3, 7, 40, 5, 3, 3, 1, 1, 1, 1),                 # Q = 40: panels cross output rows
+    (3, 4, 5, 6, 7, 3, 3, 1, 1, 1, 1),                  # Q < 32, tiny, K = 7
+    (2, 3, 11, 37, 4, 3, 3, 2, 1, 1, 1),                # stride 2
+    (2, 3, 9, 35, 4, 3, 2, 1, "same", (2, 3), 1),       # dilation, asymmetric "same" padding
+    (2, 3, 8, 40, 4, 2, 3, (1, 3), (0, 2), (1, 2), 1),  # stride 3 along W, dilation
+    (2, 8, 6, 33, 12, 3, 3, 1, 1, 1, 4),                # groups
+    (1, 6, 5, 5, 6, 3, 3, 1, 1, 1, 6),                  # depthwise
+    (2, 29, 6, 9, 9, 3, 3, 1, 1, 1, 1),                 # C*R*S = 261: two kc slices, one mid-channel
+    (1, 2, 4, 5, 3, 3, 3, 1, 3, 1, 1),                  # whole rows and columns of padding
+    (1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1),                  # one pixel in, one out
+    (3, 8, 6, 6, 4, 1, 2, 2, 0, 1, 2),                  # 1x2 with stride 2
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", FUSED_CASES)
+@pytest.mark.parametrize("nc", [32, 128])
+def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc):
+    from numlin.kernels.cpu import implicit_gemm
+
+    monkeypatch.setattr(implicit_gemm, "NC_PIXELS", nc)
+    monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, b = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    red = (C // groups) * R * S
+    scale = np.abs(x).max() * np.abs(w).max() * red
+    for bias in (b, None):
+        monkeypatch.setattr(conv_mod, "FUSED", True)
+        y = nl.conv2d(x, w, bias, **kw)
+        assert y.dtype == dtype
+        _check(y, conv2d_ref(x, w, bias, **kw)["y"], scale, _tol(dtype, red))
+        monkeypatch.setattr(conv_mod, "FUSED", False)
+        _check(y, np.asarray(nl.conv2d(x, w, bias, **kw), np.float64), scale, _tol(dtype, red))
+
+
+@pytest.mark.parametrize("cfg", FUSED_CASES + [
+    (2, 60, 5, 6, 7, 3, 3, 1, 1, 1, 1),   # C*R*S = 540: two column blocks of the filter gradient
+    (3, 3, 20, 20, 5, 3, 3, 1, 1, 1, 1),  # 400 pixels per sample: two depth blocks, 3 samples
+])
+def test_implicit_gemm_backward(rng, monkeypatch, cfg):
+    """dw from x without columns; for stride 1, dx as the implicit-GEMM convolution of dy with the
+    flipped, channel-swapped filter (padding dh*(R-1) - ph0 per side, negative for padding 3
+    with a 3x3 kernel)."""
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, _ = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, np.float64)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = rng.standard_normal(conv2d_ref(x, w, **kw)["y"].shape)
+    ref = conv2d_ref(x, w, dy=dy, **kw)
+    npix = dy.size // K
+    monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
+    for fused in (True, False):
+        monkeypatch.setattr(conv_mod, "FUSED", fused)
+        dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
+        _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * K * R * S, _tol(np.float64, K * R * S))
+        _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * npix, _tol(np.float64, npix))
+        for need_dx, need_dw in ((True, False), (False, True)):
+            got = conv_mod._conv2d_backward(dy, x, w, need_dx=need_dx, need_dw=need_dw, **kw)
+            assert (got[0] is None) != need_dx and (got[1] is None) != need_dw
+            np.testing.assert_allclose(got[0] if need_dx else got[1], dx if need_dx else dw, rtol=1e-12, atol=1e-12)
 
 
 def test_chunks_stay_under_the_cap():

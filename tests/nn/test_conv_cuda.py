@@ -64,10 +64,10 @@ def test_device_float32(rng):
 # Shapes chosen for its edge cases: C*R*S over
 # one 16-deep slice with a partial last one, P*Q over one 128-pixel tile, K over 64 (128-row
 # tiles), dilation, asymmetric "same" padding, groups, padding wider than the dilated kernel
-# (dx falls back to col2im), stride 2 (likewise), 1-row outputs.
+# (dx's convolution then crops), stride 2 (dx falls back to col2im), 1-row outputs.
 IMPLICIT = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups, dx by the implicit path)
     (1, 3, 6, 7, 5, 3, 3, 1, "same", 2, 1, True),
-    (2, 4, 5, 5, 4, 3, 3, 1, 3, 1, 2, False),
+    (2, 4, 5, 5, 4, 3, 3, 1, 3, 1, 2, True),
     (1, 2, 13, 12, 3, 2, 2, 1, "same", 1, 1, True),
     (1, 1, 3, 9, 66, 1, 3, 1, 0, 1, 1, True),
     (1, 2, 7, 6, 2, 3, 2, 2, (1, 0), (1, 2), 1, False),
@@ -121,10 +121,10 @@ def test_device_implicit_gemm_float32_and_nonfinite(rng):
 
 def test_device_implicit_tables_fall_back_when_unpackable():
     """Shifts beyond the packed tables' range send the convolution back to im2col + GEMM."""
-    from numlin.kernels.cuda import im2col
+    from numlin.kernels.cuda import implicit_gemm
     from numlin.nn.conv import geometry
 
-    assert im2col._tables(1, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1) is not None
-    assert im2col._tables(1, 40000, 1, 1, 1, 2, 1, 20000, 1, 0, 0, 1, 1) is None  # row shift 20000 > 2**14
-    g = geometry("conv2d", (1, 1, 40000, 1), (), stride=(20000, 1), w_shape=(1, 1, 1, 1))
-    assert not im2col.implicit_forward(None, None, None, g, 0.0)
+    assert implicit_gemm.applies(geometry("conv2d", (1, 1, 3, 3), (), padding=1, w_shape=(1, 1, 3, 3)))
+    huge = geometry("conv2d", (1, 1, 40000, 1), (), stride=(20000, 1), w_shape=(1, 1, 1, 1))  # row shift 20000
+    assert not implicit_gemm.applies(huge)
+    assert not implicit_gemm.applies(geometry("conv2d", (1, 3, 3, 1), (), layout="NHWC", w_shape=(1, 1, 1, 1)))

@@ -518,26 +518,30 @@ def _compiled_tile(buf):
 _fresh: set = set()
 
 
-def ensure_fresh_cache(dtype) -> None:
+def ensure_fresh_cache(dtype, scope: dict | None = None) -> None:
     """Make the on-disk kernels agree with :func:`blocking` for ``dtype`` (once per process).
 
     Numba's cache is keyed on this file's timestamp, not on ``blocking.py`` or
     ``NUMLIN_BLOCKING``; the register tile is compiled in. If the cached tile differs from the
     current one, every cache entry of this module is dropped, so kernels recompile on first use.
+    ``scope``: the globals of another module whose kernels compile the micro-kernel in (it
+    defines its own ``_compiled_tile`` probe, cached with that module); default: this module.
     """
-    name = np.dtype(dtype).name
-    if name in _fresh:
+    scope = globals() if scope is None else scope
+    key = (np.dtype(dtype).name, scope["__name__"])
+    if key in _fresh:
         return
     from numba.core.registry import CPUDispatcher
 
     bl = blocking(dtype)
-    if tuple(_compiled_tile(np.empty(1, dtype))) != (bl.mr, bl.nr, bl.vw):
-        for obj in list(globals().values()):
-            if isinstance(obj, CPUDispatcher) and obj._cache is not None and obj is not _compiled_tile:
+    probe = scope["_compiled_tile"]
+    if tuple(probe(np.empty(1, dtype))) != (bl.mr, bl.nr, bl.vw):
+        for obj in list(scope.values()):
+            if isinstance(obj, CPUDispatcher) and obj._cache is not None and obj is not probe:
                 obj._cache.flush()
                 obj.overloads.clear()
-        _compiled_tile._cache.flush()
-    _fresh.add(name)
+        probe._cache.flush()
+    _fresh.add(key)
 
 
 # --------------------------------------------------------------------------- Python driver

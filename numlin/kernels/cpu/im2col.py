@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uintp
 
-__all__ = ["im2col_into", "col2im_into", "implicit_forward", "implicit_dx", "implicit_dw", "fill_bias", "channel_sum",
-           "sum_batch", "zeros"]
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros"]
 
 
 @njit(cache=True, nogil=True)
@@ -166,22 +165,6 @@ def col2im_into(cols_flat: np.ndarray, dx: np.ndarray, geom, n0: int, nb: int, p
     else:
         _col2im_nhwc(cols_flat, dx.reshape(-1), g.H, g.W, g.C, *_geom_args(g), n0, nb, p0, pc, g.Q, g.groups,
                      min(g.C, 64))
-
-
-def implicit_forward(x: np.ndarray, w: np.ndarray, y: np.ndarray, geom, beta: float) -> bool:
-    """The CPU has no column-free convolution (the CUDA backend's implicit GEMM): always False,
-    so the front-end runs im2col + GEMM."""
-    return False
-
-
-def implicit_dx(dy: np.ndarray, w: np.ndarray, geom) -> None:
-    """No column-free input gradient on the CPU (see :func:`implicit_forward`): None."""
-    return None
-
-
-def implicit_dw(dy: np.ndarray, x: np.ndarray, geom) -> None:
-    """No column-free filter gradient on the CPU (see :func:`implicit_forward`): None."""
-    return None
 
 
 def fill_bias(y: np.ndarray, bias: np.ndarray, layout: str) -> None:

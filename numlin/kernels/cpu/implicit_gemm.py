@@ -1,0 +1,387 @@
+"""NCHW convolution forward and filter gradient as implicit GEMMs: im2col fused into packing.
+
+``y[n] (K x PQ) = W (K x CRS) @ cols[n] (CRS x PQ)`` per group, without a column matrix: the
+pixels of all samples form one column index ``t = n*P*Q + p*Q + q``; each thread takes an equal
+share of its NR-wide panels, in blocks of ``nc_blk`` columns. For each block and each ``kc``-row
+slice of ``CRS`` the thread packs the ``kc x nc`` panel of B straight from ``x`` into the GEMM's
+packed layout (``bp[panel*NR*kc + p*NR + j]``, see :mod:`.gemm`), then runs the GEMM's
+macro-kernel on it against the filter, which is packed once per call (``K x CRS`` is small). x
+is read from cache (one sample's planes are ``C*H*W`` values), the panel lives in L2, and no
+column matrix is written or read back: the workspace cap of :mod:`numlin.nn.conv` does not apply.
+
+Packed filter ``ap``: group ``gi``'s ``Kg x CgRS`` matrix at ``gi*mp*CgRS`` (``mp`` = Kg rounded
+up to MR), its ``kc`` slice starting at column ``pc`` at ``+ pc*mp``, in :func:`.gemm._pack_a`'s
+MR-row micro-panels: the A operand the macro-kernel expects for ``mc = Kg``.
+
+Packing B: a block's columns are split into *segments* (rows of the table from
+:func:`_pixel_segments`) of consecutive ``q`` in one output row of one sample and one NR-wide
+micro-panel, so every row ``(c, r, s)`` of the panel is, per segment, a zero run, a run of x
+along its row (unit stride when ``sw == 1``) and a zero run: one masked vector copy of NR lanes.
+The lanes are the same for every channel of a tap ``(r, s)``, so the channel loop is innermost
+and the masks are built once per segment and tap (a row-by-row version spent ~50 cycles per
+segment and row and made packing 40 % of the time at K = 64; now ~10 %).
+
+A block whose columns span two samples is not one strided matrix of y: the macro-kernel writes it
+to a ``Kg x nc_blk`` scratch matrix, scattered into y afterwards (a few blocks per call).
+
+Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
+the pixels being the GEMM's depth. dY is packed as A, ``colsᵀ`` panels (``kc`` pixels x NR
+filter rows) from x, column by column along runs of pixels (:func:`_pack_bt_conv`, scalar:
+a transpose). The input gradient of a stride-1 convolution is :func:`conv2d_nchw_into` on dy
+(see :mod:`numlin.nn.conv`).
+
+Numba caches these kernels with this file's timestamp: after editing :mod:`.gemm`'s macro- or
+micro-kernel, clear the cache (the register tile itself is checked, as in :mod:`.gemm`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, njit, prange, uintp
+
+from .blocking import blocking
+from .gemm import _macro_kernel, _pack_a, _tile_shape, _vector_width, ensure_fresh_cache, workspace
+from .im2col import _q_range
+
+__all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
+           "NC_PIXELS", "DW_NC"]
+
+#: fewest channels per group (of the convolved input) for the implicit GEMM: its packing costs
+#: ~30 cycles per run of pixels and filter tap, shared by the channels (with 1-4 channels im2col
+#: + GEMM was up to 2.4x faster, from 8 on the implicit GEMM; benchmarks/README.md)
+FUSED_MIN_CHANNELS = 8
+
+#: output pixels per packed B block (a multiple of NR): ``kc x NC_PIXELS`` values stay in L2
+NC_PIXELS = 128
+#: filter-gradient columns (filter rows C*R*S) per packed panel of ``colsᵀ`` (a multiple of NR)
+DW_NC = 512
+
+
+@njit(cache=True)
+def _compiled_tile(buf):
+    """``(MR, NR, VW)`` as compiled into this module's cached kernels (see ``ensure_fresh_cache``)."""
+    mr, nr = _tile_shape(buf)
+    return mr, nr, _vector_width(buf)
+
+
+# columns of the segment table
+_COL, _LEN, _XOFF, _H0, _Q0 = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True)
+def _pixel_segments(j0, nc, ncp, PQ, Q, CHW, sh, ph, NR, seg):
+    """Split columns ``j0 .. j0+nc`` into runs within one output row and one NR micro-panel.
+
+    Row ``i`` of ``seg``: first column (relative to ``j0``), length, offset of its sample in x,
+    input row of filter row 0 (``p*sh - ph``), first ``q``. Columns ``nc .. ncp`` (the zero
+    padding of the last micro-panel) get segments whose input row is never valid. Returns the
+    number of segments.
+    """
+    ns = 0
+    j = 0
+    while j < ncp:
+        room = NR - j % NR
+        if j < nc:
+            t = j0 + j
+            n = t // PQ
+            pq = t - n * PQ
+            p = pq // Q
+            q = pq - p * Q
+            L = min(Q - q, nc - j, room)
+            seg[ns, _XOFF] = n * CHW
+            seg[ns, _H0] = p * sh - ph
+            seg[ns, _Q0] = q
+        else:
+            L = min(ncp - j, room)
+            seg[ns, _XOFF] = 0
+            seg[ns, _H0] = -(1 << 40)  # no input row: zeros
+            seg[ns, _Q0] = 0
+        seg[ns, _COL] = j
+        seg[ns, _LEN] = L
+        ns += 1
+        j += L
+    return ns
+
+
+@njit(cache=True, nogil=True)
+def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp):
+    """Pack rows ``crs0 .. crs0+kc`` (of one group, first channel ``c0``) of the column matrix
+    over the block described by ``seg`` into ``bp``'s NR-column micro-panels.
+
+    Row ``(c, r, s)``, column (n, p, q): ``x[n, c, p*sh - ph + r*dh, q*sw - pw + s*dw]`` or 0 in
+    the padding. ``qlo[s] .. qhi[s]`` are the output columns whose input column is inside x.
+    Per segment and filter tap ``(r, s)`` the lanes to copy are the same for every channel, so
+    the channel loop is innermost (its rows are ``R*S`` apart in the panel, its planes ``H*W``
+    apart in x) and the masks are computed once for all channels.
+    """
+    MR, NR = _tile_shape(bp)
+    HW = H * W
+    RS = R * S
+    zero = bp.dtype.type(0)
+    for i in range(ns):
+        j = seg[i, _COL]
+        L = seg[i, _LEN]
+        q0 = seg[i, _Q0]
+        jp = j % NR  # the segment's first lane in its micro-panel
+        for rs in range(RS):
+            p = (rs - crs0 % RS + RS) % RS  # first row of the block with this tap
+            if p >= kc:
+                continue
+            r = rs // S
+            s = rs - r * S
+            h = seg[i, _H0] + r * dh
+            a = max(qlo[s] - q0, 0)  # valid k: a <= k < b, reading x[src + k*sw]
+            b = min(qhi[s] - q0, L)
+            if h < 0 or h >= H:
+                b = a
+            src = seg[i, _XOFF] + (c0 + (crs0 + p) // RS) * HW + h * W + q0 * sw + s * dw - pw
+            d = (j - jp) * kc + p * NR
+            # constant trip count and per-lane conditions: LLVM makes masked vector loads and
+            # stores of them (lanes outside the segment are left alone)
+            if sw == 1:
+                while p < kc:
+                    for jj in range(NR):
+                        k = jj - jp
+                        if 0 <= k < L:
+                            bp[uintp(d + jj)] = x[uintp(src + k)] if a <= k < b else zero
+                    p += RS
+                    d += RS * NR
+                    src += HW
+            else:  # strided reads: LLVM would not vectorise them (gathers), so plain runs
+                a = min(a, L)
+                b = max(b, a)
+                while p < kc:
+                    for k in range(a):
+                        bp[uintp(d + jp + k)] = zero
+                    for k in range(a, b):
+                        bp[uintp(d + jp + k)] = x[uintp(src + k * sw)]
+                    for k in range(b, L):
+                        bp[uintp(d + jp + k)] = zero
+                    p += RS
+                    d += RS * NR
+                    src += HW
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize, scratch,
+                      kc_blk, nc_blk, parts):
+    """``y = conv(x, w) + beta * y`` (NCHW, flat C-ordered buffers), see the module docstring.
+
+    ``ap`` holds the packed filter (``G * mp * CgRS``); ``work`` ``parts`` slices of ``wsize``
+    (packed B panel, edge tile); ``scratch`` ``parts`` slices of ``Kg * nc_blk`` (blocks spanning
+    two samples). ``nc_blk`` is a multiple of NR.
+    """
+    MR, NR = _tile_shape(work)
+    t_ = y.dtype.type
+    one = t_(1)
+    beta = t_(beta)
+    Cg = C // G
+    Kg = K // G
+    CgRS = Cg * R * S
+    PQ = P * Q
+    mp = (Kg + MR - 1) // MR * MR
+    for gi in range(G):
+        for pc in range(0, CgRS, kc_blk):
+            _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
+    qlo = np.empty(S, np.int64)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    total = N * PQ
+    npan = (total + NR - 1) // NR
+    for t in prange(parts):
+        wk = work[t * wsize:(t + 1) * wsize]
+        bp = wk[:kc_blk * nc_blk]
+        ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
+        sc = t * Kg * nc_blk
+        seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
+        # the thread's columns: an equal share of the NR-wide micro-panels (not of the blocks)
+        t_end = min(total, (npan * (t + 1) // parts) * NR)
+        for j0 in range(npan * t // parts * NR, t_end, nc_blk):
+            nc = min(nc_blk, t_end - j0)
+            ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, sh, ph, NR, seg)
+            n0 = j0 // PQ
+            cross = (j0 + nc - 1) // PQ != n0
+            for gi in range(G):
+                if cross:
+                    dst, doff, drs, b0 = scratch, sc, nc_blk, t_(0)
+                else:
+                    dst, doff, drs, b0 = y, (n0 * K + gi * Kg) * PQ + j0 - n0 * PQ, PQ, beta
+                for pc in range(0, CgRS, kc_blk):
+                    kc = min(kc_blk, CgRS - pc)
+                    _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp)
+                    _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, dst, doff, drs, 1, one,
+                                  b0 if pc == 0 else one, ct)
+                if cross:  # scatter the block's columns, a run per sample
+                    jj = 0
+                    while jj < nc:
+                        n = (j0 + jj) // PQ
+                        run = min(nc - jj, (n + 1) * PQ - j0 - jj)
+                        for k in range(Kg):
+                            o = (n * K + gi * Kg + k) * PQ + j0 + jj - n * PQ
+                            src = sc + k * nc_blk + jj
+                            for u in range(run):
+                                v = scratch[src + u]
+                                y[o + u] = v if beta == 0 else v + beta * y[o + u]
+                        jj += run
+
+
+@njit(cache=True, nogil=True)
+def _pack_bt_conv(x, seg, ns, kc, crs0, ncols, C0, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp):
+    """Pack the transposed column matrix ``colsᵀ`` (pixels x C*R*S) of the ``kc`` pixels in
+    ``seg`` (:func:`_pixel_segments` over one sample) into one NR-column micro-panel,
+    ``bp[i*NR + j]`` = column ``crs0 + j`` (of a group whose first channel is ``C0``) at pixel
+    ``i``; columns from ``ncols`` on are zeros. Each column is copied along the pixels (runs of
+    x along its rows, stride NR in the panel), so the padding bounds are worked out per segment.
+    """
+    MR, NR = _tile_shape(bp)
+    HW = H * W
+    RS = R * S
+    zero = bp.dtype.type(0)
+    for j in range(NR):
+        if j >= ncols:
+            for i in range(kc):
+                bp[uintp(i * NR + j)] = zero
+            continue
+        crs = crs0 + j
+        c = crs // RS
+        r = (crs - c * RS) // S
+        s = crs - c * RS - r * S
+        lo_s = qlo[s]
+        hi_s = qhi[s]
+        for k in range(ns):
+            i0 = seg[k, _COL]
+            L = seg[k, _LEN]
+            q0 = seg[k, _Q0]
+            h = seg[k, _H0] + r * dh
+            a = min(max(lo_s - q0, 0), L)
+            b = max(min(hi_s - q0, L), a)
+            if h < 0 or h >= H:
+                a = b = L
+            src = seg[k, _XOFF] + (C0 + c) * HW + h * W + q0 * sw + s * dw - pw
+            d = i0 * NR + j
+            for i in range(a):
+                bp[uintp(d + i * NR)] = zero
+            for i in range(a, b):
+                bp[uintp(d + i * NR)] = x[uintp(src + i * sw)]
+            for i in range(b, L):
+                bp[uintp(d + i * NR)] = zero
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, tmp, work, wsize,
+                         kc_blk, nc_blk, parts):
+    """Filter gradient ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` per group (NCHW, flat buffers),
+    the columns packed from x (:func:`_pack_bt_conv`), dy packed as A (:func:`.gemm._pack_a`).
+
+    The GEMM is ``Kg x CgRS`` with the pixels of all samples as its depth: ``parts`` threads take
+    a run of samples each, thread 0 accumulating into ``gw``, the others into their slice of
+    ``tmp`` (``K*CgRS`` values each), added to ``gw`` at the end. The depth is blocked by
+    ``kc_blk`` pixels within a sample, the columns by ``nc_blk`` (a multiple of NR).
+    """
+    MR, NR = _tile_shape(work)
+    t_ = gw.dtype.type
+    one = t_(1)
+    beta = t_(beta)
+    Cg = C // G
+    Kg = K // G
+    RS = R * S
+    CgRS = Cg * RS
+    PQ = P * Q
+    HW = H * W
+    mp = (Kg + MR - 1) // MR * MR
+    qlo = np.empty(S, np.int64)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    per = (N + parts - 1) // parts
+    for t in prange(parts):
+        wk = work[t * wsize:(t + 1) * wsize]
+        ap = wk[:mp * kc_blk]
+        bp = wk[mp * kc_blk:mp * kc_blk + kc_blk * nc_blk]
+        ct = wk[mp * kc_blk + kc_blk * nc_blk:mp * kc_blk + kc_blk * nc_blk + MR * NR]
+        lo = t * per
+        hi = min(N, lo + per)
+        seg = np.empty((kc_blk + 2, 5), np.int64)
+        for gi in range(G):
+            if t == 0:  # one macro-kernel call site below
+                dst, doff, b0 = gw, gi * Kg * CgRS, beta
+            else:
+                dst, doff, b0 = tmp, ((t - 1) * G + gi) * Kg * CgRS, t_(0)
+            for jc in range(0, CgRS, nc_blk):
+                nc = min(nc_blk, CgRS - jc)
+                for n in range(lo, hi):
+                    for t0 in range(0, PQ, kc_blk):
+                        kc = min(kc_blk, PQ - t0)
+                        _pack_a(dy, (n * K + gi * Kg) * PQ + t0, PQ, 1, Kg, kc, ap)
+                        ns = _pixel_segments(n * PQ + t0, kc, kc, PQ, Q, C * HW, sh, ph, kc, seg)
+                        for jr in range(0, nc, NR):
+                            _pack_bt_conv(x, seg, ns, kc, jc + jr, min(NR, CgRS - jc - jr), gi * Cg, H, W, R, S, sw,
+                                          pw, dh, dw, qlo, qhi, bp[jr * kc:])
+                        _macro_kernel(kc, Kg, nc, ap, bp, dst, doff + jc, CgRS, 1, one,
+                                      b0 if n == lo and t0 == 0 else one, ct)
+    size = G * Kg * CgRS
+    for t in range(1, parts):
+        if t * per < N:
+            for i in prange(size):
+                gw[i] += tmp[(t - 1) * size + i]
+
+
+def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: float) -> None:
+    """``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (the filter gradient, NCHW, C-contiguous
+    arrays of one dtype) without a column matrix. Parallel over samples (one thread for N = 1)."""
+    from ..._dispatch import parallel_guard
+
+    dtype = gw.dtype
+    ensure_fresh_cache(dtype, globals())
+    bl = blocking(dtype)
+    Kg = g.K // g.groups
+    mp = -(-Kg // bl.mr) * bl.mr
+    kc, nc = bl.kc, DW_NC
+    parts = max(1, min(get_num_threads(), g.N))
+    wsize = mp * kc + kc * nc + bl.mr * bl.nr
+    tmp = workspace(dtype, max(1, (parts - 1) * g.K * (g.C // g.groups) * g.R * g.S), "gemm.sum")
+    with parallel_guard():
+        conv2d_nchw_dw_fused(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh,
+                             g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp,
+                             workspace(dtype, wsize * parts), wsize, kc, nc, parts)
+
+
+def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
+    """``y = conv2d(x, w) + beta * y`` for C-contiguous NCHW arrays of one dtype and the
+    geometry ``g`` (:class:`numlin.nn.conv.Conv2dGeometry`), any stride, padding, dilation and
+    groups. Workspace: the packed filter plus one ``kc x NC_PIXELS`` panel per thread."""
+    dtype = y.dtype
+    ensure_fresh_cache(dtype, globals())
+    bl = blocking(dtype)
+    Cg, Kg = g.C // g.groups, g.K // g.groups
+    crs = Cg * g.R * g.S
+    kc = -(-crs // -(-crs // bl.kc))  # equal kc slices of at most bl.kc rows
+    nc = NC_PIXELS
+    npan = -(-g.N * g.P * g.Q // bl.nr)
+    work_fma = g.N * g.P * g.Q * g.K * crs
+    parts = max(1, min(get_num_threads(), npan, work_fma // (64 * 64 * 64) or 1))
+    mp = -(-Kg // bl.mr) * bl.mr
+    ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
+    wsize = kc * nc + bl.mr * bl.nr
+    from ..._dispatch import parallel_guard
+
+    with parallel_guard():
+        conv2d_nchw_fused(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw,
+                          g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts),
+                          wsize, workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
+
+
+def applies(g) -> bool:
+    """Whether the implicit GEMMs take the convolution ``g``: NCHW, a filter larger than 1x1 (a
+    strided 1x1 one's columns are a subsample of x: im2col + GEMM was 1.2x faster) and at least
+    :data:`FUSED_MIN_CHANNELS` input channels per group."""
+    return g.layout == "NCHW" and g.R * g.S > 1 and g.C // g.groups >= FUSED_MIN_CHANNELS
+
+
+def flipped_filter(w: np.ndarray, g) -> np.ndarray:
+    """``w (K, Cg, R, S)`` as the filter of the input gradient's convolution, ``(C, Kg, R, S)``
+    with ``w'[gi*Cg + c, k, r, s] = w[gi*Kg + k, c, R-1-r, S-1-s]`` (per group: channels
+    swapped, taps reversed), C-contiguous."""
+    G = g.groups
+    wg = w.reshape(G, g.K // G, g.C // G, g.R, g.S)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(g.C, g.K // G, g.R, g.S)
