@@ -380,6 +380,18 @@ def launch_config(t: Tiles, m: int, n: int, batch: int) -> tuple[tuple[int, int,
     return (math.ceil(n / t.bn), math.ceil(m / t.bm), gz), t.threads
 
 
+def _output_offsets(c: Strided, m: int, n: int, k: int, nb: int, alpha: float, beta: float):
+    """The batch offsets of ``c`` for a GEMM launch, or None when there is nothing to multiply:
+    an empty output, or ``k == 0`` / ``alpha == 0`` (then ``C = beta * C`` here)."""
+    if nb == 0 or m == 0 or n == 0:
+        return None
+    coffs = c.batch_offsets(tuple(c.shape[:-2]))
+    if k == 0 or alpha == 0:
+        scale_matrices(c, coffs, beta)
+        return None
+    return coffs
+
+
 def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0, *,
                 tile: Tiles | None = None) -> None:
     """``C = alpha * A @ B + beta * C`` on the device over descriptors of one float dtype.
@@ -387,13 +399,10 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     ``tile`` overrides the tile shape (for tuning; see ``benchmarks/gpu_bench.py``).
     """
     m, n, k, batch, nb = gemm_dims(a, b, c)
-    if nb == 0 or m == 0 or n == 0:
+    coffs = _output_offsets(c, m, n, k, nb, alpha, beta)
+    if coffs is None:
         return
     dtype = np.dtype(c.buf.dtype)
-    coffs = c.batch_offsets(batch)
-    if k == 0 or alpha == 0:
-        scale_matrices(c, coffs, beta)
-        return
     aoffs, boffs = a.batch_offsets(batch), b.batch_offsets(batch)
     t = tile or tiles(dtype, m)
     amaj = a.strides[-2] == 1 and a.strides[-1] != 1
@@ -463,19 +472,16 @@ def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int,
     GEMM convolution; ``tables = (t1off, t1hw, t2off, t2hw)`` on the device and the element rule
     in :func:`_kernel_source`). ``boffs`` holds each batch matrix's offset into ``x`` and
     ``t1base`` (default 0) its first ``t1`` entry; ``c``'s batch dims (C order) number the
-    matrices, ``a`` broadcasts over them. 128-row tiles give way
-    to 64-row ones when their grid would have fewer than two blocks per SM; ``tile`` overrides
-    the choice (for tuning, as in :func:`matmul_into`)."""
+    matrices, ``a`` broadcasts over them. 128-row tiles give way to 64-row ones when their grid
+    would have fewer than two blocks per SM; ``tile`` overrides the choice (for tuning, as in
+    :func:`matmul_into`)."""
     m = a.shape[-2]
     batch = tuple(c.shape[:-2])
     nb = int(np.prod(batch, dtype=np.int64))
-    if nb == 0 or m == 0 or n == 0:
+    coffs = _output_offsets(c, m, n, k, nb, alpha, beta)
+    if coffs is None:
         return
     dtype = np.dtype(c.buf.dtype)
-    coffs = c.batch_offsets(batch)
-    if k == 0 or alpha == 0:
-        scale_matrices(c, coffs, beta)
-        return
     aoffs = a.batch_offsets(batch)
     t = tile or tiles(dtype, m)
     if tile is None and t.bm > 64 and math.prod(launch_config(t, m, n, nb)[0]) < 2 * sm_count():
