@@ -128,3 +128,18 @@ def test_device_implicit_tables_fall_back_when_unpackable():
     huge = geometry("conv2d", (1, 1, 40000, 1), (), stride=(20000, 1), w_shape=(1, 1, 1, 1))  # row shift 20000
     assert not implicit_gemm.applies(huge)
     assert not implicit_gemm.applies(geometry("conv2d", (1, 3, 3, 1), (), layout="NHWC", w_shape=(1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("cap_products", [1, 2, 5])
+def test_device_implicit_dw_partials_bounded(rng, monkeypatch, cap_products):
+    """The filter gradient's partial products stay under PARTIALS_BYTES: chunks of samples (and
+    fewer split-K pieces), each summed into dw in turn; the result is unchanged."""
+    from numlin.kernels.cuda import implicit_gemm
+
+    N, C, H, W, K = 3, 2, 12, 12, 3  # P*Q = 144: split-K into 2 pieces of 72 when the cap allows
+    size = K * C * 9
+    monkeypatch.setattr(implicit_gemm, "PARTIALS_BYTES", cap_products * size * 8)
+    x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C, 3, 3))
+    dy = rng.standard_normal((N, K, H, W))
+    _, dw, _ = nl.conv2d_backward(cuda.to_device(dy), cuda.to_device(x), cuda.to_device(w), padding=1)
+    np.testing.assert_allclose(dw.copy_to_host(), conv2d_ref(x, w, padding=1, dy=dy)["dw"], rtol=1e-10, atol=1e-9)

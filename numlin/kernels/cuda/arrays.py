@@ -74,10 +74,10 @@ _pool: dict = {}
 
 
 def workspace(dtype, n_elems: int, slot: str = "gemm"):
-    """A reused device scratch buffer of ``n_elems`` elements per (thread, dtype, slot)."""
+    """A reused device scratch buffer of ``n_elems`` elements per (thread, device, dtype, slot)."""
     import threading
 
-    key = (threading.get_ident(), np.dtype(dtype), slot)
+    key = (threading.get_ident(), int(getattr(cuda.get_current_device(), "id", 0)), np.dtype(dtype), slot)
     buf = _pool.get(key)
     if buf is None or buf.size < n_elems:
         buf = _pool[key] = cuda.device_array(max(n_elems, 1), dtype)

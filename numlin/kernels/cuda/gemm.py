@@ -465,6 +465,10 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     im2col.sum_batch(part, c.buf[c.off:c.off + size], parts, accumulate=beta == 1)
 
 
+#: deepest slice (``BK``) the gather kernel may use: its tables are padded by this much
+GATHER_MAX_BK = 32
+
+
 def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int, c: Strided, *, n: int, k: int,
                 t1base: np.ndarray | None = None, alpha: float = 1.0, beta: float = 0.0,
                 tile: Tiles | None = None) -> None:
@@ -482,8 +486,14 @@ def gather_into(a: Strided, x, boffs: np.ndarray, tables: tuple, H: int, W: int,
     if coffs is None:
         return
     dtype = np.dtype(c.buf.dtype)
+    if len(boffs) != nb or (t1base is not None and len(t1base) != nb):
+        raise ValueError(f"gather_into: {nb} matrices but {len(boffs)} x offsets"
+                         + ("" if t1base is None else f" and {len(t1base)} table bases"))
     aoffs = a.batch_offsets(batch)
     t = tile or tiles(dtype, m)
+    if t.bk > GATHER_MAX_BK:
+        raise ValueError(f"gather_into: the index tables are padded for slices of at most {GATHER_MAX_BK}, "
+                         f"got tiles {t}")
     if tile is None and t.bm > 64 and math.prod(launch_config(t, m, n, nb)[0]) < 2 * sm_count():
         t = tiles(dtype, 64)
     amaj = a.strides[-2] == 1 and a.strides[-1] != 1

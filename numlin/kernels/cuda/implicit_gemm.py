@@ -60,9 +60,10 @@ def _packable(h: np.ndarray, w: np.ndarray) -> bool:
 
 
 def _pack(off: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple:
-    """Device ``(offsets, packed h/w)``, padded by one 16-deep slice past a multiple of 16 (the
-    kernel reads whole slices: up to ``t1base + nk*BK - 1``)."""
-    n = -(-off.size // 16) * 16 + 16
+    """Device ``(offsets, packed h/w)``, padded by one slice of ``gemm.GATHER_MAX_BK`` past a
+    multiple of it (the kernel reads whole slices: up to ``t1base + nk*BK - 1``)."""
+    pad = gemm.GATHER_MAX_BK
+    n = -(-off.size // pad) * pad + pad
     o = np.zeros(n, np.int64)
     hw = np.zeros(n, np.int32)
     o[:off.size] = off
@@ -113,29 +114,43 @@ def conv2d_nchw_into(x, w, y, geom, beta: float) -> None:
     gemm.gather_into(Wd, _flat(x), boffs, _tables(g), g.H, g.W, Yd, n=PQ, k=CgRS, beta=beta)
 
 
+#: cap on the filter gradient's per-(sample, piece) partial products, in bytes: the batch is
+#: taken in chunks of samples under it (at least one sample, unsplit, per launch)
+PARTIALS_BYTES = 64 << 20
+
+
 def conv2d_nchw_dw_into(x, dy, dw, geom, beta: float) -> None:
     """``dw = sum_n dY[n] @ cols[n]ᵀ + beta * dw`` (``beta`` 0 or 1; :func:`applies` holds):
     the gather kernel with output pixels on the reduction axis and filter taps on the columns,
     the pixels cut into split-K pieces (batch entries ``(n, piece, group)``) until the grid has
-    about two blocks per SM, the partials summed by one kernel."""
+    about two blocks per SM, the partials summed by one kernel. Partials are bounded by
+    :data:`PARTIALS_BYTES`: chunks of samples, each summed into ``dw`` in turn."""
+    if beta not in (0, 1):
+        raise ValueError(f"conv2d_nchw_dw_into: beta must be 0 or 1, got {beta}")
     g = geom
     G, Cg, Kg, PQ, HW = g.groups, g.C // g.groups, g.K // g.groups, g.P * g.Q, g.H * g.W
     CgRS = Cg * g.R * g.S
-    t = gemm.tiles(dy.dtype, Kg)
-    grid, _ = gemm.launch_config(t, Kg, CgRS, g.N * G)
-    split = gemm._split_k(grid[0] * grid[1] * grid[2], PQ, t.bk)
-    kp = PQ // split
     size = g.K * CgRS  # dw (K, Cg, R, S) = (G, Kg, CgRS)
-    part = workspace(dy.dtype, g.N * split * size, "conv.dw")
-    A = Strided(_flat(dy), 0, (g.N, split, G, Kg, kp), (g.K * PQ, kp, Kg * PQ, PQ, 1))
-    Cp = Strided(part, 0, (g.N, split, G, Kg, CgRS), (split * size, size, Kg * CgRS, CgRS, 1))
-    n_, s_, g_ = np.meshgrid(np.arange(g.N, dtype=np.int64), np.arange(split, dtype=np.int64),
-                             np.arange(G, dtype=np.int64), indexing="ij")
-    boffs = (n_ * (g.C * HW) + g_ * (Cg * HW)).ravel()
+    budget = max(1, PARTIALS_BYTES // np.dtype(dy.dtype).itemsize)
+    nb = max(1, min(g.N, budget // size))
+    t = gemm.tiles(dy.dtype, Kg)
+    grid, _ = gemm.launch_config(t, Kg, CgRS, nb * G)
+    split = gemm._split_k(grid[0] * grid[1] * grid[2], PQ, t.bk)
+    split = max((d for d in range(1, split + 1) if PQ % d == 0 and d * size <= budget), default=1)
+    nb = max(1, min(nb, budget // (split * size)))
+    kp = PQ // split
+    part = workspace(dy.dtype, nb * split * size, "conv.dw")
     tabs = _tables(g)
     pixels, taps = tabs[2:], tabs[:2]
-    gemm.gather_into(A, _flat(x), boffs, pixels + taps, g.H, g.W, Cp, n=CgRS, k=kp, t1base=(s_ * kp).ravel())
-    sum_batch(part, dw, g.N * split, accumulate=beta == 1)
+    for n0 in range(0, g.N, nb):
+        nn = min(nb, g.N - n0)
+        A = Strided(_flat(dy), n0 * g.K * PQ, (nn, split, G, Kg, kp), (g.K * PQ, kp, Kg * PQ, PQ, 1))
+        Cp = Strided(part, 0, (nn, split, G, Kg, CgRS), (split * size, size, Kg * CgRS, CgRS, 1))
+        n_, s_, g_ = np.meshgrid(np.arange(n0, n0 + nn, dtype=np.int64), np.arange(split, dtype=np.int64),
+                                 np.arange(G, dtype=np.int64), indexing="ij")
+        boffs = (n_ * (g.C * HW) + g_ * (Cg * HW)).ravel()
+        gemm.gather_into(A, _flat(x), boffs, pixels + taps, g.H, g.W, Cp, n=CgRS, k=kp, t1base=(s_ * kp).ravel())
+        sum_batch(part, dw, nn * split, accumulate=beta == 1 or n0 > 0)
 
 
 def flipped_filter(w, geom):
