@@ -35,11 +35,18 @@ micro-kernel, clear the cache (the register tile itself is checked, as in :mod:`
 """
 from __future__ import annotations
 
-import numpy as np
-from numba import get_num_threads, njit, prange, uintp
+import os
 
-from .blocking import blocking
-from .gemm import _macro_kernel, _pack_a, _tile_shape, _vector_width, ensure_fresh_cache, workspace
+import numpy as np
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types, uintp
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.numpy_support import as_dtype
+
+from .blocking import blocking, isa
+from .gemm import (_load, _macro_kernel, _pack_a, _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache,
+                   workspace)
 from .im2col import _q_range
 
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
@@ -54,6 +61,93 @@ FUSED_MIN_CHANNELS = 8
 NC_PIXELS = 128
 #: filter-gradient columns (filter rows C*R*S) per packed panel of ``colsᵀ`` (a multiple of NR)
 DW_NC = 512
+
+
+#: dot-product tile of the stride-1 filter gradient (rows of dY x filter taps), per instruction
+#: set: ``MR' * NR'`` vector accumulators plus ``MR'`` loads of dY and one of x in the register file
+DOT_TILE = {"avx512": (4, 6), "avx2": (3, 4), "generic": (2, 3)}
+#: bytes of dY rows (``MR'`` rows over a chunk of samples) the dot-product kernel keeps in L2
+DOT_A_BYTES = 256 * 1024
+#: bytes of padded x planes (over the chunk of samples) one group of tile columns reads, in L2
+DOT_B_BYTES = 256 * 1024
+#: the stride-1 filter gradient by dot products (off: packed GEMM with ``colsᵀ`` panels, for A/B)
+DW_DOT = os.environ.get("NUMLIN_CONV_DW_DOT", "1") != "0"
+
+
+def _dot_tile_codegen(dtype):
+    """LLVM IR for :func:`_dot_tile`: ``MR' x NR'`` vector accumulators, horizontal sums at the end."""
+    mr, nr = DOT_TILE[isa()]
+    vw = blocking(dtype).vw
+    use_fma = isa() != "generic"
+
+    def codegen(context, builder, signature, args):
+        nsamp_v, nv_v, a_v, asn_v, b_v, bsn_v, offs_v, c_v = args
+        at, bt, ot, ct = signature.args[2], signature.args[4], signature.args[6], signature.args[7]
+        t = context.get_value_type(at.dtype)
+        vt = ir.VectorType(t, vw)
+        align = np.dtype(dtype).itemsize
+        intp = context.get_value_type(types.intp)
+        const = lambda v: ir.Constant(intp, v)  # noqa: E731
+        a_data = context.make_array(at)(context, builder, a_v).data
+        b_data = context.make_array(bt)(context, builder, b_v).data
+        o_data = context.make_array(ot)(context, builder, offs_v).data
+        c_data = context.make_array(ct)(context, builder, c_v).data
+        a_rows = [builder.gep(a_data, [builder.load(builder.gep(o_data, [const(i)]))]) for i in range(mr)]
+        b_rows = [builder.gep(b_data, [builder.load(builder.gep(o_data, [const(mr + j)]))]) for j in range(nr)]
+        accs = []
+        for _ in range(mr * nr):
+            slot = cgutils.alloca_once(builder, vt)
+            builder.store(ir.Constant(vt, None), slot)
+            accs.append(slot)
+        with cgutils.for_range(builder, nsamp_v) as outer:
+            ao = builder.mul(outer.index, asn_v)
+            bo = builder.mul(outer.index, bsn_v)
+            a_n = [builder.gep(a_rows[i], [ao]) for i in range(mr)]
+            b_n = [builder.gep(b_rows[j], [bo]) for j in range(nr)]
+            with cgutils.for_range(builder, nv_v) as loop:
+                off = builder.mul(loop.index, const(vw))
+                avec = [_load(builder, builder.gep(a_n[i], [off]), vt, align, None) for i in range(mr)]
+                for j in range(nr):
+                    bvec = _load(builder, builder.gep(b_n[j], [off]), vt, align, None)
+                    for i in range(mr):
+                        slot = accs[i * nr + j]
+                        builder.store(_vector_fma(builder, avec[i], bvec, builder.load(slot), use_fma), slot)
+        i32 = ir.IntType(32)
+        for k in range(mr * nr):
+            v = builder.load(accs[k])
+            h = vw
+            while h > 1:
+                h //= 2
+                lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h))))
+                hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, h), list(range(h, 2 * h))))
+                v = builder.fadd(lo, hi)
+            builder.store(builder.extract_element(v, ir.Constant(i32, 0)), builder.gep(c_data, [const(k)]))
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def _dot_tile(typingctx, nsamp, nv, a, asn, b, bsn, offs, c):
+    """``c[i*NR' + j] = sum_n sum_t a[offs[i] + n*asn + t] * b[offs[MR' + j] + n*bsn + t]`` for
+    ``n < nsamp``, ``t < nv*VW``: an ``MR' x NR'`` block of dot products (:data:`DOT_TILE`), the
+    vectors along ``t`` (unaligned loads, no masks: the caller pads the rows), one horizontal sum
+    per product at the end."""
+    sig = types.void(nsamp, nv, a, asn, b, bsn, offs, c)
+    return sig, _dot_tile_codegen(as_dtype(a.dtype))
+
+
+@intrinsic
+def _dot_shape(typingctx, buf):
+    """``(MR', NR')`` of :func:`_dot_tile` for ``buf``'s dtype, as compile-time constants."""
+    mr, nr = DOT_TILE[isa()]
+    ret = types.UniTuple(types.intp, 2)
+
+    def codegen(context, builder, signature, args):
+        return context.make_tuple(builder, ret, [context.get_constant(types.intp, mr),
+                                                 context.get_constant(types.intp, nr)])
+
+    return ret(buf), codegen
 
 
 @njit(cache=True)
@@ -326,6 +420,101 @@ def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw,
                 gw[i] += tmp[(t - 1) * size + i]
 
 
+@njit(cache=True, parallel=True, nogil=True)
+def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xp, dp, nb, jg, offs, tile,
+                       parts):
+    """Filter gradient of a stride-1 convolution, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
+    (NCHW, flat buffers), as blocks of dot products along the pixels (:func:`_dot_tile`).
+
+    Per chunk of ``nb`` samples, x is copied zero-padded to ``Hp x Wp`` planes in ``xp``
+    (``Hp = P + dh*(R-1)``, ``Wp = Q + dw*(S-1)``) and dy to rows of ``Wp`` pixels in ``dp``
+    (columns ``Q .. Wp`` and the tail up to ``Tp``, a multiple of VW, zero). With pixel ``t =
+    p*Wp + q`` the tap ``(c, r, s)`` reads ``xp[c*Hp*Wp + r*dh*Wp + s*dw + t]``: every row of
+    ``colsᵀ`` is a contiguous run of ``xp``, so no transpose is packed; the pad columns of dy
+    are zero, whatever x they meet. Threads take equal runs of the ``MR' x NR'`` output tiles
+    (``offs``, ``tile``: ``MR'+NR'`` offsets and ``MR'*NR'`` sums per thread), ordered by
+    groups of ``jg`` tile columns (their x stays in L2), then rows (dY rows in L1), then columns.
+    """
+    MR, NR = _dot_shape(gw)
+    VW = _vector_width(gw)
+    t_ = gw.dtype.type
+    zero = t_(0)
+    beta = t_(beta)
+    Cg = C // G
+    Kg = K // G
+    RS = R * S
+    CgRS = Cg * RS
+    PQ = P * Q
+    Hp = P + dh * (R - 1)
+    Wp = Q + dw * (S - 1)
+    HWp = Hp * Wp
+    Tp = (P * Wp + VW - 1) // VW * VW
+    mb = (Kg + MR - 1) // MR
+    jb = (CgRS + NR - 1) // NR
+    ntile = G * mb * jb
+    for n0 in range(0, N, nb):
+        m = min(nb, N - n0)
+        for k in range(VW):  # read past the last plane by the last taps' vectors
+            xp[m * C * HWp + k] = zero
+        for row in prange(m * C * Hp + m * K * P):
+            if row < m * C * Hp:  # x row (n, c, hh) -> xp
+                nc_ = row // Hp
+                hh = row - nc_ * Hp
+                d = nc_ * HWp + hh * Wp
+                h = hh - ph
+                a = min(max(pw, 0), Wp)
+                b = max(min(pw + W, Wp), a)
+                if h < 0 or h >= H:
+                    a = b = Wp
+                src = ((n0 * C + nc_) * H + h) * W - pw
+                for u in range(a):
+                    xp[d + u] = zero
+                for u in range(a, b):
+                    xp[d + u] = x[src + u]
+                for u in range(b, Wp):
+                    xp[d + u] = zero
+            else:  # dy row (n, k, p) -> dp
+                rr = row - m * C * Hp
+                nk = rr // P
+                p = rr - nk * P
+                d = nk * Tp + p * Wp
+                src = (n0 * K + nk) * PQ + p * Q
+                for u in range(Q):
+                    dp[d + u] = dy[src + u]
+                end = Wp if p < P - 1 else Tp - p * Wp
+                for u in range(Q, end):
+                    dp[d + u] = zero
+        for t in prange(parts):
+            off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
+            tl = tile[t * MR * NR:(t + 1) * MR * NR]
+            for it in range(ntile * t // parts, ntile * (t + 1) // parts):
+                gi = it // (mb * jb)
+                rem = it - gi * mb * jb
+                j1 = rem // (mb * jg) * jg  # first tile column of the group
+                gs = min(jg, jb - j1)
+                rem -= j1 * mb
+                ib = rem // gs
+                i0 = ib * MR
+                j0 = (j1 + rem - ib * gs) * NR
+                for i in range(MR):  # rows and columns past the edge repeat the last one
+                    off[i] = (gi * Kg + min(i0 + i, Kg - 1)) * Tp
+                for j in range(NR):
+                    crs = min(j0 + j, CgRS - 1)
+                    c = crs // RS
+                    r = (crs - c * RS) // S
+                    s = crs - c * RS - r * S
+                    off[MR + j] = (gi * Cg + c) * HWp + r * dh * Wp + s * dw
+                _dot_tile(m, Tp // VW, dp, K * Tp, xp, C * HWp, off, tl)
+                for i in range(min(MR, Kg - i0)):
+                    o = (gi * Kg + i0 + i) * CgRS + j0
+                    for j in range(min(NR, CgRS - j0)):
+                        v = tl[i * NR + j]
+                        if n0 > 0:
+                            gw[o + j] += v
+                        else:
+                            gw[o + j] = v if beta == 0 else v + beta * gw[o + j]
+
+
 def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: float) -> None:
     """``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (the filter gradient, NCHW, C-contiguous
     arrays of one dtype) without a column matrix. Parallel over samples (one thread for N = 1)."""
@@ -334,6 +523,24 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     dtype = gw.dtype
     ensure_fresh_cache(dtype, globals())
     bl = blocking(dtype)
+    if DW_DOT and g.sh == g.sw == 1:
+        mr, nr = DOT_TILE[isa()]
+        hwp = (g.P + g.dh * (g.R - 1)) * (g.Q + g.dw * (g.S - 1))
+        tp = -(-g.P * (g.Q + g.dw * (g.S - 1)) // bl.vw) * bl.vw
+        nb = max(1, min(g.N, DOT_A_BYTES // (mr * tp * dtype.itemsize)))
+        jg = max(1, DOT_B_BYTES // (nb * hwp * dtype.itemsize) * g.R * g.S // nr)
+        ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
+        parts = max(1, min(get_num_threads(), ntile))
+        from ..._dispatch import parallel_guard
+
+        with parallel_guard():
+            conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
+                               g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
+                               workspace(dtype, nb * g.C * hwp + bl.vw, "conv.xpad"),
+                               workspace(dtype, nb * g.K * tp, "conv.dypad"), nb, jg,
+                               np.empty(parts * (mr + nr), np.int64), workspace(dtype, parts * mr * nr, "conv.tile"),
+                               parts)
+        return
     Kg = g.K // g.groups
     mp = -(-Kg // bl.mr) * bl.mr
     kc, nc = bl.kc, DW_NC
