@@ -187,6 +187,35 @@ def test_implicit_gemm_backward(rng, monkeypatch, cfg):
             np.testing.assert_allclose(got[0] if need_dx else got[1], dx if need_dx else dw, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("cfg", [c for c in FUSED_CASES if c[7] == 1] + [
+    (3, 16, 2, 16, 7, 3, 3, 1, 1, 1, 1),    # P*Q = 32: whole vectors, no masked tail
+    (1, 9, 20, 21, 10, 3, 3, 1, 1, 1, 1),   # N = 1, Kg = 10 and C*R*S = 81: edge tiles both ways
+    (2, 12, 7, 9, 6, 5, 3, 1, (2, 1), (1, 2), 3),  # groups, dilation, 5x3
+])
+def test_dw_dot_products(rng, monkeypatch, dtype, chunked, cfg):
+    """The stride-1 filter gradient by dot products (:func:`implicit_gemm.conv2d_nchw_dw_dot`)
+    against the reference, in float32 and float64; ``chunked``: one sample per chunk (partial
+    sums added into dw) and one tile column per group; also its packed-GEMM alternative."""
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, _ = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dy = rng.standard_normal(conv2d_ref(x, w, **kw)["y"].shape).astype(dtype)
+    ref = conv2d_ref(x, w, dy=dy, **kw)["dw"]
+    npix = dy.size // K
+    monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_mod, "FUSED", True)
+    if chunked:
+        monkeypatch.setattr(implicit_gemm, "DOT_A_BYTES", 1)
+        monkeypatch.setattr(implicit_gemm, "DOT_B_BYTES", 1)
+    for dot in (True, False):
+        monkeypatch.setattr(implicit_gemm, "DW_DOT", dot)
+        dw = conv_mod._conv2d_backward(dy, x, w, need_dx=False, **kw)[1]
+        assert dw.dtype == dtype
+        _check(dw, ref, np.abs(dy).max() * np.abs(x).max() * npix, _tol(dtype, npix))
+
+
 def test_chunks_stay_under_the_cap():
     g = conv_mod.geometry("t", (8, 64, 56, 56), (3, 3), padding=1)
     budget = 2**20

@@ -45,7 +45,7 @@ from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
-from .gemm import (_load, _macro_kernel, _pack_a, _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache,
+from .gemm import (_load, _macro_kernel, _pack_a, _splat, _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache,
                    workspace)
 from .im2col import _q_range
 
@@ -81,8 +81,8 @@ def _dot_tile_codegen(dtype):
     use_fma = isa() != "generic"
 
     def codegen(context, builder, signature, args):
-        nsamp_v, nv_v, a_v, asn_v, b_v, bsn_v, offs_v, c_v = args
-        at, bt, ot, ct = signature.args[2], signature.args[4], signature.args[6], signature.args[7]
+        nsamp_v, nv_v, tail_v, a_v, asn_v, b_v, bsn_v, offs_v, c_v = args
+        at, bt, ot, ct = signature.args[3], signature.args[5], signature.args[7], signature.args[8]
         t = context.get_value_type(at.dtype)
         vt = ir.VectorType(t, vw)
         align = np.dtype(dtype).itemsize
@@ -99,19 +99,26 @@ def _dot_tile_codegen(dtype):
             slot = cgutils.alloca_once(builder, vt)
             builder.store(ir.Constant(vt, None), slot)
             accs.append(slot)
+        ivt = ir.VectorType(intp, vw)
+        tail_mask = builder.icmp_signed("<", ir.Constant(ivt, list(range(vw))), _splat(builder, tail_v, ivt))
+
+        def step(a_n, b_n, off, mask):
+            avec = [_load(builder, builder.gep(a_n[i], [off]), vt, align, mask) for i in range(mr)]
+            for j in range(nr):
+                bvec = _load(builder, builder.gep(b_n[j], [off]), vt, align, mask)
+                for i in range(mr):
+                    slot = accs[i * nr + j]
+                    builder.store(_vector_fma(builder, avec[i], bvec, builder.load(slot), use_fma), slot)
+
         with cgutils.for_range(builder, nsamp_v) as outer:
             ao = builder.mul(outer.index, asn_v)
             bo = builder.mul(outer.index, bsn_v)
             a_n = [builder.gep(a_rows[i], [ao]) for i in range(mr)]
             b_n = [builder.gep(b_rows[j], [bo]) for j in range(nr)]
             with cgutils.for_range(builder, nv_v) as loop:
-                off = builder.mul(loop.index, const(vw))
-                avec = [_load(builder, builder.gep(a_n[i], [off]), vt, align, None) for i in range(mr)]
-                for j in range(nr):
-                    bvec = _load(builder, builder.gep(b_n[j], [off]), vt, align, None)
-                    for i in range(mr):
-                        slot = accs[i * nr + j]
-                        builder.store(_vector_fma(builder, avec[i], bvec, builder.load(slot), use_fma), slot)
+                step(a_n, b_n, builder.mul(loop.index, const(vw)), None)
+            with builder.if_then(builder.icmp_signed(">", tail_v, const(0))):
+                step(a_n, b_n, builder.mul(nv_v, const(vw)), tail_mask)
         i32 = ir.IntType(32)
         for k in range(mr * nr):
             v = builder.load(accs[k])
@@ -128,12 +135,12 @@ def _dot_tile_codegen(dtype):
 
 
 @intrinsic
-def _dot_tile(typingctx, nsamp, nv, a, asn, b, bsn, offs, c):
+def _dot_tile(typingctx, nsamp, nv, tail, a, asn, b, bsn, offs, c):
     """``c[i*NR' + j] = sum_n sum_t a[offs[i] + n*asn + t] * b[offs[MR' + j] + n*bsn + t]`` for
-    ``n < nsamp``, ``t < nv*VW``: an ``MR' x NR'`` block of dot products (:data:`DOT_TILE`), the
-    vectors along ``t`` (unaligned loads, no masks: the caller pads the rows), one horizontal sum
-    per product at the end."""
-    sig = types.void(nsamp, nv, a, asn, b, bsn, offs, c)
+    ``n < nsamp``, ``t < nv*VW + tail``: an ``MR' x NR'`` block of dot products (:data:`DOT_TILE`),
+    the vectors along ``t`` (unaligned loads; the ``tail < VW`` last elements by masked loads,
+    nothing past them is read), one horizontal sum per product at the end."""
+    sig = types.void(nsamp, nv, tail, a, asn, b, bsn, offs, c)
     return sig, _dot_tile_codegen(as_dtype(a.dtype))
 
 
@@ -421,19 +428,18 @@ def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw,
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xp, dp, nb, jg, offs, tile,
-                       parts):
+def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xs, nb, jg, offs, tile, parts):
     """Filter gradient of a stride-1 convolution, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
     (NCHW, flat buffers), as blocks of dot products along the pixels (:func:`_dot_tile`).
 
-    Per chunk of ``nb`` samples, x is copied zero-padded to ``Hp x Wp`` planes in ``xp``
-    (``Hp = P + dh*(R-1)``, ``Wp = Q + dw*(S-1)``) and dy to rows of ``Wp`` pixels in ``dp``
-    (columns ``Q .. Wp`` and the tail up to ``Tp``, a multiple of VW, zero). With pixel ``t =
-    p*Wp + q`` the tap ``(c, r, s)`` reads ``xp[c*Hp*Wp + r*dh*Wp + s*dw + t]``: every row of
-    ``colsᵀ`` is a contiguous run of ``xp``, so no transpose is packed; the pad columns of dy
-    are zero, whatever x they meet. Threads take equal runs of the ``MR' x NR'`` output tiles
-    (``offs``, ``tile``: ``MR'+NR'`` offsets and ``MR'*NR'`` sums per thread), ordered by
-    groups of ``jg`` tile columns (their x stays in L2), then rows (dY rows in L1), then columns.
+    Per chunk of ``nb`` samples, x is copied once per filter column ``s`` into ``xs``: planes
+    of ``Hp x Q`` (``Hp = P + dh*(R-1)``), ``xs[n, s, c, hh, q] = x[n, c, hh - ph, q - pw + s*dw]``
+    or 0 outside x. Then the tap ``(c, r, s)`` at pixel ``t = p*Q + q`` is ``xs[n, s, c]``'s element
+    ``r*dh*Q + t``: every row of ``colsᵀ`` is a contiguous run, as is every row of dy (read in
+    place), so nothing is transposed and no pixel is wasted (the last ``PQ mod VW`` by masked
+    loads). Threads take equal runs of the ``MR' x NR'`` output tiles (``offs``, ``tile``:
+    ``MR'+NR'`` offsets and ``MR'*NR'`` sums per thread), ordered by groups of ``jg`` tile
+    columns (their planes stay in L2), then rows (dy rows in L1), then columns.
     """
     MR, NR = _dot_shape(gw)
     VW = _vector_width(gw)
@@ -446,44 +452,41 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
     CgRS = Cg * RS
     PQ = P * Q
     Hp = P + dh * (R - 1)
-    Wp = Q + dw * (S - 1)
-    HWp = Hp * Wp
-    Tp = (P * Wp + VW - 1) // VW * VW
+    HQ = Hp * Q
     mb = (Kg + MR - 1) // MR
     jb = (CgRS + NR - 1) // NR
     ntile = G * mb * jb
+    toff = np.empty(CgRS, np.int64)  # tap (c, r, s) in a sample's xs
+    for crs in range(CgRS):
+        c = crs // RS
+        r = (crs - c * RS) // S
+        s = crs - c * RS - r * S
+        toff[crs] = (s * C + c) * HQ + r * dh * Q
+    qlo = np.empty(S, np.int64)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = _q_range(Q, W, 1, pw, s * dw)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
-        for k in range(VW):  # read past the last plane by the last taps' vectors
-            xp[m * C * HWp + k] = zero
-        for row in prange(m * C * Hp + m * K * P):
-            if row < m * C * Hp:  # x row (n, c, hh) -> xp
-                nc_ = row // Hp
-                hh = row - nc_ * Hp
-                d = nc_ * HWp + hh * Wp
-                h = hh - ph
-                a = min(max(pw, 0), Wp)
-                b = max(min(pw + W, Wp), a)
-                if h < 0 or h >= H:
-                    a = b = Wp
-                src = ((n0 * C + nc_) * H + h) * W - pw
-                for u in range(a):
-                    xp[d + u] = zero
-                for u in range(a, b):
-                    xp[d + u] = x[src + u]
-                for u in range(b, Wp):
-                    xp[d + u] = zero
-            else:  # dy row (n, k, p) -> dp
-                rr = row - m * C * Hp
-                nk = rr // P
-                p = rr - nk * P
-                d = nk * Tp + p * Wp
-                src = (n0 * K + nk) * PQ + p * Q
-                for u in range(Q):
-                    dp[d + u] = dy[src + u]
-                end = Wp if p < P - 1 else Tp - p * Wp
-                for u in range(Q, end):
-                    dp[d + u] = zero
+        for row in prange(m * S * C * Hp):  # row (n, s, c, hh) of xs
+            nsc = row // Hp
+            hh = row - nsc * Hp
+            n = nsc // (S * C)
+            s = (nsc - n * S * C) // C
+            c = nsc - n * S * C - s * C
+            d = row * Q
+            h = hh - ph
+            a = qlo[s]
+            b = qhi[s]
+            if h < 0 or h >= H:
+                a = b = Q
+            src = (((n0 + n) * C + c) * H + h) * W - pw + s * dw
+            for u in range(a):
+                xs[uintp(d + u)] = zero
+            for u in range(a, b):
+                xs[uintp(d + u)] = x[uintp(src + u)]
+            for u in range(b, Q):
+                xs[uintp(d + u)] = zero
         for t in prange(parts):
             off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
             tl = tile[t * MR * NR:(t + 1) * MR * NR]
@@ -497,14 +500,10 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
                 i0 = ib * MR
                 j0 = (j1 + rem - ib * gs) * NR
                 for i in range(MR):  # rows and columns past the edge repeat the last one
-                    off[i] = (gi * Kg + min(i0 + i, Kg - 1)) * Tp
+                    off[i] = (n0 * K + gi * Kg + min(i0 + i, Kg - 1)) * PQ
                 for j in range(NR):
-                    crs = min(j0 + j, CgRS - 1)
-                    c = crs // RS
-                    r = (crs - c * RS) // S
-                    s = crs - c * RS - r * S
-                    off[MR + j] = (gi * Cg + c) * HWp + r * dh * Wp + s * dw
-                _dot_tile(m, Tp // VW, dp, K * Tp, xp, C * HWp, off, tl)
+                    off[MR + j] = gi * Cg * HQ + toff[min(j0 + j, CgRS - 1)]
+                _dot_tile(m, PQ // VW, PQ % VW, dy, K * PQ, xs, S * C * HQ, off, tl)
                 for i in range(min(MR, Kg - i0)):
                     o = (gi * Kg + i0 + i) * CgRS + j0
                     for j in range(min(NR, CgRS - j0)):
@@ -525,10 +524,9 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     bl = blocking(dtype)
     if DW_DOT and g.sh == g.sw == 1:
         mr, nr = DOT_TILE[isa()]
-        hwp = (g.P + g.dh * (g.R - 1)) * (g.Q + g.dw * (g.S - 1))
-        tp = -(-g.P * (g.Q + g.dw * (g.S - 1)) // bl.vw) * bl.vw
-        nb = max(1, min(g.N, DOT_A_BYTES // (mr * tp * dtype.itemsize)))
-        jg = max(1, DOT_B_BYTES // (nb * hwp * dtype.itemsize) * g.R * g.S // nr)
+        hq = (g.P + g.dh * (g.R - 1)) * g.Q
+        nb = max(1, min(g.N, DOT_A_BYTES // (mr * g.P * g.Q * dtype.itemsize)))
+        jg = max(1, DOT_B_BYTES // (nb * g.S * hq * dtype.itemsize) * g.R * g.S // nr)
         ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
         parts = max(1, min(get_num_threads(), ntile))
         from ..._dispatch import parallel_guard
@@ -536,8 +534,7 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
         with parallel_guard():
             conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
                                g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
-                               workspace(dtype, nb * g.C * hwp + bl.vw, "conv.xpad"),
-                               workspace(dtype, nb * g.K * tp, "conv.dypad"), nb, jg,
+                               workspace(dtype, nb * g.S * g.C * hq, "conv.xshift"), nb, jg,
                                np.empty(parts * (mr + nr), np.int64), workspace(dtype, parts * mr * nr, "conv.tile"),
                                parts)
         return
