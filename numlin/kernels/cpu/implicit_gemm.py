@@ -115,8 +115,14 @@ def _dot_tile_codegen(dtype):
             bo = builder.mul(outer.index, bsn_v)
             a_n = [builder.gep(a_rows[i], [ao]) for i in range(mr)]
             b_n = [builder.gep(b_rows[j], [bo]) for j in range(nr)]
-            with cgutils.for_range(builder, nv_v) as loop:
-                step(a_n, b_n, builder.mul(loop.index, const(vw)), None)
+            # two vectors per trip (LLVM's own unrolling left an odd remainder that reloaded
+            # the row pointers from the stack), then the odd one
+            with cgutils.for_range(builder, builder.ashr(nv_v, const(1))) as loop:
+                off = builder.mul(loop.index, const(2 * vw))
+                step(a_n, b_n, off, None)
+                step(a_n, b_n, builder.add(off, const(vw)), None)
+            with builder.if_then(builder.trunc(nv_v, ir.IntType(1))):
+                step(a_n, b_n, builder.mul(builder.sub(nv_v, const(1)), const(vw)), None)
             with builder.if_then(builder.icmp_signed(">", tail_v, const(0))):
                 step(a_n, b_n, builder.mul(nv_v, const(vw)), tail_mask)
         i32 = ir.IntType(32)
