@@ -474,25 +474,24 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
         qlo[s], qhi[s] = _q_range(Q, W, 1, pw, s * dw)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
-        for row in prange(m * S * C * Hp):  # row (n, s, c, hh) of xs
-            nsc = row // Hp
-            hh = row - nsc * Hp
-            n = nsc // (S * C)
-            s = (nsc - n * S * C) // C
-            c = nsc - n * S * C - s * C
-            d = row * Q
-            h = hh - ph
-            a = qlo[s]
-            b = qhi[s]
-            if h < 0 or h >= H:
-                a = b = Q
-            src = (((n0 + n) * C + c) * H + h) * W - pw + s * dw
-            for u in range(a):
-                xs[uintp(d + u)] = zero
-            for u in range(a, b):
-                xs[uintp(d + u)] = x[uintp(src + u)]
-            for u in range(b, Q):
-                xs[uintp(d + u)] = zero
+        for pl in prange(m * S * C):  # plane (n, s, c) of xs
+            n = pl // (S * C)
+            s = (pl - n * S * C) // C
+            c = pl - n * S * C - s * C
+            for hh in range(Hp):
+                d = (pl * Hp + hh) * Q
+                h = hh - ph
+                a = qlo[s]
+                b = qhi[s]
+                if h < 0 or h >= H:
+                    a = b = Q
+                src = (((n0 + n) * C + c) * H + h) * W - pw + s * dw
+                for u in range(a):
+                    xs[uintp(d + u)] = zero
+                for u in range(a, b):
+                    xs[uintp(d + u)] = x[uintp(src + u)]
+                for u in range(b, Q):
+                    xs[uintp(d + u)] = zero
         for t in prange(parts):
             off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
             tl = tile[t * MR * NR:(t + 1) * MR * NR]
