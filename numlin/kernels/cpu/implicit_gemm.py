@@ -25,10 +25,16 @@ A block whose columns span two samples is not one strided matrix of y: the macro
 to a ``Kg x nc_blk`` scratch matrix, scattered into y afterwards (a few blocks per call).
 
 Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
-the pixels being the GEMM's depth. dY is packed as A, ``colsᵀ`` panels (``kc`` pixels x NR
-filter rows) from x, column by column along runs of pixels (:func:`_pack_bt_conv`, scalar:
-a transpose). The input gradient of a stride-1 convolution is :func:`conv2d_nchw_into` on dy
-(see :mod:`numlin.nn.conv`).
+the pixels being the GEMM's depth. Stride 1 (:func:`conv2d_nchw_dw_dot`): every entry is a dot
+product along the pixels of a row of dY (contiguous in place) and a row of ``colsᵀ``, which is
+contiguous too once x is copied per filter column ``s`` into planes of ``Q``-wide rows, shifted
+and zeroed at the edges (``S`` copies of a chunk of samples, ~2-3 % of the time): no transpose.
+:func:`_dot_tile` keeps an ``MR' x NR'`` block of such products in vector registers (vectors
+along the pixels, 10 loads per 24 FMAs) and sums each horizontally once per chunk. Strided
+(:func:`conv2d_nchw_dw_fused`): dY is packed as A, ``colsᵀ`` panels (``kc`` pixels x NR filter
+rows) from x, column by column along runs of pixels (:func:`_pack_bt_conv`, scalar: a
+transpose, ~2.6 cycles an element) for the GEMM's macro-kernel. The input gradient of a stride-1
+convolution is :func:`conv2d_nchw_into` on dy (see :mod:`numlin.nn.conv`).
 
 Numba caches these kernels with this file's timestamp: after editing :mod:`.gemm`'s macro- or
 micro-kernel, clear the cache (the register tile itself is checked, as in :mod:`.gemm`).
@@ -521,7 +527,10 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
 
 def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: float) -> None:
     """``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (the filter gradient, NCHW, C-contiguous
-    arrays of one dtype) without a column matrix. Parallel over samples (one thread for N = 1)."""
+    arrays of one dtype) without a column matrix. Stride 1 (unless :data:`DW_DOT` is off): dot
+    products, parallel over output tiles, workspace ``S`` shifted copies of x for a chunk of
+    samples (:data:`DOT_A_BYTES`, at least one sample); otherwise the packed GEMM, parallel over
+    samples (one thread for N = 1)."""
     from ..._dispatch import parallel_guard
 
     dtype = gw.dtype
