@@ -209,11 +209,15 @@ def test_dw_dot_products(rng, monkeypatch, dtype, chunked, cfg):
     if chunked:
         monkeypatch.setattr(implicit_gemm, "DOT_A_BYTES", 1)
         monkeypatch.setattr(implicit_gemm, "DOT_B_BYTES", 1)
+    g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
     for dot in (True, False):
         monkeypatch.setattr(implicit_gemm, "DW_DOT", dot)
         dw = conv_mod._conv2d_backward(dy, x, w, need_dx=False, **kw)[1]
         assert dw.dtype == dtype
         _check(dw, ref, np.abs(dy).max() * np.abs(x).max() * npix, _tol(dtype, npix))
+        acc = np.ones_like(w)  # beta = 1: accumulated into
+        implicit_gemm.conv2d_nchw_dw_into(x, dy, acc, g, 1.0)
+        _check(acc, ref + 1, np.abs(dy).max() * np.abs(x).max() * npix, _tol(dtype, npix))
 
 
 def test_chunks_stay_under_the_cap():
