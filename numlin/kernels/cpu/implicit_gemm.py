@@ -74,7 +74,7 @@ DW_NC = 512
 DOT_TILE = {"avx512": (4, 6), "avx2": (3, 4), "generic": (2, 3)}
 #: bytes of dY rows (``MR'`` rows over a chunk of samples) the dot-product kernel keeps in L2
 DOT_A_BYTES = 256 * 1024
-#: bytes of padded x planes (over the chunk of samples) one group of tile columns reads, in L2
+#: bytes of shifted x planes (over the chunk of samples) one group of tile columns reads, in L2
 DOT_B_BYTES = 256 * 1024
 #: the stride-1 filter gradient by dot products (off: packed GEMM with ``colsᵀ`` panels, for A/B)
 DW_DOT = os.environ.get("NUMLIN_CONV_DW_DOT", "1") != "0"
@@ -543,8 +543,6 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
         jg = max(1, DOT_B_BYTES // (nb * g.S * hq * dtype.itemsize) * g.R * g.S // nr)
         ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
         parts = max(1, min(get_num_threads(), ntile))
-        from ..._dispatch import parallel_guard
-
         with parallel_guard():
             conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
                                g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
