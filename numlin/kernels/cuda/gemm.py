@@ -373,6 +373,10 @@ def _aligned(d: Strided, offsets: np.ndarray, vec: int, contiguous_axis: int) ->
     return ptr % 16 == 0 and bool(np.all(offsets % vec == 0))
 
 
+#: CUDA's limit on a grid's y (row tiles) dimension
+MAX_GRID_Y = 65_535
+
+
 def launch_config(t: Tiles, m: int, n: int, batch: int) -> tuple[tuple[int, int, int], int]:
     """``(grid, threads)`` for a ``batch x m x n`` output: one block per ``BM x BN`` tile, batch
     on grid z (capped at 65 535; the kernel strides over the rest)."""
@@ -396,9 +400,18 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
                 tile: Tiles | None = None) -> None:
     """``C = alpha * A @ B + beta * C`` on the device over descriptors of one float dtype.
 
-    ``tile`` overrides the tile shape (for tuning; see ``benchmarks/gpu_bench.py``).
+    ``tile`` overrides the tile shape (for tuning; see ``benchmarks/gpu_bench.py``). More row
+    tiles than a grid's y dimension takes (65 535) run as several launches over row ranges.
     """
     m, n, k, batch, nb = gemm_dims(a, b, c)
+    rows = MAX_GRID_Y * (tile or tiles(np.dtype(c.buf.dtype), m)).bm
+    if m > rows:  # e.g. a pointwise NHWC convolution of > 8.4M pixels: row ranges
+        for r0 in range(0, m, rows):
+            mm = min(rows, m - r0)
+            a_r = a._replace(off=a.off + r0 * a.strides[-2], shape=a.shape[:-2] + (mm, k))
+            c_r = c._replace(off=c.off + r0 * c.strides[-2], shape=c.shape[:-2] + (mm, n))
+            matmul_into(a_r, b, c_r, alpha, beta, tile=tile)
+        return
     coffs = _output_offsets(c, m, n, k, nb, alpha, beta)
     if coffs is None:
         return
