@@ -238,6 +238,11 @@ _equal = _binary("equal", None, "1 where a == b else 0 (not differentiable)")
 
 
 # --------------------------------------------------------------------------- reductions
+def _is_int(v: Any) -> bool:
+    """An int (Python or numpy), not a bool: what axes, shapes and permutations take."""
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
+
+
 def _axes(op: str, axis: Any, ndim: int) -> tuple:
     if axis is None:
         return tuple(range(ndim))
@@ -248,7 +253,7 @@ def _axes(op: str, axis: Any, ndim: int) -> tuple:
         raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}") from None
     out = []
     for a in items:
-        if isinstance(a, bool) or not isinstance(a, (numbers.Integral, np.integer)):
+        if not _is_int(a):
             raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise np.exceptions.AxisError(int(a), ndim, op)
@@ -316,7 +321,7 @@ def reshape(x: TensorLike, shape: Any) -> Tensor:
     """``x`` with a new shape (one entry may be -1), as numpy; the gradient reshapes back."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     shape = (shape,) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(shape)
-    if any(isinstance(d, bool) or not isinstance(d, (numbers.Integral, np.integer)) for d in shape):
+    if any(not _is_int(d) for d in shape):
         raise TypeError(f"reshape: shape must be ints, got {shape!r}")
     if x.shape == shape:
         return x
@@ -334,7 +339,7 @@ def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
-        if any(isinstance(a, bool) or not isinstance(a, (numbers.Integral, np.integer)) for a in axes):
+        if any(not _is_int(a) for a in axes):
             raise TypeError(f"transpose: axes must be ints, got {tuple(axes)!r}")
         perm = tuple(int(a) % x.ndim if -x.ndim <= int(a) < x.ndim else -1 for a in axes)
         if sorted(perm) != list(range(x.ndim)):
@@ -461,7 +466,7 @@ def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     x = _tensor(x, "log_softmax")
     if x.ndim == 0:
         raise ValueError("log_softmax: x must be at least 1-D")
-    if isinstance(axis, bool) or not isinstance(axis, (numbers.Integral, np.integer)):
+    if not _is_int(axis):
         raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
     (ax,) = _axes("log_softmax", axis, x.ndim)
     if x.shape[ax] == 0:
