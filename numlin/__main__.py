@@ -88,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "info":
         info()
     elif args.cmd == "bench":
-        from numlin._bench import TABLES, preload_anchors, run
-
-        preload_anchors()
+        from numlin._bench import TABLES, run
 
         unknown = set(args.table or ()) - set(TABLES)
         if unknown:
