@@ -11,8 +11,7 @@ import importlib
 import numbers
 from typing import Any, Iterable
 
-import numpy as np
-
+from ._dispatch import is_device_array
 from .autodiff.tensor import Tensor, Variable
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -27,10 +26,6 @@ def _check_rate(opt: str, name: str, v: Any, lo: float, hi: float | None = None,
         rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if lo_open else f">= {lo}")
         raise ValueError(f"{opt}: {name} must be {rng}, got {v}")
     return v
-
-
-def _device_of(buf) -> str:
-    return "cpu" if isinstance(buf, np.ndarray) else "cuda"
 
 
 class Optimizer:
@@ -81,7 +76,7 @@ class Optimizer:
     def _slots(self, v: Variable, n: int, counter: bool = False) -> tuple:
         """``n`` zero-initialised buffers shaped like ``v`` (and a one-element step counter)."""
         st = self._state.get(id(v))
-        if st is not None and st[0] is v and n and _device_of(st[1]) != v.device:  # the model moved
+        if st is not None and st[0] is v and n and ("cuda" if is_device_array(st[1]) else "cpu") != v.device:  # the model moved
             st = (v, *[Tensor(b, device=v.device).data for b in st[1:n + 1]], *st[n + 1:])
             self._state[id(v)] = st
         if st is None or st[0] is not v:
