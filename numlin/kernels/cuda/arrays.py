@@ -15,7 +15,8 @@ from ..._dispatch import is_device_array
 from ..._strided import Strided
 from ..._validate import check_dtype
 
-__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace", "SIMULATOR"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace",
+           "device_key", "SIMULATOR"]
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 
@@ -73,11 +74,16 @@ def transpose_last2(x):
 _pool: dict = {}
 
 
+def device_key() -> int:
+    """The current device's ordinal (0 under the simulator): keys the caches of device data."""
+    return 0 if SIMULATOR else int(cuda.get_current_device().id)
+
+
 def workspace(dtype, n_elems: int, slot: str = "gemm"):
     """A reused device scratch buffer of ``n_elems`` elements per (thread, device, dtype, slot)."""
     import threading
 
-    key = (threading.get_ident(), int(getattr(cuda.get_current_device(), "id", 0)), np.dtype(dtype), slot)
+    key = (threading.get_ident(), device_key(), np.dtype(dtype), slot)
     buf = _pool.get(key)
     if buf is None or buf.size < n_elems:
         buf = _pool[key] = cuda.device_array(max(n_elems, 1), dtype)

@@ -6,7 +6,7 @@ from numba import cuda, float32, float64, int32, int64
 
 from ..._strided import Strided
 from ._registry import kernel
-from .arrays import SIMULATOR, strided
+from .arrays import SIMULATOR, device_key, strided
 
 __all__ = ["grid_1d", "launch_1d", "scale_2d", "copy_strided", "scale_matrices", "UNARY", "BINARY", "unary",
            "binary", "reduce", "full", "astype", "broadcast_to", "reshape", "transpose", "contiguous"]
@@ -291,19 +291,13 @@ _META: dict = {}
 def _meta(values: tuple):
     """``values`` (non-empty) as an int64 device array, cached per device: kernels get their shapes and
     strides without a host-to-device copy per launch."""
-    key = (_device_key(), values)
+    key = (device_key(), values)
     arr = _META.get(key)
     if arr is None:
         if len(_META) > 1024:
             _META.clear()
         arr = _META[key] = cuda.to_device(np.asarray(values, np.int64))
     return arr
-
-
-def _device_key():
-    if SIMULATOR:
-        return 0
-    return cuda.get_current_device().id
 
 
 def _coalesce(shape: tuple, *strides: tuple) -> tuple:

@@ -29,7 +29,7 @@ from numba import cuda, float32, float64, int32, int64, types
 
 from ..._strided import Strided, gemm_dims
 from ._registry import kernel
-from .arrays import SIMULATOR
+from .arrays import SIMULATOR, device_key
 from .elementwise import scale_matrices
 
 __all__ = ["Tiles", "tiles", "matmul_into", "matmul_sum_into", "gather_into", "KERNELS_BY_DTYPE"]
@@ -78,11 +78,6 @@ def _checked(name: str, short: bool) -> Tiles:
         if t.shared_bytes(np.dtype(name).itemsize) > limit:
             raise RuntimeError(f"GEMM tiles {t} need more shared memory than this GPU's {limit} bytes per block")
     return t
-
-
-def device_key() -> int:
-    """The current device's ordinal (0 under the simulator): keys the caches of device data."""
-    return int(getattr(cuda.get_current_device(), "id", 0))
 
 
 def sm_count() -> int:

@@ -26,7 +26,7 @@ from numba import cuda, float32, float64, int64
 from ..._strided import Strided
 from . import gemm
 from ._registry import kernel
-from .arrays import workspace
+from .arrays import device_key, workspace
 from .elementwise import grid_1d
 from .im2col import sum_batch
 
@@ -73,7 +73,7 @@ def _pack(off: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple:
 
 def _tables(g):
     """:func:`_device_tables` of geometry ``g`` on the current device."""
-    return _device_tables(gemm.device_key(), g.C // g.groups, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.ph0,
+    return _device_tables(device_key(), g.C // g.groups, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.ph0,
                           g.pw0, g.dh, g.dw)
 
 
