@@ -359,9 +359,10 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
     dx = dw = None
     if not g.pointwise:  # implicit GEMMs: no column matrices
-        if need_dx and g.sh == g.sw == 1 and _implicit(k, _dx_geometry(g)):  # a forward conv of dy
+        gt = _dx_geometry(g) if need_dx and g.sh == g.sw == 1 else None
+        if gt is not None and _implicit(k, gt):  # dx: a forward convolution of dy
             dx = k.empty(g.x_shape, dtype)
-            k.implicit_gemm.conv2d_nchw_into(dy, k.implicit_gemm.flipped_filter(w, g), dx, _dx_geometry(g), 0.0)
+            k.implicit_gemm.conv2d_nchw_into(dy, k.implicit_gemm.flipped_filter(w, g), dx, gt, 0.0)
         if need_dw and _implicit(k, g):
             dw = k.empty(g.w_shape, dtype)
             k.implicit_gemm.conv2d_nchw_dw_into(x, dy, dw, g, 0.0)
@@ -383,7 +384,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
             Xm = _view(X, 0, (g.N, ops.G, ops.Cg, ops.PQ), (g.C * ops.PQ, ops.Cg * ops.PQ, ops.PQ, 1))
             DYm = ops.y_chunk(0, g.N, 0, g.P)
             if todo_dw:
-                _dw_nchw(k, ops, DYm, _swap(Xm), dw, g.N, first=True)
+                _dw_nchw(k, ops, DYm, _swap(Xm), dw, first=True)
             if todo_dx:
                 DXm = _view(k.strided(dx, writable=True), 0, Xm.shape, Xm.strides)
                 k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DXm, 1.0, 0.0)
@@ -414,7 +415,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         DYm = ops.y_chunk(n0, nb, p0, pc)
         if g.layout == "NCHW":
             if todo_dw:
-                _dw_nchw(k, ops, DYm, _swap(Cm), dw, nb, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
+                _dw_nchw(k, ops, DYm, _swap(Cm), dw, first)  # dW += sum_n dY[n] @ cols[n]ᵀ
             first = False
             if todo_dx:
                 k.gemm.matmul_into(_swap(ops.w_mat()), DYm, DCm, 1.0, 0.0)  # dcols = Wᵀ dY
@@ -442,11 +443,10 @@ def _dx_geometry(g: Conv2dGeometry) -> Conv2dGeometry:
                    pw1=tw - g.pw1)
 
 
-def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, nb: int, first: bool) -> None:
+def _dw_nchw(k, ops: _Operands, DYm: Strided, ColsT: Strided, dw, first: bool) -> None:
     """``dw (+)= sum_n dY[n] @ colsᵀ[n]`` (NCHW), one reduction over the samples per group: on
     the CPU each thread accumulates its run of samples; on the GPU a batched GEMM writes
     per-sample partials that one kernel sums (not ``nb`` GEMM launches)."""
-    del nb  # the descriptors carry it
     DW = _view(k.strided(dw, writable=True), 0, (ops.G, ops.Kg, ops.CgRS), (ops.Kg * ops.CgRS, ops.CgRS, 1))
     k.gemm.matmul_sum_into(DYm, ColsT, DW, 0.0 if first else 1.0)
 
