@@ -176,6 +176,17 @@ def _compiled_tile(buf):
     return mr, nr, _vector_width(buf)
 
 
+@njit(cache=True, nogil=True)
+def _q_ranges(Q, W, sw, pw, S, dw):
+    """Per filter column ``s``: the output columns ``qlo[s] .. qhi[s]`` whose input column
+    ``q*sw - pw + s*dw`` lies inside x (:func:`.im2col._q_range`)."""
+    qlo = np.empty(S, np.int64)
+    qhi = np.empty(S, np.int64)
+    for s in range(S):
+        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    return qlo, qhi
+
+
 # columns of the segment table
 _COL, _LEN, _XOFF, _H0, _Q0 = 0, 1, 2, 3, 4
 
@@ -295,10 +306,7 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
     for gi in range(G):
         for pc in range(0, CgRS, kc_blk):
             _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
-    qlo = np.empty(S, np.int64)
-    qhi = np.empty(S, np.int64)
-    for s in range(S):
-        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    qlo, qhi = _q_ranges(Q, W, sw, pw, S, dw)
     total = N * PQ
     npan = (total + NR - 1) // NR
     for t in prange(parts):
@@ -402,10 +410,7 @@ def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw,
     PQ = P * Q
     HW = H * W
     mp = (Kg + MR - 1) // MR * MR
-    qlo = np.empty(S, np.int64)
-    qhi = np.empty(S, np.int64)
-    for s in range(S):
-        qlo[s], qhi[s] = _q_range(Q, W, sw, pw, s * dw)
+    qlo, qhi = _q_ranges(Q, W, sw, pw, S, dw)
     per = (N + parts - 1) // parts
     for t in prange(parts):
         wk = work[t * wsize:(t + 1) * wsize]
@@ -474,10 +479,7 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
         r = (crs - c * RS) // S
         s = crs - c * RS - r * S
         toff[crs] = (s * C + c) * HQ + r * dh * Q
-    qlo = np.empty(S, np.int64)
-    qhi = np.empty(S, np.int64)
-    for s in range(S):
-        qlo[s], qhi[s] = _q_range(Q, W, 1, pw, s * dw)
+    qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         for pl in prange(m * S * C):  # plane (n, s, c) of xs
