@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "info":
         info()
     elif args.cmd == "bench":
-        from numlin._bench import TABLES, run
+        from numlin._bench import TABLES, preload_anchors, run
+
+        preload_anchors()
 
         unknown = set(args.table or ()) - set(TABLES)
         if unknown:

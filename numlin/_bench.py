@@ -290,7 +290,7 @@ def run(tables: list[str] | None = None, quick: bool = False, json_path: str | N
     """Run the benchmark tables, print them, optionally write JSON; returns the rows."""
     import numba
 
-    preload_anchors()  # before anything starts numba's threads
+    preload_anchors()  # normally done by the CLI before anything starts numba's threads
     threads = numba.get_num_threads()
     rows: list[Row] = []
     with blas_threads(threads) as limited:
