@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "bench":
         from numlin._bench import TABLES, preload_anchors, run
 
-        preload_anchors()
+        preload_anchors()  # before info(), whose threading-layer query starts Numba's OpenMP
 
         unknown = set(args.table or ()) - set(TABLES)
         if unknown:
