@@ -526,7 +526,14 @@ def ensure_fresh_cache(dtype, scope: dict | None = None) -> None:
     current one, every cache entry of this module is dropped, so kernels recompile on first use.
     ``scope``: the globals of another module whose kernels compile the micro-kernel in (it
     defines its own ``_compiled_tile`` probe, cached with that module); default: this module.
+    Another module's kernels also link this one's (``_pack_a`` packs for the tile it was
+    compiled with): if they were compiled while this module's cache was stale, they keep its
+    tile (a packed filter one tile-height too tall: a write past the buffer). So this module is
+    checked first, and another module's probe returns its own tile followed by the tile of this
+    module's probe as linked into it; every triple must match.
     """
+    if scope is not None and scope is not globals():
+        ensure_fresh_cache(dtype)
     scope = globals() if scope is None else scope
     key = (np.dtype(dtype).name, scope["__name__"])
     if key in _fresh:
@@ -535,12 +542,16 @@ def ensure_fresh_cache(dtype, scope: dict | None = None) -> None:
 
     bl = blocking(dtype)
     probe = scope["_compiled_tile"]
-    if tuple(probe(np.empty(1, dtype))) != (bl.mr, bl.nr, bl.vw):
-        for obj in list(scope.values()):
-            if isinstance(obj, CPUDispatcher) and obj._cache is not None and obj is not probe:
+    want = (bl.mr, bl.nr, bl.vw)
+    got = tuple(probe(np.empty(1, dtype)))
+    if got != want * (len(got) // 3):
+        for obj in list(scope.values()):  # the probe included: the cache must keep telling the truth
+            if isinstance(obj, CPUDispatcher) and obj._cache is not None:
                 obj._cache.flush()
-                obj.overloads.clear()
-        probe._cache.flush()
+                obj._reset_overloads()  # in-process entries too (a later call compiles afresh)
+        got = tuple(probe(np.empty(1, dtype)))  # recompiled for this tile, and cached as such
+        if got != want * (len(got) // 3):
+            raise RuntimeError(f"numlin: kernels compiled for tile {got}, blocking says {want}")
     _fresh.add(key)
 
 

@@ -51,6 +51,7 @@ from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
+from .gemm import _compiled_tile as _gemm_compiled_tile
 from .gemm import (_load, _macro_kernel, _pack_a, _splat, _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache,
                    workspace)
 from .im2col import _q_range
@@ -171,9 +172,12 @@ def _dot_shape(typingctx, buf):
 
 @njit(cache=True)
 def _compiled_tile(buf):
-    """``(MR, NR, VW)`` as compiled into this module's cached kernels (see ``ensure_fresh_cache``)."""
+    """``(MR, NR, VW)`` as compiled into this module's cached kernels, then as compiled into the
+    :mod:`.gemm` kernels they link (``_pack_a``...), which may have come from that module's cache
+    (see ``ensure_fresh_cache``)."""
     mr, nr = _tile_shape(buf)
-    return mr, nr, _vector_width(buf)
+    gmr, gnr, gvw = _gemm_compiled_tile(buf)
+    return mr, nr, _vector_width(buf), gmr, gnr, gvw
 
 
 @njit(cache=True, nogil=True)

@@ -51,3 +51,47 @@ def test_gemm_correct_for_each_isa_table(tmp_path, level):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.startswith(level), proc.stdout
     assert proc.stdout.strip().endswith("ok")
+
+
+STALE = r"""
+import sys
+import numpy as np, numlin as nl
+assert nl.__file__.startswith(sys.argv[1]), nl.__file__
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 16, 9, 9)).astype(np.float32)
+w = rng.standard_normal((31, 16, 3, 3)).astype(np.float32)
+xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+ref = sum(np.einsum("kc,ncpq->nkpq", w[:, :, r, s].astype(np.float64), xp[:, :, r:r + 9, s:s + 9])
+          for r in range(3) for s in range(3))
+y = nl.conv2d(x, w, padding=1)
+assert np.abs(y - ref).max() < 1e-4 * np.abs(ref).max(), np.abs(y - ref).max()
+print("ok")
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 instruction sets")
+def test_cache_built_for_another_tile_is_dropped(tmp_path):
+    """Kernels cached under another register tile (``NUMLIN_BLOCKING``) are recompiled, also in a
+    module whose own cache was invalidated meanwhile (its source edited): its fresh kernels link
+    the GEMM's packing, which must not come stale from the GEMM's cache (a filter packed for
+    6-row tiles into a buffer sized for 8 once corrupted the heap). Back and forth, so that every
+    process meets caches written by a process with the other tile."""
+    import shutil
+
+    from numlin.kernels.cpu.blocking import blocking
+
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(ROOT, "numlin"), src / "numlin", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(src))
+    env.pop("NUMLIN_BLOCKING", None)
+    other = 6 if blocking("float32").mr != 6 else 8
+    stale = {"NUMLIN_BLOCKING": f"float32:mr={other},mc={other * 24}"}
+    edited = src / "numlin" / "kernels" / "cpu" / "implicit_gemm.py"
+    for i, (extra, edit) in enumerate(((stale, False), ({}, True), (stale, True), ({}, False), (stale, False))):
+        if edit:  # new source: Numba drops this module's cache entries, not the GEMM's
+            with open(edited, "a") as f:
+                f.write(f"# edited {i}\n")
+        proc = subprocess.run([sys.executable, "-c", STALE, str(src)], env=dict(env, **extra), cwd=str(tmp_path),
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        assert proc.stdout.strip().endswith("ok")
