@@ -136,17 +136,25 @@ FUSED_CASES = [
     (1, 2, 4, 5, 3, 3, 3, 1, 3, 1, 1),                  # whole rows and columns of padding
     (1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1),                  # one pixel in, one out
     (3, 8, 6, 6, 4, 1, 2, 2, 0, 1, 2),                  # 1x2 with stride 2
+    (3, 8, 7, 7, 10, 3, 3, 1, 1, 1, 1),                 # P*Q = 49: in-place tiles + tails over rows
 ]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg", FUSED_CASES)
 @pytest.mark.parametrize("nc", [32, 128])
-def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc):
+@pytest.mark.parametrize("mode", ["shifted", "shifted-chunked", "packed"])
+def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc, mode):
+    """Both implicit forwards: ``packed`` (B packed from x per block) and, for stride 1,
+    ``shifted`` (B read in place from shifted copies of x, the last P*Q mod NR pixels of each
+    sample packed; ``-chunked``: one sample's copies at a time)."""
     from numlin.kernels.cpu import implicit_gemm
 
     monkeypatch.setattr(implicit_gemm, "NC_PIXELS", nc)
     monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
+    monkeypatch.setattr(implicit_gemm, "SHIFTED", mode != "packed")
+    if mode == "shifted-chunked":
+        monkeypatch.setattr(implicit_gemm, "SHIFT_BYTES", 1)
     N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
     x, w, b = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)

@@ -70,11 +70,13 @@ def _store(builder, val, ptr, align, mask):
     builder.call(fn, [val, vptr, ir.Constant(ir.IntType(32), align), mask])
 
 
-def _micro_kernel_codegen(dtype, mr, nv, direct):
+def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False):
     """LLVM IR for an ``mr x nv*vw`` register tile: ``C = alpha * A @ B + beta * C``.
 
     Packed (``direct=False``): A element (i, p) at ``a[aoff + p*mr + i]``, B vector j of row p at
-    ``b[boff + p*nr + j*vw]``, full tile stored. Direct: A at ``a[aoff + i*ars + p*acs]``, B at
+    ``b[boff + p*nr + j*vw]``, full tile stored. Indirect: A packed as before, B row p read in
+    place at ``b[boff + offs[ooff + p] + j*vw]`` (a table of row offsets; unaligned loads).
+    Direct: A at ``a[aoff + i*ars + p*acs]``, B at
     ``b[boff + p*brs + j*vw ...]`` (unit column stride), only ``rows x cols`` of the tile valid:
     rows past ``rows`` re-read row ``rows-1`` and are not stored, columns past ``cols`` are
     masked off in every B load and C access. C is ``cb[coff + i*crs + j]`` (unit column stride).
@@ -89,6 +91,10 @@ def _micro_kernel_codegen(dtype, mr, nv, direct):
             (kc_v, a_v, aoff_v, ars_v, acs_v, b_v, boff_v, brs_v, cb_v, coff_v, crs_v,
              alpha_v, beta_v, rows_v, cols_v) = args
             at, bt, ct = signature.args[1], signature.args[5], signature.args[8]
+        elif indirect:
+            kc_v, a_v, aoff_v, b_v, boff_v, o_v, ooff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
+            at, bt, ot, ct = signature.args[1], signature.args[3], signature.args[5], signature.args[7]
+            o_base = builder.gep(context.make_array(ot)(context, builder, o_v).data, [ooff_v])
         else:
             kc_v, a_v, aoff_v, b_v, boff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
             at, bt, ct = signature.args[1], signature.args[3], signature.args[5]
@@ -128,7 +134,10 @@ def _micro_kernel_codegen(dtype, mr, nv, direct):
                 a_off = builder.mul(p, acs_v)
                 a_ptrs = [builder.gep(a_rows[i], [a_off]) for i in range(mr)]
             else:
-                b_row = builder.gep(b_base, [builder.mul(p, const(nr))])
+                if indirect:
+                    b_row = builder.gep(b_base, [builder.load(builder.gep(o_base, [p]))])
+                else:
+                    b_row = builder.gep(b_base, [builder.mul(p, const(nr))])
                 a_row = builder.gep(a_base, [builder.mul(p, const(mr))])
                 a_ptrs = [builder.gep(a_row, [const(i)]) for i in range(mr)]
             bvec = [_load(builder, builder.gep(b_row, [const(j * vw)]), vt, align, masks[j]) for j in range(nv)]
@@ -176,6 +185,16 @@ def _micro_kernel(typingctx, kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
     bl = blocking(dtype)
     sig = types.void(kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
     return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False)
+
+
+@intrinsic
+def _micro_kernel_indirect(typingctx, kc, ap, aoff, b, boff, offs, ooff, cb, coff, crs, alpha, beta):
+    """:func:`_micro_kernel` with B read in place: row ``p`` of the ``kc x NR`` B panel is the
+    run ``b[boff + offs[ooff + p] ...]`` of NR elements (any alignment), A packed as usual."""
+    dtype = as_dtype(ap.dtype)
+    bl = blocking(dtype)
+    sig = types.void(kc, ap, aoff, b, boff, offs, ooff, cb, coff, crs, alpha, beta)
+    return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False, indirect=True)
 
 
 #: rows of the direct (unpacked, masked) micro-kernel's tile: one call covers an 8-row matrix

@@ -2,7 +2,8 @@
 
 Numba compiles for the host; ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` make it target an AVX2 or
 a plain SSE2 machine instead, which also selects that table in ``kernels/cpu/blocking.py`` (other
-tile shapes, no FMA for SSE2). Each runs in a fresh process with an empty Numba cache.
+tile shapes, no FMA for SSE2). Each runs in a fresh process with an empty Numba cache: GEMMs and
+a convolution (the implicit GEMM's micro-kernels use the same tiles).
 """
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ for dt, tol in ((np.float32, 1e-4), (np.float64, 1e-12)):
     bat = rng.standard_normal((500, 8, 8)).astype(dt)
     ref = np.matmul(bat.astype(np.float64), bat.astype(np.float64))
     assert np.abs(nl.matmul(bat, bat) - ref).max() / np.abs(ref).max() < tol
+    # convolution: in-place tiles of NR pixels and packed tails (9x9 = 81 pixels per sample)
+    x = rng.standard_normal((2, 16, 9, 9)).astype(dt)
+    w = rng.standard_normal((13, 16, 3, 3)).astype(dt)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ref = sum(np.einsum("kc,ncpq->nkpq", w[:, :, r, s].astype(np.float64), xp[:, :, r:r + 9, s:s + 9])
+              for r in range(3) for s in range(3))
+    assert np.abs(nl.conv2d(x, w, padding=1) - ref).max() / np.abs(ref).max() < tol
 print("ok")
 """
 
