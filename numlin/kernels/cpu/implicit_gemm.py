@@ -31,7 +31,7 @@ below); there every row of a sample's column matrix is a contiguous run, so the 
 reads its B rows in place through a table of tap offsets (:func:`.gemm._micro_kernel_indirect`)
 for each NR-pixel tile inside a sample. The last ``P*Q mod NR`` pixels of every sample are
 gathered over the chunk of samples and take the packed path above. Copies ``S`` times the
-input per chunk (:data:`SHIFT_BYTES`) instead of packing ``R*S`` times it: single-thread 3-6 %
+input per chunk (:data:`SHIFT_BYTES`) instead of packing ``R*S`` times it: single-thread 2-6 %
 faster at the benchmark layers (packing was 11-16 % of the time, the copies cost 3-5 %).
 
 Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
