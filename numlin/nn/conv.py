@@ -16,7 +16,8 @@ and uses no workspace.
 Implicit GEMMs (``k.implicit_gemm``, both backends, where ``applies(geometry)``): NCHW
 convolutions mostly run without a column matrix, so the cap does not apply to them. The forward
 pass and the filter gradient gather their columns from ``x`` inside the GEMM (the CPU packs its
-B panels straight from ``x``; the GPU's kernel reads its B tiles through index tables), and the
+B panels straight from ``x``, or at stride 1 reads them in place from copies of ``x`` shifted per
+filter column; the GPU's kernel reads its B tiles through index tables), and the
 input gradient of a stride-1 convolution is the forward convolution of ``dy`` with the flipped,
 channel-swapped filter (:func:`_dx_geometry`). NHWC, 1x1 and few-channel convolutions on the
 CPU (its ``applies``), and the input gradient of a strided one keep im2col + GEMM (+ col2im).

@@ -153,11 +153,12 @@ def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc, mode):
     monkeypatch.setattr(implicit_gemm, "NC_PIXELS", nc)
     monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
     monkeypatch.setattr(implicit_gemm, "SHIFTED", mode != "packed")
-    if mode == "shifted-chunked":
-        monkeypatch.setattr(implicit_gemm, "SHIFT_BYTES", 1)
     N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
     x, w, b = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if mode == "shifted-chunked":  # room for one sample's copies
+        g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
+        monkeypatch.setattr(implicit_gemm, "SHIFT_BYTES", implicit_gemm._shift_bytes(g, dtype))
     red = (C // groups) * R * S
     scale = np.abs(x).max() * np.abs(w).max() * red
     for bias in (b, None):
@@ -167,6 +168,29 @@ def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc, mode):
         _check(y, conv2d_ref(x, w, bias, **kw)["y"], scale, _tol(dtype, red))
         monkeypatch.setattr(conv_mod, "FUSED", False)
         _check(y, np.asarray(nl.conv2d(x, w, bias, **kw), np.float64), scale, _tol(dtype, red))
+
+
+@pytest.mark.parametrize("room", [0, -1])
+def test_shifted_copies_stay_under_their_cap(rng, monkeypatch, room):
+    """A sample whose shifted copies of x exceed ``SHIFT_BYTES`` is packed instead (forward and
+    filter gradient), so the workspace stays bounded whatever the image size; at the cap both
+    stride-1 paths take the copies."""
+    x, w, _ = _case(rng, "NCHW", 2, 8, 9, 40, 5, 3, 3, 1, np.float64)
+    g = conv_mod._prepare("conv2d", {"x": x, "w": w}, padding=1)[3]
+    monkeypatch.setattr(implicit_gemm, "SHIFT_BYTES", implicit_gemm._shift_bytes(g, x.dtype) + room)
+    calls = []
+    for name in ("conv2d_nchw_shifted", "conv2d_nchw_dw_dot"):
+        real = getattr(implicit_gemm, name)
+        monkeypatch.setattr(implicit_gemm, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a)))
+    y = nl.conv2d(x, w, padding=1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, _ = nl.conv2d_backward(dy, x, w, padding=1)
+    ref = conv2d_ref(x, w, dy=dy, padding=1)
+    _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * 72, _tol(np.float64, 72))
+    _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * 45, _tol(np.float64, 45))
+    _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * 720, _tol(np.float64, 720))
+    # (the input gradient, a convolution of dy's 5 channels, keeps im2col + GEMM)
+    assert sorted(calls) == (["conv2d_nchw_dw_dot", "conv2d_nchw_shifted"] if room == 0 else [])
 
 
 @pytest.mark.parametrize("cfg", FUSED_CASES + [

@@ -31,8 +31,9 @@ below); there every row of a sample's column matrix is a contiguous run, so the 
 reads its B rows in place through a table of tap offsets (:func:`.gemm._micro_kernel_indirect`)
 for each NR-pixel tile inside a sample. The last ``P*Q mod NR`` pixels of every sample are
 gathered over the chunk of samples and take the packed path above. Copies ``S`` times the
-input per chunk (:data:`SHIFT_BYTES`) instead of packing ``R*S`` times it: single-thread 2-6 %
-faster at the benchmark layers (packing was 11-16 % of the time, the copies cost 3-5 %).
+input per chunk (at most :data:`SHIFT_BYTES`; a bigger sample is packed) instead of packing
+``R*S`` times it: single-thread 2-6 % faster at the benchmark layers (packing was 11-16 % of
+the time, the copies cost 3-5 %).
 
 Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
 the pixels being the GEMM's depth. Stride 1 (:func:`conv2d_nchw_dw_dot`): every entry is a dot
@@ -79,8 +80,9 @@ NC_PIXELS = 128
 #: stride-1 forward with B read in place from shifted copies of x (:func:`conv2d_nchw_shifted`;
 #: off: B packed from x for every block, :func:`conv2d_nchw_fused`)
 SHIFTED = os.environ.get("NUMLIN_CONV_SHIFTED", "1") != "0"
-#: bytes of shifted copies of x (a chunk of samples, at least one) the stride-1 forward keeps
-SHIFT_BYTES = 8 * 1024 * 1024
+#: bytes of shifted copies of x (a chunk of samples) the stride-1 forward and filter gradient
+#: keep; a sample whose copies alone exceed it takes the packed path (no workspace beyond panels)
+SHIFT_BYTES = 16 * 1024 * 1024
 #: filter-gradient columns (filter rows C*R*S) per packed panel of ``colsᵀ`` (a multiple of NR)
 DW_NC = 512
 
@@ -675,18 +677,24 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
                             gw[o + j] = v if beta == 0 else v + beta * gw[o + j]
 
 
+def _shift_bytes(g, dtype) -> int:
+    """Bytes of one sample's shifted copies of x (:func:`_shift_plane`), stride 1."""
+    return g.S * g.C * (g.P + g.dh * (g.R - 1)) * g.Q * np.dtype(dtype).itemsize
+
+
 def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: float) -> None:
     """``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (the filter gradient, NCHW, C-contiguous
     arrays of one dtype) without a column matrix. Stride 1 (unless :data:`DW_DOT` is off): dot
     products, parallel over output tiles, workspace ``S`` shifted copies of x for a chunk of
-    samples (:data:`DOT_A_BYTES`, at least one sample); otherwise the packed GEMM, parallel over
-    samples (one thread for N = 1)."""
+    samples (:data:`DOT_A_BYTES`, at least one sample, if one sample's copies fit
+    :data:`SHIFT_BYTES`); otherwise the packed GEMM, parallel over samples (one thread for
+    N = 1)."""
     from ..._dispatch import parallel_guard
 
     dtype = gw.dtype
     ensure_fresh_cache(dtype, globals())
     bl = blocking(dtype)
-    if DW_DOT and g.sh == g.sw == 1:
+    if DW_DOT and g.sh == g.sw == 1 and _shift_bytes(g, dtype) <= SHIFT_BYTES:
         mr, nr = DOT_TILE[isa()]
         hq = (g.P + g.dh * (g.R - 1)) * g.Q
         nb = max(1, min(g.N, DOT_A_BYTES // (mr * g.P * g.Q * dtype.itemsize)))
@@ -731,7 +739,7 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     wsize = kc * nc + bl.mr * bl.nr
     from ..._dispatch import parallel_guard
 
-    if SHIFTED and g.sh == g.sw == 1 and g.P * g.Q >= bl.nr:
+    if SHIFTED and g.sh == g.sw == 1 and g.P * g.Q >= bl.nr and _shift_bytes(g, dtype) <= SHIFT_BYTES:
         hq = (g.P + g.dh * (g.R - 1)) * g.Q
         per = g.S * g.C * hq
         nb = max(1, min(g.N, SHIFT_BYTES // (per * dtype.itemsize)))
