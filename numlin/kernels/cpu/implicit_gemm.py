@@ -743,7 +743,7 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
         hq = (g.P + g.dh * (g.R - 1)) * g.Q
         per = g.S * g.C * hq
         nb = max(1, min(g.N, SHIFT_BYTES // (per * dtype.itemsize)))
-        units = g.N * (g.P * g.Q // bl.nr)
+        units = g.N * (g.P * g.Q // bl.nr) + -(-g.N * (g.P * g.Q % bl.nr) // bl.nr)  # in-place tiles, tail panels
         parts = max(1, min(get_num_threads(), units, work_fma // (64 * 64 * 64) or 1))
         with parallel_guard():
             conv2d_nchw_shifted(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
