@@ -420,11 +420,7 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
         gi = u // nsl
         pc = (u - gi * nsl) * kc_blk
         _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
-    for crs in range(CgRS):
-        c = crs // RS
-        r = (crs - c * RS) // S
-        s = crs - c * RS - r * S
-        toff[crs] = (s * C + c) * HQ + r * dh * Q
+    _tap_offsets(toff, CgRS, C, R, S, dh, Q, HQ)
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     nfull = PQ // NR  # in-place tiles per sample
     tail = PQ - nfull * NR
@@ -586,6 +582,19 @@ def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw,
 
 
 @njit(cache=True, nogil=True)
+def _tap_offsets(toff, CgRS, C, R, S, dh, Q, HQ):
+    """``toff[(c*R + r)*S + s]``: where the run of tap ``(c, r, s)`` (a group's channel ``c``)
+    starts in one sample's shifted copies (:func:`_shift_plane`, planes of ``HQ`` values)."""
+    RS = R * S
+    for crs in range(CgRS):
+        c = crs // RS
+        r = (crs - c * RS) // S
+        s = crs - c * RS - r * S
+        toff[crs] = (s * C + c) * HQ + r * dh * Q
+    return toff
+
+
+@njit(cache=True, nogil=True)
 def _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
     """Plane ``pl = (n*S + s)*C + c`` of the shifted copies of x (stride 1): ``xs[n, s, c, hh, q]
     = x[n0 + n, c, hh - ph, q - pw + s*dw]``, 0 outside x, for ``hh < Hp``, ``q < Q``. Then the
@@ -639,12 +648,7 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
     mb = (Kg + MR - 1) // MR
     jb = (CgRS + NR - 1) // NR
     ntile = G * mb * jb
-    toff = np.empty(CgRS, np.int64)  # tap (c, r, s) in a sample's xs
-    for crs in range(CgRS):
-        c = crs // RS
-        r = (crs - c * RS) // S
-        s = crs - c * RS - r * S
-        toff[crs] = (s * C + c) * HQ + r * dh * Q
+    toff = _tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
