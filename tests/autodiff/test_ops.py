@@ -394,6 +394,16 @@ def test_max_pool_ties_and_noncontiguous_input():
               np.random.default_rng(4))
 
 
+@pytest.mark.parametrize("kernel,stride,padding", POOL, ids=str)
+def test_max_pool_propagates_nan_like_torch(rng, kernel, stride, padding):
+    """A window holding a NaN pools to NaN (PyTorch's rule), every other window to its maximum."""
+    x = rng.standard_normal((2, 3, 7, 8))
+    x[rng.random(x.shape) < 0.08] = np.nan
+    y = nl.nn.max_pool2d(nl.Tensor(x), kernel, stride, padding).numpy()
+    ty = F.max_pool2d(torch.from_numpy(x), kernel, stride if stride is not None else kernel, padding).numpy()
+    np.testing.assert_array_equal(y, ty)  # NaNs in the same places (assert_array_equal: NaN == NaN)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("axis", [-1, 0, 1])
 def test_log_softmax_matches_torch(rng, axis, dtype):
