@@ -394,10 +394,21 @@ def test_max_pool_ties_and_noncontiguous_input():
               np.random.default_rng(4))
 
 
-@pytest.mark.parametrize("kernel,stride,padding", POOL, ids=str)
-def test_max_pool_propagates_nan_like_torch(rng, kernel, stride, padding):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_2x2_long_rows(rng, dtype):
+    """The 2x2, stride-2 kernel's vectorised rows (16 outputs or more; odd sizes: the last input
+    row and column are dropped), value and gradient, also with ties."""
+    _vs_torch(lambda t: nl.nn.max_pool2d(t, 2), lambda t: F.max_pool2d(t, 2), [rng.standard_normal((2, 3, 9, 37))],
+              dtype, rng)
+    ties = rng.integers(0, 2, (1, 2, 4, 40)).astype(np.float64)
+    _vs_torch(lambda t: nl.nn.max_pool2d(t, 2), lambda t: F.max_pool2d(t, 2), [ties], np.float64, rng)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,shape", [c + ((2, 3, 7, 8),) for c in POOL] + [(2, None, 0, (1, 2, 5, 40))],
+                         ids=str)
+def test_max_pool_propagates_nan_like_torch(rng, kernel, stride, padding, shape):
     """A window holding a NaN pools to NaN (PyTorch's rule), every other window to its maximum."""
-    x = rng.standard_normal((2, 3, 7, 8))
+    x = rng.standard_normal(shape)
     x[rng.random(x.shape) < 0.08] = np.nan
     y = nl.nn.max_pool2d(nl.Tensor(x), kernel, stride, padding).numpy()
     ty = F.max_pool2d(torch.from_numpy(x), kernel, stride if stride is not None else kernel, padding).numpy()
