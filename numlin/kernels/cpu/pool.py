@@ -15,25 +15,71 @@ __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backwa
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _window_max(xf, o, W, kh, kw):
+    """``(max, flat index)`` of the ``kh x kw`` window whose corner is ``xf[o]`` (rows ``W``
+    apart, all inside the plane): the first maximum, or the first NaN."""
+    best = xf[o]
+    bo = o
+    for r in range(kh):
+        for s in range(kw):
+            i = o + uintp(r * W + s)
+            v = xf[i]
+            if not v <= best and best == best:  # v > best, or the first NaN
+                best = v
+                bo = i
+    return best, bo
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _max_pool_plane(xf, yf, af, t, H, W, P, Q, kh, kw, sh, sw):
     """Unpadded max pooling of plane ``t`` (flat C-ordered buffers, unsigned offsets: no index
     wraparound code); ``af``: the argmax's flat index in the plane."""
     HW = H * W
     for p in range(P):
         for q in range(Q):
-            o = uintp(t * HW + p * sh * W + q * sw)
-            best = xf[o]
-            bo = o
-            for r in range(kh):
-                for s in range(kw):
-                    i = o + uintp(r * W + s)
-                    v = xf[i]
-                    if not v <= best and best == best:  # v > best, or the first NaN
-                        best = v
-                        bo = i
+            best, bo = _window_max(xf, uintp(t * HW + p * sh * W + q * sw), W, kh, kw)
             d = uintp(t * P * Q + p * Q + q)
             yf[d] = best
             af[d] = bo - uintp(t * HW)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _max_pool_plane_padded(x, xf, y, arg, t, kh, kw, sh, sw, ph, pw):
+    """Max pooling of plane ``t`` where windows may reach into the padding: interior windows by
+    :func:`_window_max`, border ones with bounds checks."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    P, Q = y.shape[2], y.shape[3]
+    HW = H * W
+    n = t // C
+    c = t - n * C
+    for p in range(P):
+        h0 = p * sh - ph
+        rows_in = h0 >= 0 and h0 + kh <= H
+        for q in range(Q):
+            w0 = q * sw - pw
+            if rows_in and w0 >= 0 and w0 + kw <= W:  # an interior window: unchecked
+                best, bo = _window_max(xf, uintp(t * HW + h0 * W + w0), W, kh, kw)
+                y[n, c, p, q] = best
+                arg[n, c, p, q] = bo - uintp(t * HW)
+                continue
+            best = -np.inf
+            bi = -1
+            for r in range(kh):
+                h = p * sh - ph + r
+                if h < 0 or h >= H:
+                    continue
+                for s in range(kw):
+                    w = q * sw - pw + s
+                    if w < 0 or w >= W:
+                        continue
+                    v = x[n, c, h, w]
+                    if v > best or bi < 0 or v != v:
+                        best = v
+                        bi = h * W + w
+                        if v != v:
+                            break
+            y[n, c, p, q] = best
+            arg[n, c, p, q] = bi
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -47,29 +93,9 @@ def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
         for t in prange(N * C):
             _max_pool_plane(xf, yf, af, t, H, W, P, Q, kh, kw, sh, sw)
         return
+    xf = x.reshape(-1)
     for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        for p in range(P):
-            for q in range(Q):
-                best = -np.inf
-                bi = -1
-                for r in range(kh):
-                    h = p * sh - ph + r
-                    if h < 0 or h >= H:
-                        continue
-                    for s in range(kw):
-                        w = q * sw - pw + s
-                        if w < 0 or w >= W:
-                            continue
-                        v = x[n, c, h, w]
-                        if v > best or bi < 0 or v != v:
-                            best = v
-                            bi = h * W + w
-                            if v != v:
-                                break
-                y[n, c, p, q] = best
-                arg[n, c, p, q] = bi
+        _max_pool_plane_padded(x, xf, y, arg, t, kh, kw, sh, sw, ph, pw)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -91,6 +117,16 @@ def _max_pool_2x2_s2(x, y, arg):
     xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
     for t in prange(N * C):
         _max_pool_plane(xf, yf, af, t, H, W, y.shape[2], y.shape[3], 2, 2, 2, 2)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _max_pool_3x3(x, y, arg, sh, sw, ph, pw):
+    """:func:`_max_pool` for a 3x3 window (ResNet's stem: stride 2, padding 1), the window a
+    literal in the inlined plane loop."""
+    N, C = x.shape[0], x.shape[1]
+    xf = x.reshape(-1)
+    for t in prange(N * C):
+        _max_pool_plane_padded(x, xf, y, arg, t, 3, 3, sh, sw, ph, pw)
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -170,6 +206,8 @@ def max_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple):
             _max_pool_2x2_s2(x, y, arg)
         else:
             _max_pool_2x2(x, y, arg, s[0], s[1])
+    elif tuple(k) == (3, 3):
+        _max_pool_3x3(x, y, arg, s[0], s[1], p[0], p[1])
     else:
         _max_pool(x, y, arg, k[0], k[1], s[0], s[1], p[0], p[1])
     return y, arg
