@@ -328,13 +328,20 @@ def _macro_kernel(kc, mc, nc, ap, bp, c, coff, crs, ccs, alpha, beta, ct):
                 _micro_kernel(kc, ap, ir_ * kc, bp, jr * kc, c, cij, crs, alpha, beta)
             else:
                 _micro_kernel(kc, ap, ir_ * kc, bp, jr * kc, ct, 0, NR, alpha, zero)
-                for i in range(rows):
-                    for j in range(cols):
-                        k = cij + i * crs + j * ccs
-                        if beta == 0:
-                            c[k] = ct[i * NR + j]
-                        else:
-                            c[k] = ct[i * NR + j] + beta * c[k]
+                _add_edge_tile(ct, NR, rows, cols, c, cij, crs, ccs, beta)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_edge_tile(ct, NR, rows, cols, c, coff, crs, ccs, beta):
+    """``C[:rows, :cols] = T + beta * C`` for an edge tile ``T`` computed into ``ct`` (row stride
+    NR) by a micro-kernel with beta 0; ``beta == 0`` does not read C."""
+    for i in range(rows):
+        for j in range(cols):
+            k = coff + i * crs + j * ccs
+            if beta == 0:
+                c[k] = ct[i * NR + j]
+            else:
+                c[k] = ct[i * NR + j] + beta * c[k]
 
 
 @njit(cache=True, nogil=True)

@@ -63,8 +63,8 @@ from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
 from .gemm import _compiled_tile as _gemm_compiled_tile
-from .gemm import (_load, _macro_kernel, _micro_kernel_indirect, _pack_a, _splat, _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache,
-                   workspace)
+from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _pack_a, _splat, _tile_shape,
+                   _vector_fma, _vector_width, ensure_fresh_cache, workspace)
 from .im2col import _q_range
 
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
@@ -310,6 +310,15 @@ def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi,
                     src += HW
 
 
+@njit(cache=True, nogil=True)
+def _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp):
+    """Pack slice ``u = gi*nsl + kc-slice`` of the filter (group ``gi``'s ``Kg x CgRS`` matrix,
+    ``nsl`` slices of ``kc_blk`` columns) into ``ap``, laid out as the module docstring says."""
+    gi = u // nsl
+    pc = (u - gi * nsl) * kc_blk
+    _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize, scratch,
                       kc_blk, nc_blk, parts):
@@ -328,9 +337,9 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
     CgRS = Cg * R * S
     PQ = P * Q
     mp = (Kg + MR - 1) // MR * MR
-    for gi in range(G):
-        for pc in range(0, CgRS, kc_blk):
-            _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
+    nsl = (CgRS + kc_blk - 1) // kc_blk
+    for u in prange(G * nsl):
+        _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
     qlo, qhi = _q_ranges(Q, W, sw, pw, S, dw)
     total = N * PQ
     npan = (total + NR - 1) // NR
@@ -358,17 +367,7 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
                     _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, dst, doff, drs, 1, one,
                                   b0 if pc == 0 else one, ct)
                 if cross:  # scatter the block's columns, a run per sample
-                    jj = 0
-                    while jj < nc:
-                        n = (j0 + jj) // PQ
-                        run = min(nc - jj, (n + 1) * PQ - j0 - jj)
-                        for k in range(Kg):
-                            o = (n * K + gi * Kg + k) * PQ + j0 + jj - n * PQ
-                            src = sc + k * nc_blk + jj
-                            for u in range(run):
-                                v = scratch[src + u]
-                                y[o + u] = v if beta == 0 else v + beta * y[o + u]
-                        jj += run
+                    _scatter_block(y, scratch, sc, nc_blk, j0, nc, PQ, 0, 0, PQ, K, gi * Kg, Kg, beta)
 
 
 @njit(cache=True, nogil=True)
@@ -390,13 +389,13 @@ def _scatter_block(y, scratch, sc, nc_blk, j0, nc, span, first, n0, PQ, K, k0, K
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, nb, toff, work, wsize,
+def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, nb, work, wsize,
                         scratch, kc_blk, nc_blk, parts):
     """``y = conv(x, w) + beta * y`` of a stride-1 convolution (NCHW, flat buffers) with B read
     in place: per chunk of ``nb`` samples, x is copied once per filter column into ``xs``
     (:func:`_shift_plane`), where every row of a sample's column matrix is a contiguous run, so
     each NR-pixel tile of a sample runs :func:`.gemm._micro_kernel_indirect` straight on it
-    (``toff``: each tap's offset in a sample's copies). No B packing. The last ``PQ mod NR``
+    (through each tap's offset in a sample's copies, :func:`_tap_offsets`). No B packing. The last ``PQ mod NR``
     pixels of every sample, gathered over the chunk, take the packed path of
     :func:`conv2d_nchw_fused` through a scratch block. Threads take equal runs of the tiles
     (tail panels last), ``nc_blk / NR`` tiles of one sample at a time for each ``kc`` slice of
@@ -417,10 +416,8 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
     mp = (Kg + MR - 1) // MR * MR
     nsl = (CgRS + kc_blk - 1) // kc_blk
     for u in prange(G * nsl):
-        gi = u // nsl
-        pc = (u - gi * nsl) * kc_blk
-        _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
-    _tap_offsets(toff, CgRS, C, R, S, dh, Q, HQ)
+        _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
+    toff = _tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     nfull = PQ // NR  # in-place tiles per sample
     tail = PQ - nfull * NR
@@ -461,11 +458,7 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
                                 else:
                                     _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, ct, 0, NR,
                                                            one, zero)
-                                    for i in range(rows):
-                                        o = coff + (i0 + i) * PQ
-                                        for j in range(NR):
-                                            v = ct[i * NR + j]
-                                            y[o + j] = v if b0 == 0 else v + b0 * y[o + j]
+                                    _add_edge_tile(ct, NR, rows, NR, y, coff + i0 * PQ, PQ, 1, b0)
                 u += j1 - j0
             # the chunk's sample tails: columns (sample, last `tail` pixels), packed from x
             ta = (max(lo, nd) - nd) * NR
@@ -698,17 +691,17 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     dtype = gw.dtype
     ensure_fresh_cache(dtype, globals())
     bl = blocking(dtype)
-    if DW_DOT and g.sh == g.sw == 1 and _shift_bytes(g, dtype) <= SHIFT_BYTES:
+    per = _shift_bytes(g, dtype)  # one sample's shifted copies
+    if DW_DOT and g.sh == g.sw == 1 and per <= SHIFT_BYTES:
         mr, nr = DOT_TILE[isa()]
-        hq = (g.P + g.dh * (g.R - 1)) * g.Q
         nb = max(1, min(g.N, DOT_A_BYTES // (mr * g.P * g.Q * dtype.itemsize)))
-        jg = max(1, DOT_B_BYTES // (nb * g.S * hq * dtype.itemsize) * g.R * g.S // nr)
+        jg = max(1, DOT_B_BYTES // (nb * per // g.C) * g.R * g.S // nr)  # per // C: one channel's S planes
         ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
         parts = max(1, min(get_num_threads(), ntile))
         with parallel_guard():
             conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
                                g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
-                               workspace(dtype, nb * g.S * g.C * hq, "conv.xshift"), nb, jg,
+                               workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb, jg,
                                np.empty(parts * (mr + nr), np.int64), workspace(dtype, parts * mr * nr, "conv.tile"),
                                parts)
         return
@@ -743,16 +736,15 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     wsize = kc * nc + bl.mr * bl.nr
     from ..._dispatch import parallel_guard
 
-    if SHIFTED and g.sh == g.sw == 1 and g.P * g.Q >= bl.nr and _shift_bytes(g, dtype) <= SHIFT_BYTES:
-        hq = (g.P + g.dh * (g.R - 1)) * g.Q
-        per = g.S * g.C * hq
-        nb = max(1, min(g.N, SHIFT_BYTES // (per * dtype.itemsize)))
+    per = _shift_bytes(g, dtype)  # one sample's shifted copies
+    if SHIFTED and g.sh == g.sw == 1 and g.P * g.Q >= bl.nr and per <= SHIFT_BYTES:
+        nb = max(1, min(g.N, SHIFT_BYTES // per))
         units = g.N * (g.P * g.Q // bl.nr) + -(-g.N * (g.P * g.Q % bl.nr) // bl.nr)  # in-place tiles, tail panels
         parts = max(1, min(get_num_threads(), units, work_fma // (64 * 64 * 64) or 1))
         with parallel_guard():
             conv2d_nchw_shifted(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
                                 g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap,
-                                workspace(dtype, nb * per, "conv.xshift"), nb, np.empty(crs, np.int64),
+                                workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb,
                                 workspace(dtype, wsize * parts), wsize,
                                 workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
         return
