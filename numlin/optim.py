@@ -76,7 +76,8 @@ class Optimizer:
     def _slots(self, v: Variable, n: int, counter: bool = False) -> tuple:
         """``n`` zero-initialised buffers shaped like ``v`` (and a one-element step counter)."""
         st = self._state.get(id(v))
-        if st is not None and st[0] is v and n and ("cuda" if is_device_array(st[1]) else "cpu") != v.device:  # the model moved
+        moved = st is not None and st[0] is v and n and ("cuda" if is_device_array(st[1]) else "cpu") != v.device
+        if moved:  # the model moved to the other device: its state follows
             st = (v, *[Tensor(b, device=v.device).data for b in st[1:n + 1]], *st[n + 1:])
             self._state[id(v)] = st
         if st is None or st[0] is not v:

@@ -404,8 +404,8 @@ def test_max_pool_2x2_long_rows(rng, dtype):
     _vs_torch(lambda t: nl.nn.max_pool2d(t, 2), lambda t: F.max_pool2d(t, 2), [ties], np.float64, rng)
 
 
-@pytest.mark.parametrize("kernel,stride,padding,shape", [c + ((2, 3, 7, 8),) for c in POOL] + [(2, None, 0, (1, 2, 5, 40))],
-                         ids=str)
+@pytest.mark.parametrize("kernel,stride,padding,shape",
+                         [c + ((2, 3, 7, 8),) for c in POOL] + [(2, None, 0, (1, 2, 5, 40))], ids=str)
 def test_max_pool_propagates_nan_like_torch(rng, kernel, stride, padding, shape):
     """A window holding a NaN pools to NaN (PyTorch's rule), every other window to its maximum."""
     x = rng.standard_normal(shape)
