@@ -1,6 +1,7 @@
 """nl.conv2d / conv2d_backward / im2col / col2im against PyTorch (float64 reference)."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -168,6 +169,37 @@ def test_implicit_gemm_forward_edges(rng, monkeypatch, dtype, cfg, nc, mode):
         _check(y, conv2d_ref(x, w, bias, **kw)["y"], scale, _tol(dtype, red))
         monkeypatch.setattr(conv_mod, "FUSED", False)
         _check(y, np.asarray(nl.conv2d(x, w, bias, **kw), np.float64), scale, _tol(dtype, red))
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two threads")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", [
+    (3, 16, 7, 7, 37, 3, 3, 1, 1, 1, 1),   # K not a multiple of MR; tails of 49 mod NR pixels
+    (2, 8, 6, 33, 44, 3, 3, 1, 1, 1, 2),   # groups (22 filters each), tails over rows
+    (4, 12, 8, 8, 20, 3, 3, 1, "same", 1, 1),
+])
+def test_shifted_forward_splits_filter_rows_among_threads(rng, monkeypatch, dtype, cfg):
+    """With many filters the stride-1 forward gives each thread a share of the filter's rows
+    over every tile (``pr`` row groups) instead of a share of the tiles: every row block and
+    the packed tails are computed once, for each group."""
+    monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
+    monkeypatch.setattr(implicit_gemm, "ROW_SPLIT_BLOCKS", 1)
+    monkeypatch.setattr(conv_mod, "FUSED", True)
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, b = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    row_groups = []
+    real = implicit_gemm.conv2d_nchw_shifted
+    monkeypatch.setattr(implicit_gemm, "conv2d_nchw_shifted", lambda *a: (row_groups.append(a[-1]), real(*a)))
+    red = (C // groups) * R * S
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        y = nl.conv2d(x, w, b, **kw)
+    finally:
+        numba.set_num_threads(threads)
+    assert row_groups == [2]
+    _check(y, conv2d_ref(x, w, b, **kw)["y"], np.abs(x).max() * np.abs(w).max() * red, _tol(dtype, red))
 
 
 @pytest.mark.parametrize("room", [0, -1])

@@ -33,7 +33,10 @@ for each NR-pixel tile inside a sample. The last ``P*Q mod NR`` pixels of every 
 gathered over the chunk of samples and take the packed path above. Copies ``S`` times the
 input per chunk (at most :data:`SHIFT_BYTES`; a bigger sample is packed) instead of packing
 ``R*S`` times it: single-thread 2-6 % faster at the benchmark layers (packing was 11-16 % of
-the time, the copies cost 3-5 %).
+the time, the copies cost 3-5 %). With many filters (:data:`ROW_SPLIT_BLOCKS`) each thread
+takes a share of the filter's rows over every tile, not a share of the tiles: no imbalance
+from the coarse tiles and the packed tails, and each thread streams only its rows of the
+packed filter (2 threads: 3-5 % faster at 256 and 128 filters).
 
 Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
 the pixels being the GEMM's depth. Stride 1 (:func:`conv2d_nchw_dw_dot`): every entry is a dot
@@ -80,6 +83,9 @@ NC_PIXELS = 128
 #: stride-1 forward with B read in place from shifted copies of x (:func:`conv2d_nchw_shifted`;
 #: off: B packed from x for every block, :func:`conv2d_nchw_fused`)
 SHIFTED = os.environ.get("NUMLIN_CONV_SHIFTED", "1") != "0"
+#: fewest MR-row blocks of the filter per thread for the stride-1 forward to give each thread
+#: a share of the filter's rows (over every tile) rather than a share of the tiles
+ROW_SPLIT_BLOCKS = 8
 #: bytes of shifted copies of x (a chunk of samples) the stride-1 forward and filter gradient
 #: keep; a sample whose copies alone exceed it takes the packed path (no workspace beyond panels)
 SHIFT_BYTES = 16 * 1024 * 1024
@@ -390,14 +396,15 @@ def _scatter_block(y, scratch, sc, nc_blk, j0, nc, span, first, n0, PQ, K, k0, K
 
 @njit(cache=True, parallel=True, nogil=True)
 def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, nb, work, wsize,
-                        scratch, kc_blk, nc_blk, parts):
+                        scratch, kc_blk, nc_blk, parts, pr):
     """``y = conv(x, w) + beta * y`` of a stride-1 convolution (NCHW, flat buffers) with B read
     in place: per chunk of ``nb`` samples, x is copied once per filter column into ``xs``
     (:func:`_shift_plane`), where every row of a sample's column matrix is a contiguous run, so
     each NR-pixel tile of a sample runs :func:`.gemm._micro_kernel_indirect` straight on it
     (through each tap's offset in a sample's copies, :func:`_tap_offsets`). No B packing. The last ``PQ mod NR``
     pixels of every sample, gathered over the chunk, take the packed path of
-    :func:`conv2d_nchw_fused` through a scratch block. Threads take equal runs of the tiles
+    :func:`conv2d_nchw_fused` through a scratch block. The ``parts`` threads form ``pr`` row
+    groups (equal runs of the filter's MR-row blocks) by ``parts / pr`` equal runs of the tiles
     (tail panels last), ``nc_blk / NR`` tiles of one sample at a time for each ``kc`` slice of
     the packed filter ``ap``."""
     MR, NR = _tile_shape(work)
@@ -421,6 +428,8 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     nfull = PQ // NR  # in-place tiles per sample
     tail = PQ - nfull * NR
+    mblk = (Kg + MR - 1) // MR
+    pt = parts // pr
     tg = max(1, nc_blk // NR)  # tiles per step
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
@@ -433,10 +442,13 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
             wk = work[t * wsize:(t + 1) * wsize]
             bp = wk[:kc_blk * nc_blk]
             ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
+            tr = t % pr  # this thread's rows of the filter: r0 <= k < r1 of each group
+            r0 = mblk * tr // pr * MR
+            r1 = min(Kg, mblk * (tr + 1) // pr * MR)
             sc = t * Kg * nc_blk
             seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
-            lo = units * t // parts
-            hi = units * (t + 1) // parts
+            lo = units * (t // pr) // pt
+            hi = units * (t // pr + 1) // pt
             u = lo
             while u < min(hi, nd):  # in-place tiles, up to tg of one sample at a time
                 nl = u // nfull
@@ -450,7 +462,7 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
                         for jt in range(j0, j1):
                             boff = nl * SCHQ + gi * Cg * HQ + jt * NR
                             coff = ((n0 + nl) * K + gi * Kg) * PQ + jt * NR
-                            for i0 in range(0, Kg, MR):
+                            for i0 in range(r0, r1, MR):
                                 rows = min(MR, Kg - i0)
                                 if rows == MR:
                                     _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, y,
@@ -471,9 +483,10 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
                     for pc in range(0, CgRS, kc_blk):
                         kc = min(kc_blk, CgRS - pc)
                         _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, 1, pw, dh, dw, qlo, qhi, bp)
-                        _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, scratch, sc, nc_blk, 1, one,
-                                      zero if pc == 0 else one, ct)
-                    _scatter_block(y, scratch, sc, nc_blk, j0, nc, tail, nfull * NR, n0, PQ, K, gi * Kg, Kg, beta)
+                        _macro_kernel(kc, r1 - r0, nc, ap[gi * mp * CgRS + pc * mp + r0 * kc:], bp, scratch, sc,
+                                      nc_blk, 1, one, zero if pc == 0 else one, ct)
+                    _scatter_block(y, scratch, sc, nc_blk, j0, nc, tail, nfull * NR, n0, PQ, K, gi * Kg + r0, r1 - r0,
+                                   beta)
 
 
 @njit(cache=True, nogil=True)
@@ -741,12 +754,14 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
         nb = max(1, min(g.N, SHIFT_BYTES // per))
         units = g.N * (g.P * g.Q // bl.nr) + -(-g.N * (g.P * g.Q % bl.nr) // bl.nr)  # in-place tiles, tail panels
         parts = max(1, min(get_num_threads(), units, work_fma // (64 * 64 * 64) or 1))
+        mblk = -(-Kg // bl.mr)
+        pr = max((d for d in range(1, parts + 1) if parts % d == 0 and mblk // d >= ROW_SPLIT_BLOCKS), default=1)
         with parallel_guard():
             conv2d_nchw_shifted(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
                                 g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap,
                                 workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb,
                                 workspace(dtype, wsize * parts), wsize,
-                                workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
+                                workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts, pr)
         return
     with parallel_guard():
         conv2d_nchw_fused(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw,
