@@ -130,6 +130,8 @@ FUSED_CASES = [
     (3, 4, 5, 6, 7, 3, 3, 1, 1, 1, 1),                  # Q < 32, tiny, K = 7
     (2, 3, 11, 37, 4, 3, 3, 2, 1, 1, 1),                # stride 2
     (2, 3, 9, 35, 4, 3, 2, 1, "same", (2, 3), 1),       # dilation, asymmetric "same" padding
+    (2, 3, 9, 12, 4, 3, 2, 1, "same", (2, 3), 1),       # the same, rows of <= 32 (block copies)
+    (2, 5, 7, 9, 6, 3, 3, 1, 0, 1, 1),                  # stride 1 unpadded: no zero rows in the copies
     (2, 3, 8, 40, 4, 2, 3, (1, 3), (0, 2), (1, 2), 1),  # stride 3 along W, dilation
     (2, 8, 6, 33, 12, 3, 3, 1, 1, 1, 4),                # groups
     (1, 6, 5, 5, 6, 3, 3, 1, 1, 1, 6),                  # depthwise
