@@ -204,6 +204,42 @@ def test_shifted_forward_splits_filter_rows_among_threads(rng, monkeypatch, dtyp
     _check(y, conv2d_ref(x, w, b, **kw)["y"], np.abs(x).max() * np.abs(w).max() * red, _tol(dtype, red))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N, C, K, groups, chunked", [
+    (6, 8, 16, 1, False),   # whole tiles of samples
+    (5, 8, 13, 1, False),   # a short last tile (one sample), K not a multiple of MR
+    (7, 12, 10, 2, False),  # groups
+    (3, 11, 8, 1, True),    # one sample per chunk of copies: every tile short
+])
+def test_shifted_forward_one_sample_per_vector(rng, monkeypatch, dtype, N, C, K, groups, chunked):
+    """Output planes of exactly one vector (4x4 float32 with AVX-512, 2x4 float64...): each
+    tile's vectors are different samples (``_micro_kernel_split``); forward and input gradient."""
+    from numlin.kernels.cpu.blocking import blocking
+
+    bl = blocking(dtype)
+    if bl.nr == bl.vw:
+        pytest.skip("one vector per register-tile row on this instruction set")
+    P, Q = bl.vw // 4, 4
+    monkeypatch.setattr(implicit_gemm, "FUSED_MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_mod, "FUSED", True)
+    x, w, b = _case(rng, "NCHW", N, C, P, Q, K, 3, 3, groups, dtype)
+    kw = dict(padding=1, groups=groups)
+    if chunked:
+        g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
+        monkeypatch.setattr(implicit_gemm, "SHIFT_BYTES", implicit_gemm._shift_bytes(g, dtype))
+    calls = []
+    real = implicit_gemm.conv2d_nchw_shifted
+    monkeypatch.setattr(implicit_gemm, "conv2d_nchw_shifted", lambda *a: (calls.append(1), real(*a)))
+    y = nl.conv2d(x, w, b, **kw)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, _, _ = nl.conv2d_backward(dy, x, w, **kw)
+    assert len(calls) == 2  # the forward and the input gradient
+    ref = conv2d_ref(x, w, b, dy=dy, **kw)
+    red, red_dx = (C // groups) * 9, (K // groups) * 9
+    _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * red, _tol(dtype, red))
+    _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * red_dx, _tol(dtype, red_dx))
+
+
 @pytest.mark.parametrize("room", [0, -1])
 def test_shifted_copies_stay_under_their_cap(rng, monkeypatch, room):
     """A sample whose shifted copies of x exceed ``SHIFT_BYTES`` is packed instead (forward and

@@ -70,12 +70,14 @@ def _store(builder, val, ptr, align, mask):
     builder.call(fn, [val, vptr, ir.Constant(ir.IntType(32), align), mask])
 
 
-def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False):
+def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False, split=False):
     """LLVM IR for an ``mr x nv*vw`` register tile: ``C = alpha * A @ B + beta * C``.
 
     Packed (``direct=False``): A element (i, p) at ``a[aoff + p*mr + i]``, B vector j of row p at
     ``b[boff + p*nr + j*vw]``, full tile stored. Indirect: A packed as before, B row p read in
-    place at ``b[boff + offs[ooff + p] + j*vw]`` (a table of row offsets; unaligned loads).
+    place at ``b[boff + offs[ooff + p] + j*vw]`` (a table of row offsets; unaligned loads); with
+    ``split``, vector j of every B row at ``+ j*bvs`` and of every C row at ``+ j*cvs`` instead of
+    ``j*vw`` (runtime strides: the vectors of a tile may lie in different samples).
     Direct: A at ``a[aoff + i*ars + p*acs]``, B at
     ``b[boff + p*brs + j*vw ...]`` (unit column stride), only ``rows x cols`` of the tile valid:
     rows past ``rows`` re-read row ``rows-1`` and are not stored, columns past ``cols`` are
@@ -91,6 +93,10 @@ def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False):
             (kc_v, a_v, aoff_v, ars_v, acs_v, b_v, boff_v, brs_v, cb_v, coff_v, crs_v,
              alpha_v, beta_v, rows_v, cols_v) = args
             at, bt, ct = signature.args[1], signature.args[5], signature.args[8]
+        elif split:
+            kc_v, a_v, aoff_v, b_v, boff_v, o_v, ooff_v, bvs_v, cb_v, coff_v, crs_v, cvs_v, alpha_v, beta_v = args
+            at, bt, ot, ct = signature.args[1], signature.args[3], signature.args[5], signature.args[8]
+            o_base = builder.gep(context.make_array(ot)(context, builder, o_v).data, [ooff_v])
         elif indirect:
             kc_v, a_v, aoff_v, b_v, boff_v, o_v, ooff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
             at, bt, ot, ct = signature.args[1], signature.args[3], signature.args[5], signature.args[7]
@@ -104,6 +110,11 @@ def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False):
         intp = context.get_value_type(types.intp)
         const = lambda v: ir.Constant(intp, v)  # noqa: E731
 
+        if split:  # offsets of the vectors of a B row and of a C row
+            bvo = [builder.mul(bvs_v, const(j)) for j in range(nv)]
+            cvo = [builder.mul(cvs_v, const(j)) for j in range(nv)]
+        else:
+            bvo = cvo = [const(j * vw) for j in range(nv)]
         a_base = builder.gep(context.make_array(at)(context, builder, a_v).data, [aoff_v])
         b_base = builder.gep(context.make_array(bt)(context, builder, b_v).data, [boff_v])
         c_base = builder.gep(context.make_array(ct)(context, builder, cb_v).data, [coff_v])
@@ -134,13 +145,13 @@ def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False):
                 a_off = builder.mul(p, acs_v)
                 a_ptrs = [builder.gep(a_rows[i], [a_off]) for i in range(mr)]
             else:
-                if indirect:
+                if indirect or split:
                     b_row = builder.gep(b_base, [builder.load(builder.gep(o_base, [p]))])
                 else:
                     b_row = builder.gep(b_base, [builder.mul(p, const(nr))])
                 a_row = builder.gep(a_base, [builder.mul(p, const(mr))])
                 a_ptrs = [builder.gep(a_row, [const(i)]) for i in range(mr)]
-            bvec = [_load(builder, builder.gep(b_row, [const(j * vw)]), vt, align, masks[j]) for j in range(nv)]
+            bvec = [_load(builder, builder.gep(b_row, [bvo[j]]), vt, align, masks[j]) for j in range(nv)]
             for i in range(mr):
                 a_i = _splat(builder, builder.load(a_ptrs[i]), vt)
                 for j in range(nv):
@@ -157,7 +168,7 @@ def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False):
                 guard = builder.icmp_signed("<", const(i), rows_v) if direct else cgutils.true_bit
                 with builder.if_then(guard, likely=True):
                     for j in range(nv):
-                        ptr = builder.gep(row, [const(j * vw)])
+                        ptr = builder.gep(row, [cvo[j]])
                         val = builder.fmul(alpha_s, builder.load(accs[i * nv + j]))
                         if read_c:
                             val = _vector_fma(builder, beta_s, _load(builder, ptr, vt, align, masks[j]), val, use_fma)
@@ -195,6 +206,17 @@ def _micro_kernel_indirect(typingctx, kc, ap, aoff, b, boff, offs, ooff, cb, cof
     bl = blocking(dtype)
     sig = types.void(kc, ap, aoff, b, boff, offs, ooff, cb, coff, crs, alpha, beta)
     return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False, indirect=True)
+
+
+@intrinsic
+def _micro_kernel_split(typingctx, kc, ap, aoff, b, boff, offs, ooff, bvs, cb, coff, crs, cvs, alpha, beta):
+    """:func:`_micro_kernel_indirect` whose ``NR/VW`` vectors lie apart: vector ``j`` of B row ``p``
+    is ``b[boff + offs[ooff + p] + j*bvs ...]`` (VW elements) and of C row ``i`` is
+    ``cb[coff + i*crs + j*cvs ...]`` (e.g. one sample per vector of a convolution's 4x4 planes)."""
+    dtype = as_dtype(ap.dtype)
+    bl = blocking(dtype)
+    sig = types.void(kc, ap, aoff, b, boff, offs, ooff, bvs, cb, coff, crs, cvs, alpha, beta)
+    return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False, split=True)
 
 
 #: rows of the direct (unpacked, masked) micro-kernel's tile: one call covers an 8-row matrix

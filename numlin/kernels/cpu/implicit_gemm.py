@@ -36,7 +36,10 @@ input per chunk (at most :data:`SHIFT_BYTES`; a bigger sample is packed) instead
 the time, the copies cost 3-5 %). With many filters (:data:`ROW_SPLIT_BLOCKS`) each thread
 takes a share of the filter's rows over every tile, not a share of the tiles: no imbalance
 from the coarse tiles and the packed tails, and each thread streams only its rows of the
-packed filter (2 threads: 3-5 % faster at 256 and 128 filters).
+packed filter (2 threads: 3-5 % faster at 256 and 128 filters). Output planes of exactly one
+vector (4x4 in float32 with AVX-512) have no in-place tile inside a sample; there a tile's
+NR/VW vectors are as many samples (:func:`.gemm._micro_kernel_split`): the demo's second
+convolution 1.5-1.8x faster than packing its 4-pixel rows.
 
 Filter gradient (:func:`conv2d_nchw_dw_into`): ``dW (Kg x CgRS) = sum_n dY[n] @ cols[n]ᵀ``,
 the pixels being the GEMM's depth. Stride 1 (:func:`conv2d_nchw_dw_dot`): every entry is a dot
@@ -66,8 +69,8 @@ from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
 from .gemm import _compiled_tile as _gemm_compiled_tile
-from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _pack_a, _splat, _tile_shape,
-                   _vector_fma, _vector_width, ensure_fresh_cache, workspace)
+from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _micro_kernel_split, _pack_a, _splat,
+                   _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache, workspace)
 from .im2col import _q_range
 
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
@@ -429,8 +432,11 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
         _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
     toff = _tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
-    nfull = PQ // NR  # in-place tiles per sample
-    tail = PQ - nfull * NR
+    VW = _vector_width(work)
+    nvec = NR // VW
+    vmode = PQ == VW and nvec > 1  # a sample's plane is one vector: tiles of nvec samples
+    nfull = 0 if vmode else PQ // NR  # in-place tiles per sample
+    tail = 0 if vmode else PQ - nfull * NR
     mblk = (Kg + MR - 1) // MR
     pt = parts // pr
     tg = max(1, nc_blk // NR)  # tiles per step
@@ -442,7 +448,7 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
         else:
             for pl in prange(m * S * C):
                 _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
-        nd = m * nfull
+        nd = (m + nvec - 1) // nvec if vmode else m * nfull
         ntail = m * tail
         units = nd + (ntail + NR - 1) // NR
         for t in prange(parts):
@@ -457,6 +463,30 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
             lo = units * (t // pr) // pt
             hi = units * (t // pr + 1) // pt
             u = lo
+            while vmode and u < min(hi, nd):  # tiles of nvec samples (one vector each), tg at a time
+                u1 = min(u + tg, hi, nd)
+                for gi in range(G):
+                    for pc in range(0, CgRS, kc_blk):
+                        kc = min(kc_blk, CgRS - pc)
+                        a0 = gi * mp * CgRS + pc * mp
+                        b0 = beta if pc == 0 else one
+                        for jt in range(u, u1):
+                            ns = min(nvec, m - jt * nvec)  # samples in this tile
+                            boff = jt * nvec * SCHQ + gi * Cg * HQ
+                            coff = ((n0 + jt * nvec) * K + gi * Kg) * PQ
+                            bvs = SCHQ if ns == nvec else 0  # a short tile re-reads its first sample
+                            for i0 in range(r0, r1, MR):
+                                rows = min(MR, Kg - i0)
+                                if rows == MR and ns == nvec:
+                                    _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, y,
+                                                        coff + i0 * PQ, PQ, K * PQ, one, b0)
+                                else:
+                                    _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, ct, 0, NR, VW,
+                                                        one, zero)
+                                    for v in range(ns):
+                                        _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * K * PQ, PQ,
+                                                       1, b0)
+                u = u1
             while u < min(hi, nd):  # in-place tiles, up to tg of one sample at a time
                 nl = u // nfull
                 j0 = u - nl * nfull
@@ -789,7 +819,8 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     from ..._dispatch import parallel_guard
 
     per = _shift_bytes(g, dtype)  # one sample's shifted copies
-    if SHIFTED and g.sh == g.sw == 1 and g.P * g.Q >= bl.nr and per <= SHIFT_BYTES:
+    pq = g.P * g.Q
+    if SHIFTED and g.sh == g.sw == 1 and (pq >= bl.nr or pq == bl.vw < bl.nr) and per <= SHIFT_BYTES:
         nb = max(1, min(g.N, SHIFT_BYTES // per))
         units = g.N * (g.P * g.Q // bl.nr) + -(-g.N * (g.P * g.Q % bl.nr) // bl.nr)  # in-place tiles, tail panels
         parts = max(1, min(get_num_threads(), units, work_fma // (64 * 64 * 64) or 1))
