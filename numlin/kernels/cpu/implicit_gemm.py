@@ -442,12 +442,7 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
     tg = max(1, nc_blk // NR)  # tiles per step
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
-        if Q <= SHIFT_BLOCK_Q:
-            for ns in prange(m * S):
-                _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
-        else:
-            for pl in prange(m * S * C):
-                _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+        _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
         nd = (m + nvec - 1) // nvec if vmode else m * nfull
         ntail = m * tail
         units = nd + (ntail + NR - 1) // NR
@@ -692,6 +687,19 @@ def _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
 
 
 @njit(cache=True, parallel=True, nogil=True)
+def _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
+    """The shifted copies of samples ``n0 .. n0+m`` (:func:`_shift_plane`), in parallel: a block of
+    planes per (sample, filter column) for rows of up to :data:`SHIFT_BLOCK_Q` values, else a
+    plane per item."""
+    if Q <= SHIFT_BLOCK_Q:
+        for ns in prange(m * S):
+            _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+    else:
+        for pl in prange(m * S * C):
+            _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+
+
+@njit(cache=True, parallel=True, nogil=True)
 def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xs, nb, jg, offs, tile, parts):
     """Filter gradient of a stride-1 convolution, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
     (NCHW, flat buffers), as blocks of dot products along the pixels (:func:`_dot_tile`).
@@ -723,12 +731,7 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
-        if Q <= SHIFT_BLOCK_Q:
-            for ns in prange(m * S):  # planes (n, s, every c) of xs
-                _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
-        else:
-            for pl in prange(m * S * C):  # plane (n, s, c) of xs
-                _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+        _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
         for t in prange(parts):
             off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
             tl = tile[t * MR * NR:(t + 1) * MR * NR]
