@@ -91,3 +91,23 @@ def conv2d_ref(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, layou
         out["dw"] = tw_.grad.numpy().transpose(2, 3, 1, 0) if layout == "NHWC" else tw_.grad.numpy()
         out["db"] = g.sum(axis=(0, 2, 3))
     return out
+
+
+def max_pool_ref(x, kernel, stride, padding):
+    """Max pooling of NCHW ``x``, window by window: ``(y, argmax)`` with argmax the flat index
+    ``h * W + w`` in the plane of the window's first NaN if it holds one, else of its first
+    maximum (row-major scan; padding never wins)."""
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    P, Q = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    y = np.empty((N, C, P, Q), x.dtype)
+    arg = np.empty((N, C, P, Q), np.int64)
+    for n, c, p, q in np.ndindex(N, C, P, Q):
+        cells = [(h, w) for h in range(p * sh - ph, p * sh - ph + kh) for w in range(q * sw - pw, q * sw - pw + kw)
+                 if 0 <= h < H and 0 <= w < W]
+        vals = [x[n, c, h, w] for h, w in cells]
+        nan = [i for i, v in enumerate(vals) if v != v]
+        i = nan[0] if nan else int(np.argmax(vals))  # np.argmax: the first maximum
+        y[n, c, p, q] = vals[i]
+        arg[n, c, p, q] = cells[i][0] * W + cells[i][1]
+    return y, arg

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import numlin as nl
 from numlin.autodiff import ops
-from tests.reference import conv2d_ref
+from tests.reference import conv2d_ref, max_pool_ref
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -396,7 +396,7 @@ def test_max_pool_ties_and_noncontiguous_input():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool_2x2_long_rows(rng, dtype):
-    """The 2x2, stride-2 kernel's vectorised rows (16 outputs or more; odd sizes: the last input
+    """The 2x2, stride-2 kernel's vectorised rows (long rows here; odd sizes: the last input
     row and column are dropped), value and gradient, also with ties."""
     _vs_torch(lambda t: nl.nn.max_pool2d(t, 2), lambda t: F.max_pool2d(t, 2), [rng.standard_normal((2, 3, 9, 37))],
               dtype, rng)
@@ -413,6 +413,30 @@ def test_max_pool_propagates_nan_like_torch(rng, kernel, stride, padding, shape)
     y = nl.nn.max_pool2d(nl.Tensor(x), kernel, stride, padding).numpy()
     ty = F.max_pool2d(torch.from_numpy(x), kernel, stride if stride is not None else kernel, padding).numpy()
     np.testing.assert_array_equal(y, ty)  # NaNs in the same places (assert_array_equal: NaN == NaN)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding", POOL + [((2, 2), (2, 2), (0, 0)), ((3, 3), (1, 1), (1, 1))], ids=str)
+def test_max_pool_argmax_is_first_nan_or_first_max(rng, kernel, stride, padding, dtype):
+    """The CPU kernel's argmax (where the gradient goes) against the window-by-window reference,
+    with many NaNs (windows with two or more, interior and border: the first NaN wins) and many
+    ties (the first maximum wins); the backward routes g there and nowhere else."""
+    from numlin.kernels.cpu import pool as kp
+
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    k, p = pair(kernel), pair(padding)
+    s = pair(stride) if stride is not None else k
+    x = rng.integers(0, 3, (2, 3, 7, 8)).astype(dtype)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    y, arg = kp.max_pool2d(x, k, s, p)
+    y_ref, arg_ref = max_pool_ref(x, k, s, p)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx_ref = np.zeros(x.shape, dtype)
+    for (n, c, pp, q), i in np.ndenumerate(arg_ref):
+        dx_ref[n, c, i // x.shape[3], i % x.shape[3]] += g[n, c, pp, q]
+    np.testing.assert_allclose(kp.max_pool2d_backward(g, arg, x.shape), dx_ref, rtol=4 * np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

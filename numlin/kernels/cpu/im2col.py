@@ -172,9 +172,54 @@ def fill_bias(y: np.ndarray, bias: np.ndarray, layout: str) -> None:
     y[...] = bias[:, None, None] if layout == "NCHW" else bias
 
 
+@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc"})
+def _channel_sum_planes(x3, out):
+    """``out[c] = sum(x3[:, c, :])``: each ``(n, c)`` plane summed in the input dtype (vector
+    lanes: reassociation, nothing else, is allowed), the planes of a channel in float64."""
+    N, C, L = x3.shape
+    for c in prange(C):
+        s = 0.0
+        for n in range(N):
+            p = x3.dtype.type(0)
+            for i in range(L):
+                p += x3[n, c, i]
+            s += p
+        out[c] = s
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _channel_sum_rows(x2, part):
+    """``part[t] = sum(x2[r0:r1])`` over the ``t``-th of ``len(part)`` runs of rows (float64,
+    vectorised along the contiguous channel axis); the caller adds up ``part``."""
+    R, C = x2.shape
+    T = part.shape[0]
+    for t in prange(T):
+        part[t, :] = 0.0
+        for r in range(R * t // T, R * (t + 1) // T):
+            for c in range(C):
+                part[t, c] += x2[r, c]
+
+
 def channel_sum(dy: np.ndarray, layout: str) -> np.ndarray:
-    """``dy`` summed over every axis but the channel one (the bias gradient)."""
-    return dy.sum(axis=(0, 2, 3) if layout == "NCHW" else (0, 1, 2))
+    """``dy`` summed over every axis but the channel one (the bias gradient), in ``dy``'s dtype.
+
+    numpy's strided multi-axis ``sum`` took 57-80 us on the demo's (64, 32, 8, 8) and
+    (64, 64, 4, 4) gradients; these kernels 7-11 us (2 threads)."""
+    from numba import get_num_threads
+
+    if not dy.flags.c_contiguous or dy.size == 0:
+        return dy.sum(axis=(0, 2, 3) if layout == "NCHW" else (0, 1, 2))
+    if layout == "NCHW":
+        N, C = dy.shape[0], dy.shape[1]
+        out = np.empty(C, np.float64)
+        _channel_sum_planes(dy.reshape(N, C, -1), out)
+    else:
+        C = dy.shape[3]
+        x2 = dy.reshape(-1, C)
+        part = np.empty((max(1, min(get_num_threads(), x2.shape[0] // 64)), C), np.float64)
+        _channel_sum_rows(x2, part)
+        out = part.sum(axis=0)
+    return out.astype(dy.dtype)
 
 
 def sum_batch(partials: np.ndarray, out: np.ndarray, nb: int, accumulate: bool) -> None:

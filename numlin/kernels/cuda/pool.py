@@ -47,7 +47,7 @@ def max_pool_fwd(x, y, arg, kh, kw, sh, sw, ph, pw):
                 if w < 0 or w >= W:
                     continue
                 v = x[n, c, h, w]
-                if v > best or bi < 0 or v != v:
+                if bi < 0 or (best == best and (v > best or v != v)):  # the first max, or the first NaN
                     best = v
                     bi = h * W + w
                     if v != v:
