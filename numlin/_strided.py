@@ -8,6 +8,7 @@ is ever copied to fit a kernel, and one compiled kernel per dtype serves every m
 """
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,16 +30,18 @@ class Strided(NamedTuple):
     def mT(self) -> "Strided":
         """The descriptor with its last two axes swapped (a transposed view)."""
         sh, st = self.shape, self.strides
-        return self._replace(shape=sh[:-2] + (sh[-1], sh[-2]), strides=st[:-2] + (st[-1], st[-2]))
+        return Strided(self.buf, self.off, sh[:-2] + (sh[-1], sh[-2]), st[:-2] + (st[-1], st[-2]))
 
     def insert_axis(self, axis: int) -> "Strided":
         """A length-1 axis at ``axis`` (negative counts from the end, as ``np.expand_dims``)."""
         axis = axis if axis >= 0 else self.ndim + 1 + axis
-        return self._replace(shape=self.shape[:axis] + (1,) + self.shape[axis:],
-                             strides=self.strides[:axis] + (0,) + self.strides[axis:])
+        return Strided(self.buf, self.off, self.shape[:axis] + (1,) + self.shape[axis:],
+                       self.strides[:axis] + (0,) + self.strides[axis:])
 
     def batch_offsets(self, batch: tuple) -> np.ndarray:
         """Offset of each matrix when the batch dims broadcast to ``batch`` (C order, int64)."""
+        if not batch:  # one matrix
+            return np.array((self.off,), np.int64)
         nb = len(self.shape) - 2
         st = [0] * (len(batch) - nb) + [s if d > 1 else 0 for s, d in zip(self.strides[:-2], self.shape[:-2])]
         offs = np.full(1, self.off, np.int64)
@@ -52,4 +55,4 @@ def gemm_dims(a: Strided, b: Strided, c: Strided) -> tuple:
     ``(*batch, m, n)`` holding ``nb`` matrices."""
     m, k = a.shape[-2:]
     batch = tuple(c.shape[:-2])
-    return m, b.shape[-1], k, batch, int(np.prod(batch, dtype=np.int64))
+    return m, b.shape[-1], k, batch, math.prod(batch)

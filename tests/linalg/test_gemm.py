@@ -9,10 +9,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import numlin as nl
+from numlin.kernels.cpu import gemm as cpu_gemm
 from numlin.kernels.cpu.blocking import blocking
 from tests.reference import assert_matmul_close, matmul_ref
 
 DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(autouse=True, params=["direct", "packed"])
+def gemm_path(request, monkeypatch):
+    """Every test twice: as shipped (products up to ``DIRECT_MNK`` FMAs read B and C in place
+    when their columns are unit-stride), and with packing forced for every size, so that the
+    packed path's block edges stay covered at test sizes."""
+    if request.param == "packed":
+        monkeypatch.setattr(cpu_gemm, "DIRECT_MNK", {4: 0, 8: 0})
+    return request.param
 
 
 def _rand(rng, shape, dtype):
