@@ -521,6 +521,10 @@ def gemm_direct(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, beta, c, coff
     t = c.dtype.type
     al = t(alpha)
     be = t(beta)
+    if parts == 1:  # no divisions per product (a quarter of the time of an 8x8 one)
+        for i in prange(coffs.size):
+            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, 1, be, c, coffs[i], crs, 1)
+        return
     mb = (m + DIRECT_MR - 1) // DIRECT_MR
     for u in prange(coffs.size * parts):
         i = u // parts
