@@ -364,7 +364,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         if gt is not None and _implicit(k, gt):  # dx: a forward convolution of dy
             dx = k.empty(g.x_shape, dtype)
             k.implicit_gemm.conv2d_nchw_into(dy, k.implicit_gemm.flipped_filter(w, g), dx, gt, 0.0)
-        if need_dw and _implicit(k, g):
+        if need_dw and _implicit(k, g, filter_grad=True):
             dw = k.empty(g.w_shape, dtype)
             k.implicit_gemm.conv2d_nchw_dw_into(x, dy, dw, g, 0.0)
     # what is left for im2col / GEMM / col2im
@@ -431,8 +431,8 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
     return dx, dw, db
 
 
-def _implicit(k, g: Conv2dGeometry) -> bool:
-    return FUSED and k.implicit_gemm.applies(g)
+def _implicit(k, g: Conv2dGeometry, filter_grad: bool = False) -> bool:
+    return FUSED and k.implicit_gemm.applies(g, filter_grad)
 
 
 def _dx_geometry(g: Conv2dGeometry) -> Conv2dGeometry:

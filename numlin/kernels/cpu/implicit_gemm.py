@@ -76,9 +76,12 @@ from .im2col import _q_range
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
            "NC_PIXELS", "DW_NC"]
 
-#: fewest channels per group (of the convolved input) for the implicit GEMM: its packing costs
-#: ~30 cycles per run of pixels and filter tap, shared by the channels (with 1-4 channels im2col
-#: + GEMM was up to 2.4x faster, from 8 on the implicit GEMM; benchmarks/README.md)
+#: fewest channels per group (of the convolved input) for the implicit GEMM's *strided forward of
+#: a grouped convolution*: its packing costs ~30 cycles per run of pixels and filter tap, shared
+#: by the channels. Every other case takes the implicit GEMMs at any channel count (seventh
+#: session, 2 threads, float32, im2col -> implicit: the demo's 1-channel layer forward 123 -> 70
+#: us and dW 226 -> 73 us; 3 channels 32^2 stride 2 forward 125 -> 65 us; the 7x7 stride-2 RGB
+#: stem 8.6 -> 3.4 ms; a 3x3 stride-2 depthwise forward 1.6 -> 3.0 ms, hence this exception)
 FUSED_MIN_CHANNELS = 8
 
 #: output pixels per packed B block (a multiple of NR): ``kc x NC_PIXELS`` values stay in L2
@@ -842,11 +845,15 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
                           wsize, workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
 
 
-def applies(g) -> bool:
-    """Whether the implicit GEMMs take the convolution ``g``: NCHW, a filter larger than 1x1 (a
-    strided 1x1 one's columns are a subsample of x: im2col + GEMM was 1.2x faster) and at least
-    :data:`FUSED_MIN_CHANNELS` input channels per group."""
-    return g.layout == "NCHW" and g.R * g.S > 1 and g.C // g.groups >= FUSED_MIN_CHANNELS
+def applies(g, filter_grad: bool = False) -> bool:
+    """Whether the implicit GEMMs take the convolution ``g`` (its filter gradient with
+    ``filter_grad``): NCHW and a filter larger than 1x1 (a strided 1x1 one's columns are a
+    subsample of x: im2col + GEMM was 1.2x faster); for the strided forward of a grouped
+    convolution, also at least :data:`FUSED_MIN_CHANNELS` input channels per group."""
+    if g.layout != "NCHW" or g.R * g.S == 1:
+        return False
+    return (filter_grad or g.groups == 1 or g.sh == g.sw == 1
+            or g.C // g.groups >= FUSED_MIN_CHANNELS)
 
 
 def flipped_filter(w: np.ndarray, g) -> np.ndarray:

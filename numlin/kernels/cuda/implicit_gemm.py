@@ -95,9 +95,10 @@ def _device_tables(device: int, Cg: int, H: int, W: int, R: int, S: int, P: int,
     return _pack(c * H * W + th * W + tw, th, tw) + _pack(ph_ * W + pw_, ph_, pw_)
 
 
-def applies(geom) -> bool:
-    """Whether the implicit GEMM covers the convolution ``geom``: NCHW, and every shift fits
-    the packed tables (rows within +-16384, columns within +-32768)."""
+def applies(geom, filter_grad: bool = False) -> bool:
+    """Whether the implicit GEMM covers the convolution ``geom`` (forward, or its filter gradient
+    with ``filter_grad``: the same rule here): NCHW, and every shift fits the packed tables (rows
+    within +-16384, columns within +-32768)."""
     return geom.layout == "NCHW" and _tables(geom) is not None
 
 
