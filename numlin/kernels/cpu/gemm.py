@@ -641,6 +641,10 @@ SHARE_B = True
 #: (64x256x10 float32: 5.6 against 20 us), 1.1-1.2x at 192^3-256^3 float32, and slower from
 #: 384^3 (float32; 0.84) and 256^3 (float64; 0.91), where B no longer stays in cache.
 DIRECT_MNK = {4: 1 << 23, 8: 1 << 22}
+#: ... and whose B (k x n) fits this many bytes (half an L2), or is one column: each 8-row block
+#: of A streams all of B, a strip of rows ``brs`` apart per vector column (1 x 4096 @ 4096 x 512
+#: float32, B 8 MiB: 7.4 ms direct against 0.6 packed).
+DIRECT_B_BYTES = 512 * 1024
 
 _local = threading.local()
 
@@ -775,11 +779,12 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     threads = get_num_threads()
     one_item = m * n * max(k, 1)
     if k > 0 and one_item <= DIRECT_MNK[dtype.itemsize]:
-        if b.strides[-1] != 1 or c.strides[-1] != 1:
-            if a.strides[-2] == 1 and c.strides[-2] == 1:  # Cᵀ = Bᵀ Aᵀ reads in place
+        # (a single column's stride is never used: a vector operand qualifies whatever it is)
+        if not (n == 1 or b.strides[-1] == c.strides[-1] == 1):
+            if m == 1 or a.strides[-2] == c.strides[-2] == 1:  # Cᵀ = Bᵀ Aᵀ reads in place
                 a, b, c = b.mT, a.mT, c.mT
                 m, n = n, m
-        if b.strides[-1] == 1 and c.strides[-1] == 1:
+        if (n == 1 or b.strides[-1] == c.strides[-1] == 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES):
             aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
             if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:  # no parallel region
                 gemm_batched_serial(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs,
