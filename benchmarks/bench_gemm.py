@@ -97,6 +97,38 @@ class TallSkinny:
         np.matmul(self.a, self.b, out=self.c)
 
 
+class MatrixVector:
+    """2048 x 2048 @ 2048 and 2048 @ 2048 x 2048 (numlin's gemv: memory-bound)."""
+
+    params = (["matvec", "vecmat"], ["float32", "float64"])
+    param_names = ["side", "dtype"]
+
+    def setup(self, side, dtype):
+        rng = np.random.default_rng(0)
+        self.a = rng.standard_normal((2048, 2048)).astype(dtype)
+        self.x = rng.standard_normal(2048).astype(dtype)
+        self.y = np.empty(2048, dtype)
+        self.ops = (self.a, self.x) if side == "matvec" else (self.x, self.a)
+        self._limit = blas_threads(_threads())
+        self._limit.__enter__()
+        nl.matmul(*self.ops, out=self.y)
+
+    def teardown(self, side, dtype):
+        self._limit.__exit__(None, None, None)
+
+    def time_numlin(self, side, dtype):
+        nl.matmul(*self.ops, out=self.y)
+
+    def time_numpy(self, side, dtype):
+        np.matmul(*self.ops, out=self.y)
+
+    def track_ratio(self, side, dtype):
+        return paired(lambda: nl.matmul(*self.ops, out=self.y), lambda: np.matmul(*self.ops, out=self.y),
+                      rounds=5, reps=30, pause=0.05)[2]
+
+    track_ratio.unit = "numpy time / numlin time"
+
+
 class Compile:
     timeout = 600
 

@@ -90,7 +90,8 @@ def blas_threads(n: int):
 
 
 def gemm_rows(quick: bool, threads: int) -> list[Row]:
-    """Square GEMMs (n = 1024, 2048; 512 and 1024 with --quick) and 10 000 batched 8x8, vs numpy."""
+    """Square GEMMs (n = 512, 1024, 2048; 512 and 1024 with --quick), 10 000 batched 8x8, the rsvd
+    sketch shape and 2048-long matrix x vector products on either side, vs numpy."""
     import numlin as nl
 
     rng = np.random.default_rng(0)
@@ -120,6 +121,14 @@ def gemm_rows(quick: bool, threads: int) -> list[Row]:
         tn, ta, r = paired(lambda: nl.matmul(a, b, out=c), lambda: np.matmul(a, b, out=c), rounds=rounds, reps=reps)
         rows.append(Row("gemm", f"{m}x{k} @ {k}x{n}", np.dtype(dtype).name, threads, 2.0 * m * n * k, tn, ta, r,
                         "numpy.matmul (OpenBLAS)"))
+        n = 2048  # matrix x vector, both sides (memory-bound: GFLOP/s here is 2 x the elements of A read)
+        a = rng.standard_normal((n, n)).astype(dtype)
+        x = rng.standard_normal(n).astype(dtype)
+        y = np.empty(n, dtype)
+        for name, fn, an in ((f"{n}x{n} @ {n} (matvec)", lambda: nl.matmul(a, x, out=y), lambda: np.matmul(a, x, out=y)),
+                             (f"{n} @ {n}x{n} (vecmat)", lambda: nl.matmul(x, a, out=y), lambda: np.matmul(x, a, out=y))):
+            tn, ta, r = paired(fn, an, rounds=rounds, reps=reps * 10, pause=0.05)
+            rows.append(Row("gemm", name, np.dtype(dtype).name, threads, 2.0 * n * n, tn, ta, r, "numpy.matmul"))
     return rows
 
 

@@ -1,6 +1,7 @@
 """nl.matmul and nl.gemm on the CPU against float64 references (tests/reference.py)."""
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -19,10 +20,11 @@ DTYPES = [np.float32, np.float64]
 @pytest.fixture(autouse=True, params=["direct", "packed"])
 def gemm_path(request, monkeypatch):
     """Every test twice: as shipped (products up to ``DIRECT_MNK`` FMAs read B and C in place
-    when their columns are unit-stride), and with packing forced for every size, so that the
-    packed path's block edges stay covered at test sizes."""
+    when their columns are unit-stride; a vector operand runs ``gemv``), and with packing forced
+    for every size and shape, so that the packed path's block edges stay covered at test sizes."""
     if request.param == "packed":
         monkeypatch.setattr(cpu_gemm, "DIRECT_MNK", {4: 0, 8: 0})
+        monkeypatch.setattr(cpu_gemm, "GEMV", False)
     return request.param
 
 
@@ -89,6 +91,29 @@ def test_matmul_any_layout(rng, dtype, la, lb):
     a, b = _layouts(a0)[la], _layouts(b0)[lb]
     np.testing.assert_array_equal(a, a0)
     assert_matmul_close(nl.matmul(a, b), a0, b0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k", [(1, 1), (1, 900), (7, 300), (300, 7), (130, 1000), (1000, 130), (700, 1400)])
+def test_matrix_vector_products_any_layout(rng, dtype, m, k):
+    """A vector on either side (``gemv``: four-row dot products over contiguous rows, axpy sweeps
+    over contiguous columns, strided dots otherwise; 700 x 1400 runs in parallel) for every
+    layout of the matrix, with strided vectors; a column-vector ``b`` and ``c`` through nl.gemm
+    with alpha and beta, and a NaN-filled ``c`` at beta = 0 (never read)."""
+    a0 = _rand(rng, (m, k), dtype)
+    xs = _rand(rng, (2 * k,), dtype)[::2]  # stride 2
+    us = _rand(rng, (3 * m,), dtype)[::-3]  # negative stride
+    for (name, a), x, u in itertools.product(_layouts(a0).items(), (xs, xs.copy()), (us, us.copy())):
+        assert_matmul_close(nl.matmul(a, x), a0, x)
+        assert_matmul_close(nl.matmul(u, a), u, a0)
+        col = x[:, None]
+        c0 = _rand(rng, (m, 1), dtype)
+        c = c0.copy()
+        nl.gemm(a, col, c, alpha=-1.5, beta=0.5)
+        assert_matmul_close(c, a0, col, c0=c0, alpha=-1.5, beta=0.5)
+        c = np.full((m, 1), np.nan, dtype)
+        nl.gemm(a, col, c, alpha=2.0, beta=0.0)
+        assert_matmul_close(c, a0, col, alpha=2.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -536,6 +536,88 @@ def gemm_direct(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, beta, c, coff
                         coffs[i] + r0 * crs, crs, 1)
 
 
+# --------------------------------------------------------------------------- matrix x vector
+@njit(cache=True, nogil=True, inline="always", fastmath={"reassoc", "contract"})
+def _gemv_rows(r0, r1, k, al, be, a, ao, ars, acs, x, xo, xs, y, yo, ys):
+    """Rows ``r0 .. r1`` of ``y = al * A @ x + be * y`` (``y`` not read when ``be == 0``).
+    A's rows contiguous: dot products, four rows a sweep (vector lanes and FMAs: reassociation
+    and contraction are the only licences taken, so NaN and Inf propagate). A's columns
+    contiguous: axpy sweeps, four columns a sweep, over the block's y (in cache). Otherwise:
+    strided dot products."""
+    t = y.dtype.type
+    if ars == 1 and acs != 1 and ys == 1:
+        for r in range(r0, r1):
+            q = uintp(yo + r)
+            y[q] = t(0) if be == 0 else be * y[q]
+        p = 0
+        while p + 4 <= k:  # four columns a sweep: y's block loaded and stored once for four
+            v0 = al * x[uintp(xo + p * xs)]
+            v1 = al * x[uintp(xo + (p + 1) * xs)]
+            v2 = al * x[uintp(xo + (p + 2) * xs)]
+            v3 = al * x[uintp(xo + (p + 3) * xs)]
+            b0 = ao + p * acs
+            for r in range(r0, r1):
+                y[uintp(yo + r)] += (v0 * a[uintp(b0 + r)] + v1 * a[uintp(b0 + acs + r)]
+                                     + v2 * a[uintp(b0 + 2 * acs + r)] + v3 * a[uintp(b0 + 3 * acs + r)])
+            p += 4
+        for p in range(p, k):
+            v = al * x[uintp(xo + p * xs)]
+            base = ao + p * acs
+            for r in range(r0, r1):
+                y[uintp(yo + r)] += v * a[uintp(base + r)]
+        return
+    r = r0
+    if acs == 1 and xs == 1:  # four rows a sweep: each x vector loaded once for four rows
+        while r + 4 <= r1:
+            b0 = ao + r * ars
+            s0 = s1 = s2 = s3 = t(0)
+            for p in range(k):
+                v = x[uintp(xo + p)]
+                s0 += a[uintp(b0 + p)] * v
+                s1 += a[uintp(b0 + ars + p)] * v
+                s2 += a[uintp(b0 + 2 * ars + p)] * v
+                s3 += a[uintp(b0 + 3 * ars + p)] * v
+            for d, sd in ((0, s0), (1, s1), (2, s2), (3, s3)):
+                q = uintp(yo + (r + d) * ys)
+                y[q] = al * sd if be == 0 else al * sd + be * y[q]
+            r += 4
+    for r in range(r, r1):
+        base = ao + r * ars
+        s = t(0)
+        if acs == 1 and xs == 1:
+            for p in range(k):
+                s += a[uintp(base + p)] * x[uintp(xo + p)]
+        else:
+            for p in range(k):
+                s += a[uintp(base + p * acs)] * x[uintp(xo + p * xs)]
+        q = uintp(yo + r * ys)
+        y[q] = al * s if be == 0 else al * s + be * y[q]
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})  # the flags the inlined body compiles with
+def gemv(m, k, alpha, a, aoffs, ars, acs, x, xoffs, xs, beta, y, yoffs, ys, parts):
+    """A batch of ``y_t = alpha * A_t @ x_t + beta * y_t`` (A ``m x k``; ``k > 0``), parallel
+    over the batch and over ``parts`` row blocks of each product."""
+    t = y.dtype.type
+    al = t(alpha)
+    be = t(beta)
+    for u in prange(yoffs.size * parts):
+        i = u // parts
+        j = u - i * parts
+        _gemv_rows(m * j // parts, m * (j + 1) // parts, k, al, be, a, aoffs[i], ars, acs, x, xoffs[i], xs, y,
+                   yoffs[i], ys)
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def gemv_serial(m, k, alpha, a, aoffs, ars, acs, x, xoffs, xs, beta, y, yoffs, ys):
+    """:func:`gemv` on the calling thread alone (no parallel region: for little work)."""
+    t = y.dtype.type
+    al = t(alpha)
+    be = t(beta)
+    for i in range(yoffs.size):
+        _gemv_rows(0, m, k, al, be, a, aoffs[i], ars, acs, x, xoffs[i], xs, y, yoffs[i], ys)
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def gemm_batched_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs,
                           work, wsize, kc_blk, mc_blk, nc_blk, parts):
@@ -641,6 +723,9 @@ SHARE_B = True
 #: (64x256x10 float32: 5.6 against 20 us), 1.1-1.2x at 192^3-256^3 float32, and slower from
 #: 384^3 (float32; 0.84) and 256^3 (float64; 0.91), where B no longer stays in cache.
 DIRECT_MNK = {4: 1 << 23, 8: 1 << 22}
+#: Products with a vector operand (n == 1, or m == 1 through Cᵀ = Bᵀ Aᵀ) run :func:`gemv`
+#: (off: the direct or packed paths; for A/B timing and the tests).
+GEMV = True
 #: ... and whose B (k x n) fits this many bytes (half an L2), or is one column: each 8-row block
 #: of A streams all of B, a strip of rows ``brs`` apart per vector column (1 x 4096 @ 4096 x 512
 #: float32, B 8 MiB: 7.4 ms direct against 0.6 packed).
@@ -778,6 +863,19 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     bl = blocking(dtype)
     threads = get_num_threads()
     one_item = m * n * max(k, 1)
+    if GEMV and k > 0 and (n == 1 or m == 1):  # matrix x vector: memory-bound, no tiles
+        if n != 1:  # a row vector times a matrix: Cᵀ = Bᵀ Aᵀ
+            a, b, c = b.mT, a.mT, c.mT
+            m, n = n, m
+        aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
+        args = (m, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], beta, c.buf,
+                coffs, c.strides[-2])
+        if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
+            gemv_serial(*args)
+            return
+        with parallel_guard():
+            gemv(*args, max(1, min(threads // nb, m // 16)) if nb < threads else 1)
+        return
     if k > 0 and one_item <= DIRECT_MNK[dtype.itemsize]:
         # (a single column's stride is never used: a vector operand qualifies whatever it is)
         if not (n == 1 or b.strides[-1] == c.strides[-1] == 1):
