@@ -41,6 +41,9 @@ WORKSPACE_BYTES = int(float(os.environ.get("NUMLIN_CONV_WORKSPACE_MB", "64")) * 
 #: implicit GEMMs where the backend's ``implicit_gemm.applies`` (``NUMLIN_CONV_FUSED=0``: always
 #: im2col + GEMM in workspace-capped chunks, for A/B timing)
 FUSED = os.environ.get("NUMLIN_CONV_FUSED", "1") != "0"
+#: depthwise NCHW convolutions by direct stencils where the backend has them (the CPU's
+#: ``kernels.cpu.depthwise``); off, or with ``NUMLIN_CONV_FUSED=0``, they take the GEMM paths
+DEPTHWISE = True
 
 IntPair = Union[int, tuple]
 
@@ -309,6 +312,9 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
         return y, None
+    if _depthwise(k, g):
+        k.depthwise.conv2d_into(x, w, y, g, beta)
+        return y, None
     if _implicit(k, g):  # no column matrix, no workspace cap
         k.implicit_gemm.conv2d_nchw_into(x, w, y, g, beta)
         return y, None
@@ -359,6 +365,14 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
     dx = dw = None
+    if _depthwise(k, g):
+        if need_dx:
+            dx = k.empty(g.x_shape, dtype)
+            k.depthwise.dx_into(dy, w, dx, g)
+        if need_dw:
+            dw = k.empty(g.w_shape, dtype)
+            k.depthwise.dw_into(x, dy, dw, g)
+        return dx, dw, db
     if not g.pointwise:  # implicit GEMMs: no column matrices
         gt = _dx_geometry(g) if need_dx and g.sh == g.sw == 1 else None
         if gt is not None and _implicit(k, gt):  # dx: a forward convolution of dy
@@ -429,6 +443,11 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         if todo_dx:
             k.im2col.col2im_into(dcols, dx, g, n0, nb, p0, pc)
     return dx, dw, db
+
+
+def _depthwise(k, g: Conv2dGeometry) -> bool:
+    dw = getattr(k, "depthwise", None)
+    return FUSED and DEPTHWISE and dw is not None and dw.applies(g)
 
 
 def _implicit(k, g: Conv2dGeometry, filter_grad: bool = False) -> bool:

@@ -72,6 +72,50 @@ def test_conv2d_forward_and_backward_match_torch(rng, layout, dtype, cfg, with_b
     _check(db, ref["db"], np.abs(dy).max() * npix, _tol(dtype, npix))
 
 
+# (N, C, H, W, multiplier, R, S, stride, padding, dilation)
+DEPTHWISE = [
+    (2, 3, 9, 8, 1, 3, 3, 1, 1, 1),
+    (2, 4, 10, 11, 2, 3, 2, 2, (1, 2), (1, 2)),
+    (1, 6, 7, 7, 1, 3, 3, 1, 0, 1),
+    (3, 5, 12, 9, 3, 5, 3, (2, 3), (2, 1), 1),
+    (2, 3, 8, 9, 1, 3, 3, 1, "same", (2, 1)),
+    (1, 2, 3, 3, 1, 3, 3, 1, 0, 1),             # output 1x1
+    (2, 8, 6, 40, 1, 3, 3, 1, (3, 4), 1),       # padding wider than the filter reach: empty runs
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", DEPTHWISE)
+def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg):
+    """Depthwise NCHW convolutions (groups == C, channel multiplier M) take the direct stencils
+    (forward with and without bias, dx, dw, each alone and together) and match PyTorch."""
+    from numlin.kernels.cpu import depthwise
+
+    N, C, H, W, M, R, S, stride, padding, dilation = cfg
+    x, w, b = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    calls = []
+    for name in ("_forward", "_input_grad", "_filter_grad"):
+        real = getattr(depthwise, name)
+        monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a)))
+    for bias in (b, None):
+        y = nl.conv2d(x, w, bias, **kw)
+        ref = conv2d_ref(x, w, bias, **kw)
+        _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * R * S, _tol(dtype, R * S))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = nl.conv2d_backward(dy, x, w, **kw)
+    ref = conv2d_ref(x, w, dy=dy, **kw)
+    _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * M * R * S, _tol(dtype, M * R * S))
+    npix = y.size // (C * M)
+    _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * npix, _tol(dtype, npix))
+    _check(db, ref["db"], np.abs(dy).max() * npix, _tol(dtype, npix))
+    for need_dx, need_dw in ((True, False), (False, True)):
+        got = conv_mod._conv2d_backward(dy, x, w, need_dx=need_dx, need_dw=need_dw, **kw)
+        assert (got[0] is None) != need_dx and (got[1] is None) != need_dw
+        np.testing.assert_array_equal(got[0] if need_dx else got[1], dx if need_dx else dw)
+    assert sorted(set(calls)) == ["_filter_grad", "_forward", "_input_grad"]
+
+
 @pytest.mark.parametrize("cfg", CONFIGS[:6])
 def test_nhwc_equals_nchw_transposed(rng, cfg):
     N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg

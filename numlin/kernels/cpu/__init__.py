@@ -6,10 +6,10 @@ from typing import Any
 import numpy as np
 
 from ..._validate import as_host_array, check_out
-from . import gemm, im2col, implicit_gemm
+from . import depthwise, gemm, im2col, implicit_gemm
 from .gemm import strided, workspace
 
-__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace", "gemm", "im2col", "implicit_gemm"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace", "depthwise", "gemm", "im2col", "implicit_gemm"]
 
 
 def as_array(op: str, name: str, x: Any) -> np.ndarray:
