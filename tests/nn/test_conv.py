@@ -81,21 +81,25 @@ DEPTHWISE = [
     (2, 3, 8, 9, 1, 3, 3, 1, "same", (2, 1)),
     (1, 2, 3, 3, 1, 3, 3, 1, 0, 1),             # output 1x1
     (2, 8, 6, 40, 1, 3, 3, 1, (3, 4), 1),       # padding wider than the filter reach: empty runs
+    (2, 3, 7, 6, 2, 2, 4, 1, "same", 1),        # even kernel: uneven padding (the extra at the end)
 ]
 
 
+@pytest.mark.parametrize("padded", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg", DEPTHWISE)
-def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg):
+def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, padded):
     """Depthwise NCHW convolutions (groups == C, channel multiplier M) take the direct stencils
-    (forward with and without bias, dx, dw, each alone and together) and match PyTorch."""
+    (forward with and without bias, dx, dw, each alone and together; by row runs or, at stride 1,
+    over zero-padded plane copies) and match PyTorch."""
     from numlin.kernels.cpu import depthwise
 
     N, C, H, W, M, R, S, stride, padding, dilation = cfg
     x, w, b = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    monkeypatch.setattr(depthwise, "PADDED", padded)
     calls = []
-    for name in ("_forward", "_input_grad", "_filter_grad"):
+    for name in ("_forward", "_forward_padded", "_input_grad", "_filter_grad", "_filter_grad_padded"):
         real = getattr(depthwise, name)
         monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a)))
     for bias in (b, None):
@@ -113,7 +117,11 @@ def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg):
         got = conv_mod._conv2d_backward(dy, x, w, need_dx=need_dx, need_dw=need_dw, **kw)
         assert (got[0] is None) != need_dx and (got[1] is None) != need_dw
         np.testing.assert_array_equal(got[0] if need_dx else got[1], dx if need_dx else dw)
-    assert sorted(set(calls)) == ["_filter_grad", "_forward", "_input_grad"]
+    g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
+    want = {"_filter_grad_padded" if padded and stride == 1 else "_filter_grad",
+            "_forward_padded" if padded and stride == 1 else "_forward",
+            "_forward_padded" if padded and depthwise._dx_as_forward(g) is not None else "_input_grad"}
+    assert set(calls) == want
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:6])
