@@ -86,6 +86,15 @@ def _forward(x, w, y, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M, beta):
                             yf[yr + uintp(q)] += wv * xf[xr + uintp(q * sw + off)]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pad_plane(xf, xb, xp, H, W, Wp, ph0, pw0):
+    """Copy the ``H x W`` plane at ``xf[xb:]`` into the zero-bordered ``xp`` (rows ``Wp`` wide),
+    its corner at row ``ph0``, column ``pw0``."""
+    for h in range(H):
+        for v in range(W):
+            xp[uintp((h + ph0) * Wp + pw0 + v)] = xf[xb + uintp(h * W + v)]
+
+
 @njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
 def _forward_padded(x, w, y, H, W, R, S, ph0, ph1, pw0, pw1, dh, dw, P, Q, M, beta):
     """Stride 1: each input plane copied once into a zero-padded ``Hp x Wp`` buffer; then a tap
@@ -103,10 +112,7 @@ def _forward_padded(x, w, y, H, W, R, S, ph0, ph1, pw0, pw1, dh, dw, P, Q, M, be
         c = t - n * C
         xp = np.zeros(Hp * Wp + (S - 1) * dw, x.dtype)
         ye = np.empty(L, y.dtype)
-        xb = uintp(t * H * W)
-        for h in range(H):
-            for v in range(W):
-                xp[uintp((h + ph0) * Wp + pw0 + v)] = xf[xb + uintp(h * W + v)]
+        _pad_plane(xf, uintp(t * H * W), xp, H, W, Wp, ph0, pw0)
         for k in range(c * M, (c + 1) * M):
             for i in range(L):
                 ye[uintp(i)] = 0
@@ -215,10 +221,7 @@ def _filter_grad_padded(x, dy, dwt, H, W, R, S, ph0, ph1, pw0, pw1, dh, dw, P, Q
         ye = np.zeros(L, dy.dtype)
         tot = np.zeros(R * S, np.float64)
         for n in range(N):
-            xb = uintp((n * C + c) * H * W)
-            for h in range(H):
-                for v in range(W):
-                    xp[uintp((h + ph0) * Wp + pw0 + v)] = xf[xb + uintp(h * W + v)]
+            _pad_plane(xf, uintp((n * C + c) * H * W), xp, H, W, Wp, ph0, pw0)
             yb = uintp((n * K + k) * P * Q)
             for p in range(P):
                 for q in range(Q):
