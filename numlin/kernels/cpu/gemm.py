@@ -517,14 +517,12 @@ def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, 
 def gemm_direct(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, beta, c, coffs, crs, parts):
     """Unpacked GEMMs (B and C with unit column stride; ``k > 0``) by the direct micro-kernel,
     parallel over the batch and, within each product, over ``parts`` runs of its
-    ``DIRECT_MR``-row blocks (each run reads all of B, which stays in cache at these sizes)."""
+    ``DIRECT_MR``-row blocks (each run reads all of B, which stays in cache at these sizes).
+    With ``parts == 1`` the caller runs :func:`gemm_batched` instead: no divisions per product
+    (three of them were a quarter of the time of an 8x8 one)."""
     t = c.dtype.type
     al = t(alpha)
     be = t(beta)
-    if parts == 1:  # no divisions per product (a quarter of the time of an 8x8 one)
-        for i in prange(coffs.size):
-            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, 1, be, c, coffs[i], crs, 1)
-        return
     mb = (m + DIRECT_MR - 1) // DIRECT_MR
     for u in prange(coffs.size * parts):
         i = u // parts
@@ -884,15 +882,19 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
                 m, n = n, m
         if (n == 1 or b.strides[-1] == c.strides[-1] == 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES):
             aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
+            # whole products: the batched kernels' unpacked branch (small = this product's size)
+            whole = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], 1, beta,
+                     c.buf, coffs, c.strides[-2], 1, workspace(dtype, 1), 1, 1, 1, 1, one_item)
             if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:  # no parallel region
-                gemm_batched_serial(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs,
-                                    b.strides[-2], 1, beta, c.buf, coffs, c.strides[-2], 1, workspace(dtype, 1), 1, 1, 1,
-                                    1, one_item)
+                gemm_batched_serial(*whole)
                 return
             parts = min(-(-m // DIRECT_MR), max(1, threads // nb))
             with parallel_guard():
-                gemm_direct(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2],
-                            beta, c.buf, coffs, c.strides[-2], parts)
+                if parts == 1:
+                    gemm_batched(*whole)
+                else:
+                    gemm_direct(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs,
+                                b.strides[-2], beta, c.buf, coffs, c.strides[-2], parts)
             return
     if _tile_use(n, m, bl) > 1.15 * _tile_use(m, n, bl):
         # Cᵀ = Bᵀ Aᵀ fills the MR x NR register tiles better (e.g. n = 16 against NR = 32)
