@@ -721,13 +721,13 @@ SHARE_B = True
 #: (64x256x10 float32: 5.6 against 20 us), 1.1-1.2x at 192^3-256^3 float32, and slower from
 #: 384^3 (float32; 0.84) and 256^3 (float64; 0.91), where B no longer stays in cache.
 DIRECT_MNK = {4: 1 << 23, 8: 1 << 22}
+#: ... and whose B (k x n) fits this many bytes (half an L2): each 8-row block of A streams all
+#: of B, a strip of rows ``brs`` apart per vector column (1 x 4096 @ 4096 x 512 float32, B 8 MiB:
+#: 7.4 ms direct against 0.6 packed).
+DIRECT_B_BYTES = 512 * 1024
 #: Products with a vector operand (n == 1, or m == 1 through Cᵀ = Bᵀ Aᵀ) run :func:`gemv`
 #: (off: the direct or packed paths; for A/B timing and the tests).
 GEMV = True
-#: ... and whose B (k x n) fits this many bytes (half an L2), or is one column: each 8-row block
-#: of A streams all of B, a strip of rows ``brs`` apart per vector column (1 x 4096 @ 4096 x 512
-#: float32, B 8 MiB: 7.4 ms direct against 0.6 packed).
-DIRECT_B_BYTES = 512 * 1024
 
 _local = threading.local()
 
@@ -875,12 +875,11 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
             gemv(*args, max(1, min(threads // nb, m // 16)) if nb < threads else 1)
         return
     if k > 0 and one_item <= DIRECT_MNK[dtype.itemsize]:
-        # (a single column's stride is never used: a vector operand qualifies whatever it is)
-        if not (n == 1 or b.strides[-1] == c.strides[-1] == 1):
-            if m == 1 or a.strides[-2] == c.strides[-2] == 1:  # Cᵀ = Bᵀ Aᵀ reads in place
+        if not b.strides[-1] == c.strides[-1] == 1:
+            if a.strides[-2] == c.strides[-2] == 1:  # Cᵀ = Bᵀ Aᵀ reads in place
                 a, b, c = b.mT, a.mT, c.mT
                 m, n = n, m
-        if (n == 1 or b.strides[-1] == c.strides[-1] == 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES):
+        if b.strides[-1] == c.strides[-1] == 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES:
             aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
             # whole products: the batched kernels' unpacked branch (small = this product's size)
             whole = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], 1, beta,
