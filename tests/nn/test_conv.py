@@ -82,30 +82,40 @@ DEPTHWISE = [
     (1, 2, 3, 3, 1, 3, 3, 1, 0, 1),             # output 1x1
     (2, 8, 6, 40, 1, 3, 3, 1, (3, 4), 1),       # padding wider than the filter reach: empty runs
     (2, 3, 7, 6, 2, 2, 4, 1, "same", 1),        # even kernel: uneven padding (the extra at the end)
+    (2, 4, 14, 14, 1, 3, 3, 2, 1, 1),           # MobileNet's strided layer: even plane, odd pad
+    (1, 3, 13, 15, 1, 3, 3, 2, 2, 1),           # stride 2, even pad, odd plane
+    (2, 3, 11, 10, 1, 3, 3, 2, 0, 2),           # stride 2, dilation 2: every tap in one phase
+    (1, 4, 17, 19, 1, 3, 3, 3, 1, 1),           # stride 3: the general phase copy
+    (2, 3, 9, 12, 2, 3, 5, (1, 2), (1, 2), 1),  # stride 2 across only
+    (2, 3, 12, 9, 1, 5, 3, (2, 1), 2, 1),       # stride 2 down only
+    (1, 2, 9, 9, 1, 3, 3, 2, (1, 3), 1),        # trailing padding no output reads
 ]
 
 
-@pytest.mark.parametrize("padded", [True, False])
+@pytest.mark.parametrize("phased", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg", DEPTHWISE)
-def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, padded):
+def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, phased):
     """Depthwise NCHW convolutions (groups == C, channel multiplier M) take the direct stencils
-    (forward with and without bias, dx, dw, each alone and together; by row runs or, at stride 1,
-    over zero-padded plane copies) and match PyTorch."""
+    (forward with and without bias, dx, dw, each alone and together; gradients by the phase
+    kernels or by row runs, 3x3 forwards in one pass or one per tap) and match PyTorch."""
     from numlin.kernels.cpu import depthwise
 
     N, C, H, W, M, R, S, stride, padding, dilation = cfg
     x, w, b = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
-    monkeypatch.setattr(depthwise, "PADDED", padded)
-    calls = []
-    for name in ("_forward", "_forward_padded", "_input_grad", "_filter_grad", "_filter_grad_padded"):
-        real = getattr(depthwise, name)
-        monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a)))
+    monkeypatch.setattr(depthwise, "PHASED", phased)
+    monkeypatch.setattr(depthwise, "FUSED_3X3", phased)
+    calls = _spy(monkeypatch, depthwise)
     for bias in (b, None):
         y = nl.conv2d(x, w, bias, **kw)
         ref = conv2d_ref(x, w, bias, **kw)
         _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * R * S, _tol(dtype, R * S))
+    y0 = rng.standard_normal(y.shape).astype(dtype)
+    y1 = y0.copy()
+    g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
+    depthwise.conv2d_into(x, w, y1, g, 0.5)  # beta: y1 = conv + 0.5 * y0
+    _check(y1, ref["y"] + 0.5 * y0, np.abs(x).max() * np.abs(w).max() * R * S + 1, _tol(dtype, R * S + 1))
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, dw, db = nl.conv2d_backward(dy, x, w, **kw)
     ref = conv2d_ref(x, w, dy=dy, **kw)
@@ -117,11 +127,47 @@ def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, padded):
         got = conv_mod._conv2d_backward(dy, x, w, need_dx=need_dx, need_dw=need_dw, **kw)
         assert (got[0] is None) != need_dx and (got[1] is None) != need_dw
         np.testing.assert_array_equal(got[0] if need_dx else got[1], dx if need_dx else dw)
-    g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
-    want = {"_filter_grad_padded" if padded and stride == 1 else "_filter_grad",
-            "_forward_padded" if padded and stride == 1 else "_forward",
-            "_forward_padded" if padded and depthwise._dx_as_forward(g) is not None else "_input_grad"}
+    if phased:
+        want = {"_forward", "_filter_grad", "_forward" if depthwise._dx_as_forward(g) is not None else "_input_grad"}
+    else:
+        want = {"_forward", "_filter_grad_rows", "_input_grad_rows"}
     assert set(calls) == want
+
+
+def _spy(monkeypatch, depthwise) -> list[str]:
+    """Record the names of the depthwise kernels called."""
+    calls: list[str] = []
+    for name in ("_forward", "_input_grad", "_filter_grad", "_input_grad_rows", "_filter_grad_rows"):
+        real = getattr(depthwise, name)
+        monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a))[1])
+    return calls
+
+
+@pytest.mark.parametrize("cfg", [(2, 4, 9, 10, 1, 3, 3, 1, 1, 1), (2, 3, 11, 12, 2, 3, 3, 2, 1, 1)])
+def test_depthwise_non_finite_values_match_torch(rng, monkeypatch, cfg):
+    """inf and NaN where some taps never read them: the phase kernels' dropped columns hold
+    real input values, which meet dy's zeros (0 * inf); the gradients must still equal
+    PyTorch's, NaN for NaN (the row-run kernels recompute them)."""
+    from numlin.kernels.cpu import depthwise
+
+    N, C, H, W, M, R, S, stride, padding, dilation = cfg
+    x, w, _ = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, np.float64)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    x[0, 0, 2, W - 1] = np.inf    # the last column: read by the dropped columns of the s = 0 tap
+    x[1, 1, 3, W - 1] = np.nan
+    w[C * M - 1, 0, 1, 0] = -np.inf
+    calls = _spy(monkeypatch, depthwise)
+    y = nl.conv2d(x, w, **kw)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
+    tx, tw = (torch.from_numpy(a).requires_grad_() for a in (x, w))
+    ty = torch.nn.functional.conv2d(tx, tw, **kw)
+    gx, gw = torch.autograd.grad(ty, (tx, tw), torch.from_numpy(dy))
+    for got, want in ((y, ty), (dx, gx), (dw, gw)):
+        want = want.detach().numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert {"_filter_grad", "_filter_grad_rows", "_input_grad_rows"} <= set(calls)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:6])

@@ -3,11 +3,27 @@ producing ``M = K / C`` output channels (the channel multiplier), any stride, pa
 dilation. Direct stencils, no GEMM: a depthwise layer does ``R*S`` multiply-adds per output
 value, too few for a GEMM's tiles (through the implicit GEMM or im2col it ran at ~5 GFLOP/s).
 
-Output row ``p`` of plane ``(n, k)`` is the sum over taps ``(r, s)`` of ``w[k, r, s]`` times a
-run of input row ``h = p*sh - ph + r*dh`` starting at column ``q*sw - pw + s*dw``: for stride 1
-a contiguous run, so every loop over ``q`` is a vector loop. The input gradient scatters the
-same runs back (each thread owns whole input planes: no races); the filter gradient is one dot
-product of ``dy`` and the shifted input per tap.
+**Phase layout.** Each input plane is copied, zero-padded, into a buffer split into the
+``sh*sw`` stride phases: padded element ``(hp, vp)`` goes to phase ``(hp % sh, vp % sw)`` at row
+``hp // sh``, column ``vp // sw``; every phase is ``Hq x Wq`` (``Hq = P + (R-1)*dh // sh``,
+``Wq = Q + (S-1)*dw // sw``: exactly what the outputs read). Output ``(p, q)`` of tap ``(r, s)``
+is then phase ``(r*dh % sh, s*dw % sw)`` at row ``p + r*dh // sh``, column ``q + s*dw // sw``,
+so a tap is *one contiguous run* of ``L = P * Wq`` values (rounded up to whole vectors) whatever
+the stride, and every loop over it is a long vector loop however small or strided the plane.
+Outputs are formed in rows of ``Wq``, the last ``Wq - Q`` columns of each computed and dropped.
+At stride 1 the copy is a plain zero-padded plane. Each thread keeps its buffers across planes.
+
+- forward: per output plane, the sum of the taps' runs (3x3: all nine in one pass);
+- filter gradient: per tap, the dot product of dy, laid out in rows of ``Wq`` with zeros in the
+  dropped columns, and the tap's run;
+- input gradient: for stride 1 and multiplier 1, the forward of dy with the flipped filter;
+  otherwise each tap's run of ``w * dy`` added into a phase buffer, then copied back into the
+  plane (the adjoint of the input's copy).
+
+The dropped columns hold real input values (the next row's). In the gradients they meet the
+zeros of dy, which adds exact zeros unless a value is not finite (``0 * inf``). So a filter
+gradient with a non-finite value, and the input gradient of a filter with one, are recomputed
+by the row-run kernels (``*_rows``), which touch only the values the convolution uses.
 
 Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta)``, ``dx_into(dy, w, dx, g)``,
 ``dw_into(x, dy, dw, g)``: C-contiguous arrays of one dtype; ``g`` a
@@ -16,19 +32,21 @@ Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta)``, ``dx_into(dy, w, d
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, uintp
+from numba import get_num_threads, njit, prange, uintp
 
 from .im2col import _q_range
 
 __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 
-#: stride 1, rows under PADDED_MAX_WIDTH outputs: the forward, the filter gradient and (with
-#: multiplier 1, as the forward of dy with the flipped filter) the input gradient over
-#: zero-padded plane copies, a tap being one run over all rows (off: row runs, for A/B timing and
-#: the tests). Wider rows vectorise as they are and the copy would only add a pass (112^2:
-#: 2.7 ms padded against 2.3 by rows; 14^2: 0.32 against 1.0).
-PADDED = True
-PADDED_MAX_WIDTH = 64
+#: the gradients by the phase kernels (off: by the row-run kernels, as for non-finite values;
+#: for A/B timing and the tests)
+PHASED = True
+#: 3x3 filters: the forward sums a run's nine taps in one pass, in registers (off: one pass per
+#: tap, read and written back, as for other sizes). 14^2 planes: 363 -> 248 us, 1 thread.
+FUSED_3X3 = True
+#: runs rounded up to a multiple of this many values (a 16-lane float32 vector), so that none
+#: ends in LLVM's scalar remainder loop: at 7^2, L = 63 -> 64 made the forward 1.5x faster.
+RUN_ROUND = 16
 
 
 def applies(g) -> bool:
@@ -49,95 +67,10 @@ def _runs(Q, W, sw, pw, S, dw):
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _forward(x, w, y, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M, beta):
-    """``y = depthwise(x, w) + beta * y`` (``y`` not read when ``beta == 0``), one output plane
-    per iteration, each output row accumulated in place (it stays in L1)."""
-    N, K = y.shape[0], y.shape[1]
-    xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
-    C = K // M
-    be = y.dtype.type(beta)
-    qs, qe = _runs(Q, W, sw, pw, S, dw)
-    for t in prange(N * K):
-        n = t // K
-        k = t - n * K
-        c = k // M
-        xb = uintp((n * C + c) * H * W)
-        for p in range(P):
-            yr = uintp(t * P * Q + p * Q)
-            if be == 0:
-                for q in range(Q):
-                    yf[yr + uintp(q)] = 0
-            else:
-                for q in range(Q):
-                    yf[yr + uintp(q)] *= be
-            for r in range(R):
-                h = p * sh - ph + r * dh
-                if h < 0 or h >= H:
-                    continue
-                xr = xb + uintp(h * W)
-                for s in range(S):
-                    wv = wf[uintp((k * R + r) * S + s)]
-                    off = s * dw - pw
-                    if sw == 1:
-                        for q in range(qs[s], qe[s]):
-                            yf[yr + uintp(q)] += wv * xf[xr + uintp(q + off)]
-                    else:
-                        for q in range(qs[s], qe[s]):
-                            yf[yr + uintp(q)] += wv * xf[xr + uintp(q * sw + off)]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _pad_plane(xf, xb, xp, H, W, Wp, ph0, pw0):
-    """Copy the ``H x W`` plane at ``xf[xb:]`` into the zero-bordered ``xp`` (rows ``Wp`` wide),
-    its corner at row ``ph0``, column ``pw0``."""
-    for h in range(H):
-        for v in range(W):
-            xp[uintp((h + ph0) * Wp + pw0 + v)] = xf[xb + uintp(h * W + v)]
-
-
-@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _forward_padded(x, w, y, H, W, R, S, ph0, ph1, pw0, pw1, dh, dw, P, Q, M, beta):
-    """Stride 1: each input plane copied once into a zero-padded ``Hp x Wp`` buffer; then a tap
-    is one run of ``P * Wp`` values (``ye[i] += w * xp[i + r*dh*Wp + s*dw]``: whole rows of the
-    padded width, the last ``(S-1)*dw`` columns of each discarded), long enough for the vector
-    loop however narrow the plane; one input plane and its M filters per iteration."""
-    N, K = y.shape[0], y.shape[1]
-    C = K // M
-    Hp, Wp = H + ph0 + ph1, W + pw0 + pw1
-    xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
-    be = y.dtype.type(beta)
-    L = P * Wp
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        xp = np.zeros(Hp * Wp + (S - 1) * dw, x.dtype)
-        ye = np.empty(L, y.dtype)
-        _pad_plane(xf, uintp(t * H * W), xp, H, W, Wp, ph0, pw0)
-        for k in range(c * M, (c + 1) * M):
-            for i in range(L):
-                ye[uintp(i)] = 0
-            for r in range(R):
-                for s in range(S):
-                    wv = wf[uintp((k * R + r) * S + s)]
-                    o = uintp(r * dh * Wp + s * dw)
-                    for i in range(L):
-                        ye[uintp(i)] += wv * xp[o + uintp(i)]
-            yb = uintp((n * K + k) * P * Q)
-            for p in range(P):
-                yr = yb + uintp(p * Q)
-                er = uintp(p * Wp)
-                if be == 0:
-                    for q in range(Q):
-                        yf[yr + uintp(q)] = ye[er + uintp(q)]
-                else:
-                    for q in range(Q):
-                        yf[yr + uintp(q)] = ye[er + uintp(q)] + be * yf[yr + uintp(q)]
-
-
-@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _input_grad(dy, w, dx, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
-    """``dx = 0``, then every tap's run of ``w * dy`` added back where the forward read it; one
-    input plane (and its M output planes) per iteration."""
+def _input_grad_rows(dy, w, dx, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
+    """Row runs: ``dx = 0``, then every tap's run of ``w * dy`` along an output row added back
+    where the forward read it (only where it read); one input plane (and its M output planes)
+    per iteration."""
     N, C = dx.shape[0], dx.shape[1]
     dyf, wf, dxf = dy.reshape(-1), w.reshape(-1), dx.reshape(-1)
     K = C * M
@@ -169,9 +102,10 @@ def _input_grad(dy, w, dx, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
-def _filter_grad(x, dy, dwt, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
-    """``dwt[k, r, s] = sum_n sum_p sum_q dy[n, k, p, q] * x[n, c, h, w]`` (float64 totals of
-    per-row partial dot products in the input dtype), one filter per iteration."""
+def _filter_grad_rows(x, dy, dwt, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
+    """Row runs: ``dwt[k, r, s] = sum_n sum_p sum_q dy[n, k, p, q] * x[n, c, h, w]`` over the
+    pixels the tap reads (float64 totals of per-row partial dot products in the input dtype),
+    one filter per iteration."""
     N, K = dy.shape[0], dy.shape[1]
     C = K // M
     xf, dyf = x.reshape(-1), dy.reshape(-1)
@@ -203,69 +137,278 @@ def _filter_grad(x, dy, dwt, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
                 dwt[(k * R + r) * S + s] = total
 
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Phase layout (module docstring)
+
+def _layout(H, W, R, S, sh, sw, ph0, pw0, dh, dw, P, Q):
+    """``(Hq, Wq, L, size, taps, cols)`` of the phase layout: phase rows and columns, run
+    length, buffer size (the runs of the last phase read up to ``(S-1)*dw // sw`` values, and
+    the rounding of ``L`` as many again, past its end), each tap's run offset, and per phase
+    column ``j`` the first input column it holds, that column's place in the phase and how
+    many it holds (``cols[j] = (v0, u0, n)``, used for strides over 2)."""
+    Hq = P + (R - 1) * dh // sh
+    Wq = Q + (S - 1) * dw // sw
+    L = -(-P * Wq // RUN_ROUND) * RUN_ROUND
+    size = sh * sw * Hq * Wq + (S - 1) * dw // sw + L - P * Wq
+    taps = np.array([(((r * dh % sh) * sw + s * dw % sw) * Hq + r * dh // sh) * Wq + s * dw // sw
+                     for r in range(R) for s in range(S)], np.int64)
+    cols = np.zeros((sw, 3), np.int64)
+    for j in range(sw):
+        v0 = (j - pw0) % sw
+        u0 = (v0 + pw0) // sw
+        cols[j] = v0, u0, max(0, min(-(-(W - v0) // sw), Wq - u0))
+    return Hq, Wq, L, size, taps, cols
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _phase_copy(pf, pb, xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, back):
+    """``back`` False: the ``H x W`` plane at ``pf[pb:]`` into its places in the phase buffer
+    ``xp`` (the rest of ``xp`` untouched: zero padding, kept across planes). ``back`` True, the
+    adjoint: the plane from ``xp``, its values no output reads set to 0."""
+    a = ph0 // sh
+    i = ph0 - a * sh
+    n1 = cols[0, 2]
+    for h in range(H):
+        row = pb + uintp(h * W)
+        if back:
+            for v in range(W):
+                pf[row + uintp(v)] = 0
+        if a >= Hq:  # no output reads this row or any below
+            if back:
+                continue
+            break
+        base = uintp((i * sw * Hq + a) * Wq)
+        if sw == 1:
+            d = base + uintp(pw0)
+            for v in range(n1):
+                if back:
+                    pf[row + uintp(v)] = xp[d + uintp(v)]
+                else:
+                    xp[d + uintp(v)] = pf[row + uintp(v)]
+        elif sw == 2:
+            # columns vs + 2t and vs + 2t + 1 go to phases 0 and 1 at the same place ub + t: one
+            # loop over both (LLVM vectorises the interleaved pair; two strided loops it does not)
+            vs = pw0 & 1
+            ub = (vs + pw0) >> 1
+            d0 = base + uintp(ub)
+            d1 = base + uintp(Hq * Wq + ub)
+            if vs == 1 and ub - 1 < Wq:  # column 0: phase 1, one place before ub
+                if back:
+                    pf[row] = xp[d1 - uintp(1)]
+                else:
+                    xp[d1 - uintp(1)] = pf[row]
+            npair = min((W - vs) >> 1, Wq - ub)
+            for t in range(npair):
+                if back:
+                    pf[row + uintp(vs + 2 * t)] = xp[d0 + uintp(t)]
+                    pf[row + uintp(vs + 2 * t + 1)] = xp[d1 + uintp(t)]
+                else:
+                    xp[d0 + uintp(t)] = pf[row + uintp(vs + 2 * t)]
+                    xp[d1 + uintp(t)] = pf[row + uintp(vs + 2 * t + 1)]
+            v = vs + 2 * npair
+            if v < W and ub + npair < Wq:  # an odd last column: phase 0
+                if back:
+                    pf[row + uintp(v)] = xp[d0 + uintp(npair)]
+                else:
+                    xp[d0 + uintp(npair)] = pf[row + uintp(v)]
+        else:
+            for j in range(sw):
+                d = base + uintp(j * Hq * Wq + cols[j, 1])
+                src = row + uintp(cols[j, 0])
+                for t in range(cols[j, 2]):
+                    if back:
+                        pf[src + uintp(t * sw)] = xp[d + uintp(t)]
+                    else:
+                        xp[d + uintp(t)] = pf[src + uintp(t * sw)]
+        i += 1
+        if i == sh:
+            i = 0
+            a += 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rows_in(pf, pb, ye, P, Q, Wq):
+    """The ``P x Q`` plane at ``pf[pb:]`` into rows of ``Wq`` in ``ye`` (its other columns
+    untouched: zeros, kept across planes)."""
+    for p in range(P):
+        for q in range(Q):
+            ye[uintp(p * Wq + q)] = pf[pb + uintp(p * Q + q)]
+
+
+@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
+def _forward(x, w, y, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, nth):
+    """``y = depthwise(x, w) + beta * y`` (``y`` not read when ``beta == 0``): per input plane
+    the phase copy, then per output plane the sum of the taps' runs, formed in rows of ``Wq``."""
+    N, K = y.shape[0], y.shape[1]
+    C = K // M
+    RS = taps.size
+    xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
+    be = y.dtype.type(beta)
+    nt = N * C
+    nch = min(nt, nth)  # one chunk of planes per thread: its buffers are kept across planes
+    for ch in prange(nch):
+        xp = np.zeros(size, x.dtype)
+        ye = np.empty(L, y.dtype)
+        for t in range(ch * nt // nch, (ch + 1) * nt // nch):
+            n = t // C
+            c = t - n * C
+            _phase_copy(xf, uintp(t * H * W), xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, False)
+            for k in range(c * M, (c + 1) * M):
+                kb = uintp(k * RS)
+                if fused and RS == 9:
+                    w0, w1, w2 = wf[kb], wf[kb + uintp(1)], wf[kb + uintp(2)]
+                    w3, w4, w5 = wf[kb + uintp(3)], wf[kb + uintp(4)], wf[kb + uintp(5)]
+                    w6, w7, w8 = wf[kb + uintp(6)], wf[kb + uintp(7)], wf[kb + uintp(8)]
+                    o0, o1, o2 = uintp(taps[0]), uintp(taps[1]), uintp(taps[2])
+                    o3, o4, o5 = uintp(taps[3]), uintp(taps[4]), uintp(taps[5])
+                    o6, o7, o8 = uintp(taps[6]), uintp(taps[7]), uintp(taps[8])
+                    for e in range(L):
+                        u = uintp(e)
+                        ye[u] = (w0 * xp[o0 + u] + w1 * xp[o1 + u] + w2 * xp[o2 + u]
+                                 + w3 * xp[o3 + u] + w4 * xp[o4 + u] + w5 * xp[o5 + u]
+                                 + w6 * xp[o6 + u] + w7 * xp[o7 + u] + w8 * xp[o8 + u])
+                else:
+                    for e in range(L):
+                        ye[uintp(e)] = 0
+                    for j in range(RS):
+                        wv = wf[kb + uintp(j)]
+                        o = uintp(taps[j])
+                        for e in range(L):
+                            ye[uintp(e)] += wv * xp[o + uintp(e)]
+                yb = uintp((n * K + k) * P * Q)
+                for p in range(P):
+                    yr = yb + uintp(p * Q)
+                    er = uintp(p * Wq)
+                    if be == 0:
+                        for q in range(Q):
+                            yf[yr + uintp(q)] = ye[er + uintp(q)]
+                    else:
+                        for q in range(Q):
+                            yf[yr + uintp(q)] = ye[er + uintp(q)] + be * yf[yr + uintp(q)]
+
+
 @njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
-def _filter_grad_padded(x, dy, dwt, H, W, R, S, ph0, ph1, pw0, pw1, dh, dw, P, Q, M):
-    """Stride 1: :func:`_filter_grad` with each sample's input plane in a zero-padded copy
-    (as :func:`_forward_padded`) and its dy plane in rows of the padded width (the extra
-    columns zero), so a tap's dot product is one run of ``P * Wp`` values; one filter per
-    iteration."""
+def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused):
+    """``dwt[k, j]`` = the sum over samples of the dot product of dy's plane ``(n, k)`` (rows of
+    ``Wq``, zeros in the dropped columns) and tap ``j``'s run of x's phase copy (per-sample
+    partials in the input dtype, float64 totals); one filter per iteration."""
     N, K = dy.shape[0], dy.shape[1]
     C = K // M
-    Hp, Wp = H + ph0 + ph1, W + pw0 + pw1
-    L = P * Wp
+    RS = taps.size
     xf, dyf = x.reshape(-1), dy.reshape(-1)
     t_ = dy.dtype.type
     for k in prange(K):
         c = k // M
-        xp = np.zeros(Hp * Wp + (S - 1) * dw, x.dtype)
+        xp = np.zeros(size, x.dtype)
         ye = np.zeros(L, dy.dtype)
-        tot = np.zeros(R * S, np.float64)
+        tot = np.zeros(RS, np.float64)
         for n in range(N):
-            _pad_plane(xf, uintp((n * C + c) * H * W), xp, H, W, Wp, ph0, pw0)
-            yb = uintp((n * K + k) * P * Q)
-            for p in range(P):
-                for q in range(Q):
-                    ye[uintp(p * Wp + q)] = dyf[yb + uintp(p * Q + q)]
-            for r in range(R):
-                for s in range(S):
-                    o = uintp(r * dh * Wp + s * dw)
+            _phase_copy(xf, uintp((n * C + c) * H * W), xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, False)
+            _rows_in(dyf, uintp((n * K + k) * P * Q), ye, P, Q, Wq)
+            if fused and RS == 9:
+                o0, o1, o2 = uintp(taps[0]), uintp(taps[1]), uintp(taps[2])
+                o3, o4, o5 = uintp(taps[3]), uintp(taps[4]), uintp(taps[5])
+                o6, o7, o8 = uintp(taps[6]), uintp(taps[7]), uintp(taps[8])
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = t_(0)
+                for e in range(L):
+                    u = uintp(e)
+                    d = ye[u]
+                    s0 += d * xp[o0 + u]
+                    s1 += d * xp[o1 + u]
+                    s2 += d * xp[o2 + u]
+                    s3 += d * xp[o3 + u]
+                    s4 += d * xp[o4 + u]
+                    s5 += d * xp[o5 + u]
+                    s6 += d * xp[o6 + u]
+                    s7 += d * xp[o7 + u]
+                    s8 += d * xp[o8 + u]
+                tot[0] += s0
+                tot[1] += s1
+                tot[2] += s2
+                tot[3] += s3
+                tot[4] += s4
+                tot[5] += s5
+                tot[6] += s6
+                tot[7] += s7
+                tot[8] += s8
+            else:
+                for j in range(RS):
+                    o = uintp(taps[j])
                     part = t_(0)
-                    for i in range(L):
-                        part += ye[uintp(i)] * xp[o + uintp(i)]
-                    tot[r * S + s] += part
-        for j in range(R * S):
-            dwt[k * R * S + j] = tot[j]
+                    for e in range(L):
+                        part += ye[uintp(e)] * xp[o + uintp(e)]
+                    tot[j] += part
+        for j in range(RS):
+            dwt[k * RS + j] = tot[j]
 
+
+@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
+def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, nth):
+    """``dx``: per input plane, each of its output planes' taps adds its run of ``w * dy``
+    (dy in rows of ``Wq``, zeros in the dropped columns) into a phase buffer, which is then
+    copied back into the plane (:func:`_phase_copy`'s adjoint)."""
+    N, C = dx.shape[0], dx.shape[1]
+    K = C * M
+    RS = taps.size
+    dyf, wf, dxf = dy.reshape(-1), w.reshape(-1), dx.reshape(-1)
+    nt = N * C
+    nch = min(nt, nth)  # one chunk of planes per thread: its buffers are kept across planes
+    for ch in prange(nch):
+        xp = np.empty(size, dx.dtype)
+        ye = np.zeros(L, dy.dtype)
+        for t in range(ch * nt // nch, (ch + 1) * nt // nch):
+            n = t // C
+            c = t - n * C
+            for i in range(size):
+                xp[uintp(i)] = 0
+            for k in range(c * M, (c + 1) * M):
+                _rows_in(dyf, uintp((n * K + k) * P * Q), ye, P, Q, Wq)
+                for j in range(RS):
+                    wv = wf[uintp(k * RS + j)]
+                    o = uintp(taps[j])
+                    for e in range(L):
+                        xp[o + uintp(e)] += wv * ye[uintp(e)]
+            _phase_copy(dxf, uintp(t * H * W), xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Interface
 
 def _args(g):
     return g.H, g.W, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.K // g.C
+
+
+def _threads() -> int:
+    """The number of threads (chunks of planes) for the phase kernels: Numba's setting, read
+    outside the kernels (inside, its ctypes pointer keeps them out of the cache)."""
+    return get_num_threads()
+
+
+def _phase_args(g):
+    """The phase kernels' geometry arguments for ``g`` (before ``M``), then its layout."""
+    lay = _layout(g.H, g.W, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q)
+    return (g.H, g.W, g.sh, g.sw, g.ph0, g.pw0, g.P, g.Q, g.K // g.C), lay
 
 
 def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
     """``y = depthwise conv2d(x, w) + beta * y`` (:func:`applies` holds)."""
     from ..._dispatch import parallel_guard
 
+    geo, lay = _phase_args(g)
     with parallel_guard():
-        if _padded(g, g.Q):
-            _forward_padded(x, w, y, g.H, g.W, g.R, g.S, g.ph0, g.ph1, g.pw0, g.pw1, g.dh, g.dw, g.P, g.Q,
-                            g.K // g.C, beta)
-        else:
-            _forward(x, w, y, *_args(g), beta)
-
-
-def _padded(g, width: int) -> bool:
-    """Stride 1 with output rows under :data:`PADDED_MAX_WIDTH`: the padded-copy kernels."""
-    return PADDED and g.sh == g.sw == 1 and width < PADDED_MAX_WIDTH
+        _forward(x, w, y, *geo, beta, *lay, FUSED_3X3, _threads())
 
 
 def _dx_as_forward(g):
     """For stride 1 and multiplier 1, the input gradient is the forward convolution of ``dy``
-    with the flipped filter and paddings ``(R-1)*dh - ph`` (etc.): those paddings, or None when
-    one is negative (a crop, which the padded copies do not do)."""
+    with the flipped filter, its leading paddings ``(R-1)*dh - ph0`` and ``(S-1)*dw - pw0``
+    (the trailing ones follow from the sizes; negative is a crop, which the phase copy does at
+    the end, not at the start): those two, or None."""
     if g.sh != 1 or g.sw != 1 or g.K != g.C:
         return None
-    th, tw = g.dh * (g.R - 1), g.dw * (g.S - 1)
-    pads = (th - g.ph0, th - g.ph1, tw - g.pw0, tw - g.pw1)
+    pads = (g.dh * (g.R - 1) - g.ph0, g.dw * (g.S - 1) - g.pw0)
     return pads if min(pads) >= 0 else None
 
 
@@ -273,14 +416,20 @@ def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
     """``dx`` = the input gradient of the depthwise convolution ``g`` for ``dy``."""
     from ..._dispatch import parallel_guard
 
-    pads = _dx_as_forward(g) if _padded(g, g.W) else None
-    if pads is not None:
-        wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
-        with parallel_guard():
-            _forward_padded(dy, wf, dx, g.P, g.Q, g.R, g.S, *pads, g.dh, g.dw, g.H, g.W, 1, 0.0)
-        return
+    # the phase kernels multiply w by zeros that no output's gradient holds (padding, dropped
+    # columns): exact for a finite filter only
+    fast = PHASED and bool(np.isfinite(w).all())
+    pads = _dx_as_forward(g) if fast else None
     with parallel_guard():
-        _input_grad(dy, w, dx, *_args(g))
+        if pads is not None:
+            wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
+            lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
+            _forward(dy, wf, dx, g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_3X3, _threads())
+        elif fast:
+            geo, lay = _phase_args(g)
+            _input_grad(dy, w, dx, *geo, *lay, _threads())
+        else:
+            _input_grad_rows(dy, w, dx, *_args(g))
 
 
 def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
@@ -289,9 +438,9 @@ def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
 
     total = np.empty(dw.size, np.float64)
     with parallel_guard():
-        if _padded(g, g.Q):
-            _filter_grad_padded(x, dy, total, g.H, g.W, g.R, g.S, g.ph0, g.ph1, g.pw0, g.pw1, g.dh, g.dw, g.P, g.Q,
-                                g.K // g.C)
-        else:
-            _filter_grad(x, dy, total, *_args(g))
+        if PHASED:
+            geo, lay = _phase_args(g)
+            _filter_grad(x, dy, total, *geo, *lay, FUSED_3X3)
+        if not PHASED or not np.isfinite(total).all():  # exact, whatever x holds
+            _filter_grad_rows(x, dy, total, *_args(g))
     dw.reshape(-1)[:] = total
