@@ -133,8 +133,9 @@ def gemm_rows(quick: bool, threads: int) -> list[Row]:
 
 
 def conv_rows(quick: bool, threads: int) -> list[Row]:
-    """N = 8, 3x3, padding 1, float32 NCHW layers (ResNet-style) vs PyTorch CPU (oneDNN):
-    forward, and forward + backward (dx, dw, db)."""
+    """N = 8, 3x3, padding 1, float32 NCHW layers vs PyTorch CPU (oneDNN): forward, and forward +
+    backward (dx, dw, db); the ResNet-style dense layers, then MobileNet-style depthwise ones
+    (``groups == C``, rows "dw ...")."""
     try:
         import torch
         import torch.nn.functional as F
@@ -147,29 +148,36 @@ def conv_rows(quick: bool, threads: int) -> list[Row]:
     rng = np.random.default_rng(0)
     rounds, reps = (3, 2) if quick else (5, 3)
     rows = []
-    layers = ((56, 64, 64), (14, 256, 256)) if quick else ((56, 64, 64), (28, 128, 128), (14, 256, 256))
-    for hw, c, k in layers:
+    # (H = W, C, K, groups, stride)
+    dense = ((56, 64, 64, 1, 1), (14, 256, 256, 1, 1)) if quick else (
+        (56, 64, 64, 1, 1), (28, 128, 128, 1, 1), (14, 256, 256, 1, 1))
+    depthwise = ((56, 128, 128, 128, 2), (14, 512, 512, 512, 1)) if quick else (
+        (112, 32, 32, 32, 1), (56, 128, 128, 128, 2), (28, 256, 256, 256, 1), (14, 512, 512, 512, 1),
+        (7, 1024, 1024, 1024, 1))
+    for hw, c, k, groups, stride in dense + depthwise:
+        kw = dict(padding=1, stride=stride, groups=groups)
+        name = (f"dw {hw}x{hw} {c}" + (f" s{stride}" if stride > 1 else "")) if groups > 1 else f"{hw}x{hw} {c}->{k}"
         x = rng.standard_normal((8, c, hw, hw)).astype(np.float32)
-        w = (rng.standard_normal((k, c, 3, 3)) * 0.05).astype(np.float32)
+        w = (rng.standard_normal((k, c // groups, 3, 3)) * 0.05).astype(np.float32)
         b = rng.standard_normal(k).astype(np.float32)
-        dy = rng.standard_normal((8, k, hw, hw)).astype(np.float32)
+        dy = rng.standard_normal(nl.conv2d(x, w, b, **kw).shape).astype(np.float32)
         tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
-        flops = 2.0 * 8 * k * hw * hw * c * 9
-        tn, ta, r = paired(lambda: nl.conv2d(x, w, b, padding=1), lambda: F.conv2d(tx, tw, tb, padding=1),
+        flops = 2.0 * dy.size * (c // groups) * 9
+        tn, ta, r = paired(lambda: nl.conv2d(x, w, b, **kw), lambda: F.conv2d(tx, tw, tb, **kw),
                            rounds=rounds, reps=reps, pause=0.05)
-        rows.append(Row("conv", f"{hw}x{hw} {c}->{k} fwd", "float32", threads, flops, tn, ta, r, "PyTorch CPU (oneDNN)"))
+        rows.append(Row("conv", f"{name} fwd", "float32", threads, flops, tn, ta, r, "PyTorch CPU (oneDNN)"))
         txg, twg, tbg = (t.clone().requires_grad_() for t in (tx, tw, tb))
 
         def torch_fb():
-            y = F.conv2d(txg, twg, tbg, padding=1)
+            y = F.conv2d(txg, twg, tbg, **kw)
             torch.autograd.grad(y, (txg, twg, tbg), tdy)
 
         def numlin_fb():
-            nl.conv2d(x, w, b, padding=1)
-            nl.conv2d_backward(dy, x, w, padding=1)
+            nl.conv2d(x, w, b, **kw)
+            nl.conv2d_backward(dy, x, w, **kw)
 
         tn, ta, r = paired(numlin_fb, torch_fb, rounds=rounds, reps=reps, pause=0.05)
-        rows.append(Row("conv", f"{hw}x{hw} {c}->{k} fwd+bwd", "float32", threads, 3 * flops, tn, ta, r,
+        rows.append(Row("conv", f"{name} fwd+bwd", "float32", threads, 3 * flops, tn, ta, r,
                         "PyTorch CPU (oneDNN)"))
     return rows
 

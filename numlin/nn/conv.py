@@ -296,6 +296,9 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
     if bias is not None and tuple(bias.shape) != (g.K,):
         raise ValueError(f"{op}: bias must have shape ({g.K},), got {tuple(bias.shape)}")
     y = k.empty(g.y_shape, dtype)
+    if g.N and _depthwise(k, g):  # the bias added as the output is stored
+        k.depthwise.conv2d_into(x, w, y, g, 0.0, bias)
+        return y, None
     beta = 0.0
     if bias is not None:
         k.im2col.fill_bias(y, bias, g.layout)
@@ -311,9 +314,6 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
         else:  # y (NHW, K) = x (NHW, C) @ W (C, K), per group
             A = _view(X, 0, (ops.G, 1, g.N * ops.PQ, ops.Cg), (ops.Cg, 0, g.C, 1))
             k.gemm.matmul_into(A, ops.w_mat(), ops.y_chunk(0, g.N, 0, g.P), 1.0, beta)
-        return y, None
-    if _depthwise(k, g):
-        k.depthwise.conv2d_into(x, w, y, g, beta)
         return y, None
     if _implicit(k, g):  # no column matrix, no workspace cap
         k.implicit_gemm.conv2d_nchw_into(x, w, y, g, beta)

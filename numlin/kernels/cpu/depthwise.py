@@ -25,8 +25,8 @@ zeros of dy, which adds exact zeros unless a value is not finite (``0 * inf``). 
 gradient with a non-finite value, and the input gradient of a filter with one, are recomputed
 by the row-run kernels (``*_rows``), which touch only the values the convolution uses.
 
-Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta)``, ``dx_into(dy, w, dx, g)``,
-``dw_into(x, dy, dw, g)``: C-contiguous arrays of one dtype; ``g`` a
+Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta, bias=None)``,
+``dx_into(dy, w, dx, g)``, ``dw_into(x, dy, dw, g)``: C-contiguous arrays of one dtype; ``g`` a
 :class:`numlin.nn.conv.Conv2dGeometry`.
 """
 from __future__ import annotations
@@ -238,9 +238,10 @@ def _rows_in(pf, pb, ye, P, Q, Wq):
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _forward(x, w, y, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, nth):
-    """``y = depthwise(x, w) + beta * y`` (``y`` not read when ``beta == 0``): per input plane
-    the phase copy, then per output plane the sum of the taps' runs, formed in rows of ``Wq``."""
+def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, nth):
+    """``y = depthwise(x, w) [+ bias] + beta * y`` (``y`` not read when ``beta == 0``; no bias
+    when ``bias`` is empty): per input plane the phase copy, then per output plane the sum of
+    the taps' runs, formed in rows of ``Wq``, with the bias added as it is stored."""
     N, K = y.shape[0], y.shape[1]
     C = K // M
     RS = taps.size
@@ -281,12 +282,16 @@ def _forward(x, w, y, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, ta
                 for p in range(P):
                     yr = yb + uintp(p * Q)
                     er = uintp(p * Wq)
-                    if be == 0:
-                        for q in range(Q):
-                            yf[yr + uintp(q)] = ye[er + uintp(q)]
-                    else:
+                    if be != 0:
                         for q in range(Q):
                             yf[yr + uintp(q)] = ye[er + uintp(q)] + be * yf[yr + uintp(q)]
+                    elif bias.size:
+                        bk = bias[k]
+                        for q in range(Q):
+                            yf[yr + uintp(q)] = ye[er + uintp(q)] + bk
+                    else:
+                        for q in range(Q):
+                            yf[yr + uintp(q)] = ye[er + uintp(q)]
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -392,13 +397,15 @@ def _phase_args(g):
     return (g.H, g.W, g.sh, g.sw, g.ph0, g.pw0, g.P, g.Q, g.K // g.C), lay
 
 
-def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
-    """``y = depthwise conv2d(x, w) + beta * y`` (:func:`applies` holds)."""
+def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float, bias: np.ndarray | None = None) -> None:
+    """``y = depthwise conv2d(x, w) [+ bias] + beta * y`` (:func:`applies` holds; ``bias`` of
+    ``y``'s dtype, shape ``(K,)``)."""
     from ..._dispatch import parallel_guard
 
     geo, lay = _phase_args(g)
+    b = np.empty(0, y.dtype) if bias is None else bias
     with parallel_guard():
-        _forward(x, w, y, *geo, beta, *lay, FUSED_3X3, _threads())
+        _forward(x, w, y, b, *geo, beta, *lay, FUSED_3X3, _threads())
 
 
 def _dx_as_forward(g):
@@ -424,7 +431,8 @@ def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
         if pads is not None:
             wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
             lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
-            _forward(dy, wf, dx, g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_3X3, _threads())
+            _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_3X3,
+                     _threads())
         elif fast:
             geo, lay = _phase_args(g)
             _input_grad(dy, w, dx, *geo, *lay, _threads())
