@@ -92,20 +92,20 @@ DEPTHWISE = [
 ]
 
 
-@pytest.mark.parametrize("phased", [True, False])
+@pytest.mark.parametrize("runs", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg", DEPTHWISE)
-def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, phased):
+def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, runs):
     """Depthwise NCHW convolutions (groups == C, channel multiplier M) take the direct stencils
-    (forward with and without bias, dx, dw, each alone and together; gradients by the phase
-    kernels or by row runs, 3x3 forwards in one pass or one per tap) and match PyTorch."""
+    (forward with and without bias and with beta, dx, dw, each alone and together; gradients
+    over whole runs or row by row, 3x3 taps in one pass or one per tap) and match PyTorch."""
     from numlin.kernels.cpu import depthwise
 
     N, C, H, W, M, R, S, stride, padding, dilation = cfg
     x, w, b = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
-    monkeypatch.setattr(depthwise, "PHASED", phased)
-    monkeypatch.setattr(depthwise, "FUSED_3X3", phased)
+    monkeypatch.setattr(depthwise, "WHOLE_RUNS", runs)
+    monkeypatch.setattr(depthwise, "FUSED_3X3", runs)
     calls = _spy(monkeypatch, depthwise)
     for bias in (b, None):
         y = nl.conv2d(x, w, bias, **kw)
@@ -127,38 +127,48 @@ def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, phased):
         got = conv_mod._conv2d_backward(dy, x, w, need_dx=need_dx, need_dw=need_dw, **kw)
         assert (got[0] is None) != need_dx and (got[1] is None) != need_dw
         np.testing.assert_array_equal(got[0] if need_dx else got[1], dx if need_dx else dw)
-    if phased:
+    if runs:
         want = {"_forward", "_filter_grad", "_forward" if depthwise._dx_as_forward(g) is not None else "_input_grad"}
     else:
-        want = {"_forward", "_filter_grad_rows", "_input_grad_rows"}
+        want = {"_forward", "_filter_grad exact", "_input_grad exact"}
     assert set(calls) == want
 
 
 def _spy(monkeypatch, depthwise) -> list[str]:
-    """Record the names of the depthwise kernels called."""
+    """Record the depthwise kernels called (gradients: with " exact" when row by row)."""
     calls: list[str] = []
-    for name in ("_forward", "_input_grad", "_filter_grad", "_input_grad_rows", "_filter_grad_rows"):
+    for name in ("_forward", "_input_grad", "_filter_grad"):
         real = getattr(depthwise, name)
-        monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a))[1])
+        monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (
+            calls.append(_n + (" exact" if a[-1] is True else "")), _f(*a))[1])
     return calls
 
 
-@pytest.mark.parametrize("cfg", [(2, 4, 9, 10, 1, 3, 3, 1, 1, 1), (2, 3, 11, 12, 2, 3, 3, 2, 1, 1)])
-def test_depthwise_non_finite_values_match_torch(rng, monkeypatch, cfg):
-    """inf and NaN where some taps never read them: the phase kernels' dropped columns hold
-    real input values, which meet dy's zeros (0 * inf); the gradients must still equal
-    PyTorch's, NaN for NaN (the row-run kernels recompute them)."""
+@pytest.mark.parametrize("cfg", [(2, 4, 9, 10, 1, 3, 3, 1, 1, 1), (2, 3, 11, 12, 2, 3, 3, 2, 1, 1),
+                                 (2, 3, 10, 11, 1, 5, 5, 1, 2, 1)])
+@pytest.mark.parametrize("where", ["x", "w", "dy"])
+def test_depthwise_non_finite_values_match_torch(rng, monkeypatch, cfg, where):
+    """inf and NaN in x, w or dy, also where some taps never read them: the whole runs' dropped
+    columns hold real input values, which meet dy's zeros (0 * inf); the results must equal
+    PyTorch's NaN for NaN and inf for inf (padding is literal zeros, as there: the forward and dw
+    include its products, dx only the outputs' terms)."""
     from numlin.kernels.cpu import depthwise
 
     N, C, H, W, M, R, S, stride, padding, dilation = cfg
     x, w, _ = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, np.float64)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
-    x[0, 0, 2, W - 1] = np.inf    # the last column: read by the dropped columns of the s = 0 tap
-    x[1, 1, 3, W - 1] = np.nan
-    w[C * M - 1, 0, 1, 0] = -np.inf
+    if where == "x":  # the last column: read by the dropped columns of the s = 0 taps
+        x[0, 0, 2, W - 1] = np.inf
+        x[1, 1, 3, W - 1] = np.nan
+    elif where == "w":
+        w[C * M - 1, 0, 1, 0] = -np.inf
+        w[0, 0, 0, 1] = np.nan
     calls = _spy(monkeypatch, depthwise)
     y = nl.conv2d(x, w, **kw)
     dy = rng.standard_normal(y.shape)
+    if where == "dy":
+        dy[0, 0, 0, -1] = np.inf
+        dy[-1, -1, -1, 0] = np.nan
     dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
     tx, tw = (torch.from_numpy(a).requires_grad_() for a in (x, w))
     ty = torch.nn.functional.conv2d(tx, tw, **kw)
@@ -167,7 +177,8 @@ def test_depthwise_non_finite_values_match_torch(rng, monkeypatch, cfg):
         want = want.detach().numpy()
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert {"_filter_grad", "_filter_grad_rows", "_input_grad_rows"} <= set(calls)
+    exact = {"x": {"_filter_grad exact"}, "w": {"_input_grad exact"}, "dy": {"_filter_grad exact"}}[where]
+    assert exact <= set(calls)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:6])

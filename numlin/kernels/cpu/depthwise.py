@@ -23,7 +23,9 @@ At stride 1 the copy is a plain zero-padded plane. Each thread keeps its buffers
 The dropped columns hold real input values (the next row's). In the gradients they meet the
 zeros of dy, which adds exact zeros unless a value is not finite (``0 * inf``). So a filter
 gradient with a non-finite value, and the input gradient of a filter with one, are recomputed
-by the row-run kernels (``*_rows``), which touch only the values the convolution uses.
+row by row over the columns outputs hold (``exact``). Padding is literal zeros, as in PyTorch:
+the forward and the filter gradient include its products (``0 * inf`` is NaN), the input
+gradient only the outputs' terms.
 
 Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta, bias=None)``,
 ``dx_into(dy, w, dx, g)``, ``dw_into(x, dy, dw, g)``: C-contiguous arrays of one dtype; ``g`` a
@@ -34,13 +36,11 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange, uintp
 
-from .im2col import _q_range
-
 __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 
-#: the gradients by the phase kernels (off: by the row-run kernels, as for non-finite values;
-#: for A/B timing and the tests)
-PHASED = True
+#: the gradients over whole runs (off: row by row over the ``Q`` columns that outputs hold, as
+#: for non-finite values; for A/B timing and the tests)
+WHOLE_RUNS = True
 #: 3x3 filters: the forward sums a run's nine taps in one pass, in registers (off: one pass per
 #: tap, read and written back, as for other sizes). 14^2 planes: 363 -> 248 us, 1 thread.
 FUSED_3X3 = True
@@ -53,90 +53,6 @@ def applies(g) -> bool:
     """Whether ``g`` is a depthwise NCHW convolution (one input channel per group, more than
     one group) with a filter larger than 1x1."""
     return g.layout == "NCHW" and g.groups == g.C and g.C > 1 and g.R * g.S > 1
-
-
-@njit(cache=True, nogil=True)
-def _runs(Q, W, sw, pw, S, dw):
-    """``qs[s], qe[s]``: the output columns whose input column ``q*sw - pw + s*dw`` is inside
-    the row (computed once per call, not per row: the divisions cost more than a short run)."""
-    qs = np.empty(S, np.int64)
-    qe = np.empty(S, np.int64)
-    for s in range(S):
-        qs[s], qe[s] = _q_range(Q, W, sw, pw, s * dw)
-    return qs, qe
-
-
-@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _input_grad_rows(dy, w, dx, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
-    """Row runs: ``dx = 0``, then every tap's run of ``w * dy`` along an output row added back
-    where the forward read it (only where it read); one input plane (and its M output planes)
-    per iteration."""
-    N, C = dx.shape[0], dx.shape[1]
-    dyf, wf, dxf = dy.reshape(-1), w.reshape(-1), dx.reshape(-1)
-    K = C * M
-    qs, qe = _runs(Q, W, sw, pw, S, dw)
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        xb = uintp(t * H * W)
-        for i in range(H * W):
-            dxf[xb + uintp(i)] = 0
-        for k in range(c * M, (c + 1) * M):
-            yb = uintp((n * K + k) * P * Q)
-            for p in range(P):
-                yr = yb + uintp(p * Q)
-                for r in range(R):
-                    h = p * sh - ph + r * dh
-                    if h < 0 or h >= H:
-                        continue
-                    xr = xb + uintp(h * W)
-                    for s in range(S):
-                        wv = wf[uintp((k * R + r) * S + s)]
-                        off = s * dw - pw
-                        if sw == 1:
-                            for q in range(qs[s], qe[s]):
-                                dxf[xr + uintp(q + off)] += wv * dyf[yr + uintp(q)]
-                        else:
-                            for q in range(qs[s], qe[s]):
-                                dxf[xr + uintp(q * sw + off)] += wv * dyf[yr + uintp(q)]
-
-
-@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
-def _filter_grad_rows(x, dy, dwt, H, W, R, S, sh, sw, ph, pw, dh, dw, P, Q, M):
-    """Row runs: ``dwt[k, r, s] = sum_n sum_p sum_q dy[n, k, p, q] * x[n, c, h, w]`` over the
-    pixels the tap reads (float64 totals of per-row partial dot products in the input dtype),
-    one filter per iteration."""
-    N, K = dy.shape[0], dy.shape[1]
-    C = K // M
-    xf, dyf = x.reshape(-1), dy.reshape(-1)
-    t_ = dy.dtype.type
-    qs, qe = _runs(Q, W, sw, pw, S, dw)
-    for k in prange(K):
-        c = k // M
-        for r in range(R):
-            for s in range(S):
-                off = s * dw - pw
-                total = 0.0
-                for n in range(N):
-                    xb = uintp((n * C + c) * H * W)
-                    yb = uintp((n * K + k) * P * Q)
-                    for p in range(P):
-                        h = p * sh - ph + r * dh
-                        if h < 0 or h >= H:
-                            continue
-                        xr = xb + uintp(h * W)
-                        yr = yb + uintp(p * Q)
-                        part = t_(0)
-                        if sw == 1:
-                            for q in range(qs[s], qe[s]):
-                                part += dyf[yr + uintp(q)] * xf[xr + uintp(q + off)]
-                        else:
-                            for q in range(qs[s], qe[s]):
-                                part += dyf[yr + uintp(q)] * xf[xr + uintp(q * sw + off)]
-                        total += part
-                dwt[(k * R + r) * S + s] = total
-
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,10 +211,11 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
-def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused):
+def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused, exact):
     """``dwt[k, j]`` = the sum over samples of the dot product of dy's plane ``(n, k)`` (rows of
     ``Wq``, zeros in the dropped columns) and tap ``j``'s run of x's phase copy (per-sample
-    partials in the input dtype, float64 totals); one filter per iteration."""
+    partials in the input dtype, float64 totals); ``exact``: over each row's ``Q`` columns
+    only. One filter per iteration."""
     N, K = dy.shape[0], dy.shape[1]
     C = K // M
     RS = taps.size
@@ -312,7 +229,16 @@ def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, t
         for n in range(N):
             _phase_copy(xf, uintp((n * C + c) * H * W), xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, False)
             _rows_in(dyf, uintp((n * K + k) * P * Q), ye, P, Q, Wq)
-            if fused and RS == 9:
+            if exact:
+                for j in range(RS):
+                    o = uintp(taps[j])
+                    part = t_(0)
+                    for p in range(P):
+                        rb = uintp(p * Wq)
+                        for q in range(Q):
+                            part += ye[rb + uintp(q)] * xp[o + rb + uintp(q)]
+                    tot[j] += part
+            elif fused and RS == 9:
                 o0, o1, o2 = uintp(taps[0]), uintp(taps[1]), uintp(taps[2])
                 o3, o4, o5 = uintp(taps[3]), uintp(taps[4]), uintp(taps[5])
                 o6, o7, o8 = uintp(taps[6]), uintp(taps[7]), uintp(taps[8])
@@ -350,10 +276,11 @@ def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, t
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, nth):
+def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, nth, exact):
     """``dx``: per input plane, each of its output planes' taps adds its run of ``w * dy``
-    (dy in rows of ``Wq``, zeros in the dropped columns) into a phase buffer, which is then
-    copied back into the plane (:func:`_phase_copy`'s adjoint)."""
+    (dy in rows of ``Wq``, zeros in the dropped columns; ``exact``: each row's ``Q`` columns
+    only) into a phase buffer, which is then copied back into the plane (:func:`_phase_copy`'s
+    adjoint)."""
     N, C = dx.shape[0], dx.shape[1]
     K = C * M
     RS = taps.size
@@ -373,17 +300,19 @@ def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, tap
                 for j in range(RS):
                     wv = wf[uintp(k * RS + j)]
                     o = uintp(taps[j])
-                    for e in range(L):
-                        xp[o + uintp(e)] += wv * ye[uintp(e)]
+                    if exact:
+                        for p in range(P):
+                            rb = uintp(p * Wq)
+                            for q in range(Q):
+                                xp[o + rb + uintp(q)] += wv * ye[rb + uintp(q)]
+                    else:
+                        for e in range(L):
+                            xp[o + uintp(e)] += wv * ye[uintp(e)]
             _phase_copy(dxf, uintp(t * H * W), xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, True)
 
 
 # ----------------------------------------------------------------------------------------------
 # Interface
-
-def _args(g):
-    return g.H, g.W, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.K // g.C
-
 
 def _threads() -> int:
     """The number of threads (chunks of planes) for the phase kernels: Numba's setting, read
@@ -423,21 +352,19 @@ def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
     """``dx`` = the input gradient of the depthwise convolution ``g`` for ``dy``."""
     from ..._dispatch import parallel_guard
 
-    # the phase kernels multiply w by zeros that no output's gradient holds (padding, dropped
-    # columns): exact for a finite filter only
-    fast = PHASED and bool(np.isfinite(w).all())
-    pads = _dx_as_forward(g) if fast else None
+    # whole runs and the padded forward multiply w by zeros that are no output's (dropped
+    # columns, padding): exact for a finite filter only
+    runs = WHOLE_RUNS and bool(np.isfinite(w).all())
+    pads = _dx_as_forward(g) if runs else None
     with parallel_guard():
         if pads is not None:
             wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
             lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
             _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_3X3,
                      _threads())
-        elif fast:
-            geo, lay = _phase_args(g)
-            _input_grad(dy, w, dx, *geo, *lay, _threads())
         else:
-            _input_grad_rows(dy, w, dx, *_args(g))
+            geo, lay = _phase_args(g)
+            _input_grad(dy, w, dx, *geo, *lay, _threads(), not runs)
 
 
 def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
@@ -445,10 +372,9 @@ def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
     from ..._dispatch import parallel_guard
 
     total = np.empty(dw.size, np.float64)
+    geo, lay = _phase_args(g)
     with parallel_guard():
-        if PHASED:
-            geo, lay = _phase_args(g)
-            _filter_grad(x, dy, total, *geo, *lay, FUSED_3X3)
-        if not PHASED or not np.isfinite(total).all():  # exact, whatever x holds
-            _filter_grad_rows(x, dy, total, *_args(g))
+        _filter_grad(x, dy, total, *geo, *lay, FUSED_3X3, not WHOLE_RUNS)
+        if WHOLE_RUNS and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
+            _filter_grad(x, dy, total, *geo, *lay, FUSED_3X3, True)
     dw.reshape(-1)[:] = total
