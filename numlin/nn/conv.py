@@ -375,7 +375,9 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
         return dx, dw, db
     if not g.pointwise:  # implicit GEMMs: no column matrices
         gt = _dx_geometry(g) if need_dx and g.sh == g.sw == 1 else None
-        if gt is not None and _implicit(k, gt):  # dx: a forward convolution of dy
+        # dx as a forward convolution of dy: that multiplies w by the zeros padding dy, which
+        # are no output's (0 * inf would make NaN where dx is finite): for a finite filter only
+        if gt is not None and _implicit(k, gt) and k.im2col.all_finite(w):
             dx = k.empty(g.x_shape, dtype)
             k.implicit_gemm.conv2d_nchw_into(dy, k.implicit_gemm.flipped_filter(w, g), dx, gt, 0.0)
         if need_dw and _implicit(k, g, filter_grad=True):

@@ -181,6 +181,54 @@ def test_depthwise_non_finite_values_match_torch(rng, monkeypatch, cfg, where):
     assert exact <= set(calls)
 
 
+NON_FINITE = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups): every dense route
+    (2, 3, 9, 8, 4, 3, 3, 1, 1, 1, 1),          # implicit GEMMs (dx as a forward of dy)
+    (2, 16, 12, 12, 16, 3, 3, 2, 1, 1, 1),      # strided: dx by col2im
+    (2, 4, 10, 11, 6, 3, 2, 2, (1, 2), (1, 2), 2),
+    (2, 8, 7, 7, 8, 1, 1, 1, 0, 1, 1),          # pointwise: plain GEMMs
+    (2, 8, 7, 7, 8, 1, 1, 2, 0, 1, 1),
+    (1, 1, 8, 8, 32, 3, 3, 1, 1, 1, 1),         # one input channel
+]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("where", ["x", "w", "dy"])
+@pytest.mark.parametrize("cfg", NON_FINITE)
+def test_non_finite_values_match_torch(rng, cfg, where, layout):
+    """inf and NaN in x, w or dy give PyTorch's NaN for NaN and inf for inf: padding is literal
+    zeros (the forward and dw include its products, 0 * inf = NaN), dx holds only the outputs'
+    terms (a forward of dy over zero padding would not: the finite-filter check)."""
+    N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg
+    x, w, _ = _case(rng, "NCHW", N, C, H, W, K, R, S, groups, np.float64)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if where == "x":
+        x[0, 0, H // 2, W - 1] = np.inf
+        x[-1, -1, 0, 0] = np.nan
+    elif where == "w":
+        w[-1, 0, R // 2, 0] = np.inf
+        w[0, -1, -1, -1] = np.nan
+    tx, tw = (torch.from_numpy(a).requires_grad_() for a in (x, w))
+    ty = torch.nn.functional.conv2d(tx, tw, **kw)
+    dy = rng.standard_normal(tuple(ty.shape))
+    if where == "dy":
+        dy[0, 0, 0, -1] = np.inf
+        dy[-1, -1, -1, 0] = np.nan
+    gx, gw = torch.autograd.grad(ty, (tx, tw), torch.from_numpy(dy))
+    if layout == "NCHW":
+        y = nl.conv2d(x, w, **kw)
+        dx, dw, _ = nl.conv2d_backward(dy, x, w, **kw)
+    else:
+        xn, wn, dyn = x.transpose(0, 2, 3, 1).copy(), w.transpose(2, 3, 1, 0).copy(), dy.transpose(0, 2, 3, 1).copy()
+        y = nl.conv2d(xn, wn, layout="NHWC", **kw).transpose(0, 3, 1, 2)
+        dx, dw, _ = nl.conv2d_backward(dyn, xn, wn, layout="NHWC", **kw)
+        dx, dw = dx.transpose(0, 3, 1, 2), dw.transpose(3, 2, 0, 1)
+    for got, want in ((y, ty), (dx, gx), (dw, gw)):
+        want = want.detach().numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("cfg", CONFIGS[:6])
 def test_nhwc_equals_nchw_transposed(rng, cfg):
     N, C, H, W, K, R, S, stride, padding, dilation, groups = cfg

@@ -9,7 +9,7 @@ import numlin as nl
 from tests.conftest import HAS_GPU
 from tests.reference import conv2d_ref
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups); the simulator runs each GPU thread in Python
 SMALL = [(2, 3, 5, 4, 4, 3, 3, 1, 1, 1, 1), (1, 4, 5, 6, 4, 3, 2, 2, (1, 2), (1, 2), 2),
@@ -117,6 +117,26 @@ def test_device_implicit_gemm_float32_and_nonfinite(rng):
     hit = np.zeros((6, 6), bool)
     hit[4:, 4:] = True
     assert np.all(np.isinf(y[0][:, hit])) and np.all(np.isfinite(y[0][:, ~hit]))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_device_dx_of_a_non_finite_filter_matches_host(rng):
+    """A filter with inf / NaN: dx does not take the forward of dy over zero padding (0 * inf
+    would be NaN where the gradient is finite) and equals PyTorch's; the finiteness check."""
+    from numlin.kernels.cuda.im2col import all_finite
+
+    x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    dy = rng.standard_normal((1, 3, 5, 5))
+    assert all_finite(cuda.to_device(w))
+    w[2, 0, 1, 0] = np.inf
+    w[0, 1, 2, 2] = np.nan
+    assert not all_finite(cuda.to_device(w)) and not all_finite(cuda.to_device(w[:, :, 1:, :1].copy()))
+    dx = nl.conv2d_backward(cuda.to_device(dy), cuda.to_device(x), cuda.to_device(w), padding=1)[0].copy_to_host()
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, torch.from_numpy(w), padding=1)
+    want = torch.autograd.grad(ty, tx, torch.from_numpy(dy))[0].numpy()
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(want))
+    np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
 
 
 def test_device_implicit_tables_fall_back_when_unpackable():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uintp
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros"]
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
 
 
 @njit(cache=True, nogil=True)
@@ -233,3 +233,8 @@ def sum_batch(partials: np.ndarray, out: np.ndarray, nb: int, accumulate: bool) 
 
 def zeros(shape: tuple, dtype) -> np.ndarray:
     return np.zeros(shape, dtype)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of ``a`` is finite."""
+    return bool(np.isfinite(a).all())

@@ -11,13 +11,15 @@ NCHW convolutions mostly skip these: see ``implicit_gemm.py``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from numba import cuda, float32, float64, int64
+from numba import cuda, float32, float64, int32, int64
 
 from ._registry import kernel
 from .elementwise import grid_1d
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros"]
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
 
 _GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
 
@@ -168,6 +170,17 @@ def fill(buf, value, total):
         buf[idx] = value
 
 
+@kernel(*[(t[:], int32[:], int64) for t in (float32, float64)])
+def flag_non_finite(a, flag, total):
+    """``flag[0] = 1`` if some ``a[i]`` is NaN or infinite (every writer writes 1)."""
+    bad = False
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        if not math.isfinite(a[idx]):
+            bad = True
+    if bad:
+        flag[0] = 1
+
+
 # --------------------------------------------------------------------------- host side
 def _flat(x):
     return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
@@ -228,3 +241,12 @@ def zeros(shape: tuple, dtype):
     if total:
         fill[grid_1d(total)](_flat(out), np.dtype(dtype).type(0), total)
     return out
+
+
+def all_finite(a) -> bool:
+    """Whether every value of the device array ``a`` is finite (one pass, one 4-byte read back)."""
+    total = int(np.prod(a.shape, dtype=np.int64))
+    flag = cuda.to_device(np.zeros(1, np.int32))
+    if total:
+        flag_non_finite[grid_1d(total)](_flat(a), flag, total)
+    return int(flag.copy_to_host()[0]) == 0
