@@ -237,6 +237,61 @@ def bench_conv(rng, reps, log) -> list[dict]:
         log(f"  {row['layer']}: fwd numlin {t_nl:.3f} ms ({row['fwd_numlin_tflops']:.1f} TF) cuDNN {t_cd:.3f} ms "
             f"({row['fwd_cudnn_tflops']:.1f} TF) ratio {row['fwd_ratio']:.2f}; fwd+bwd {t_nl_fb:.3f} vs {t_cd_fb:.3f} "
             f"ratio {row['fb_ratio']:.2f}; err {err:.1e}/{gerr:.1e}")
+    rows += _bench_depthwise(reps, log)
+    return rows
+
+
+def _bench_depthwise(reps, log) -> list[dict]:
+    """MobileNet-style depthwise layers (groups == C, 3x3, pad 1, N = 32, float32): the direct
+    kernels (``kernels/cuda/depthwise.py``) and, for comparison, the implicit GEMM they replace,
+    against cuDNN."""
+    import torch
+    import torch.nn.functional as F
+    from numlin.nn import conv as cv
+
+    rows = []
+    for hw, c, st in ((112, 32, 1), (56, 128, 2), (28, 256, 1), (14, 512, 1), (7, 1024, 1)):
+        kw = dict(padding=1, stride=st, groups=c)
+        x = torch.randn(32, c, hw, hw, device="cuda")
+        w = torch.randn(c, 1, 3, 3, device="cuda") * 0.3
+        b = torch.randn(c, device="cuda")
+        y = F.conv2d(x, w, b, **kw)
+        dy = torch.randn_like(y)
+        dx_, dw_, db_, ddy = (cuda.as_cuda_array(t) for t in (x, w, b, dy))
+        xg, wg, bg = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
+        ref = F.conv2d(x.double(), w.double(), b.double(), **kw)
+        rx, rw, rb = torch.autograd.grad(F.conv2d(xg.double(), wg.double(), bg.double(), **kw), (xg, wg, bg), dy.double())
+        err = float((torch.as_tensor(nl.conv2d(dx_, dw_, db_, **kw), device="cuda").double() - ref).norm() / ref.norm())
+        grads = nl.conv2d_backward(ddy, dx_, dw_, **kw)
+        gerr = max(float((torch.as_tensor(gv, device="cuda").double() - rv).norm() / rv.norm())
+                   for gv, rv in zip(grads, (rx, rw, rb)))
+
+        def torch_fb():
+            torch.autograd.grad(F.conv2d(xg, wg, bg, **kw), (xg, wg, bg), dy)
+
+        def nl_fb():
+            nl.conv2d(dx_, dw_, db_, **kw)
+            nl.conv2d_backward(ddy, dx_, dw_, **kw)
+
+        row = {"layer": f"dw {hw}x{hw} {c}" + (f" s{st}" if st > 1 else ""), "rel_err": err, "grad_rel_err": gerr,
+               "fwd_numlin_ms": _events_ms(lambda: nl.conv2d(dx_, dw_, db_, **kw), reps),
+               "fwd_cudnn_ms": _events_ms(lambda: F.conv2d(x, w, b, **kw), reps),
+               "fb_numlin_ms": _events_ms(nl_fb, reps), "fb_cudnn_ms": _events_ms(torch_fb, reps)}
+        old, cv.DEPTHWISE = cv.DEPTHWISE, False  # the implicit GEMM, as before the direct kernels
+        try:
+            row["fwd_implicit_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, **kw), reps)
+        except Exception as exc:
+            log(f"  implicit depthwise failed: {type(exc).__name__}: {exc}")
+        finally:
+            cv.DEPTHWISE = old
+        flops = 2.0 * y.numel() * 9
+        row.update(fwd_ratio=row["fwd_cudnn_ms"] / row["fwd_numlin_ms"], fb_ratio=row["fb_cudnn_ms"] / row["fb_numlin_ms"],
+                   fwd_numlin_tflops=flops / row["fwd_numlin_ms"] / 1e9, fwd_cudnn_tflops=flops / row["fwd_cudnn_ms"] / 1e9)
+        rows.append(row)
+        log(f"  {row['layer']}: fwd numlin {row['fwd_numlin_ms']:.3f} ms (implicit GEMM "
+            f"{row.get('fwd_implicit_ms', float('nan')):.3f}) cuDNN {row['fwd_cudnn_ms']:.3f} ratio {row['fwd_ratio']:.2f}; "
+            f"fwd+bwd {row['fb_numlin_ms']:.3f} vs {row['fb_cudnn_ms']:.3f} ratio {row['fb_ratio']:.2f}; "
+            f"err {err:.1e}/{gerr:.1e}")
     return rows
 
 

@@ -6,6 +6,7 @@ import pytest
 from numba import cuda
 
 import numlin as nl
+from numlin.nn import conv as conv_mod
 from tests.conftest import HAS_GPU
 from tests.reference import conv2d_ref
 
@@ -137,6 +138,73 @@ def test_device_dx_of_a_non_finite_filter_matches_host(rng):
     want = torch.autograd.grad(ty, tx, torch.from_numpy(dy))[0].numpy()
     np.testing.assert_array_equal(np.isnan(dx), np.isnan(want))
     np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
+
+
+# (N, C, H, W, multiplier, R, S, stride, padding, dilation): small for the simulator
+DEPTHWISE = [(2, 3, 5, 6, 1, 3, 3, 1, 1, 1), (1, 2, 7, 6, 2, 3, 2, 2, (1, 0), (1, 2)),
+             (1, 3, 6, 7, 1, 3, 3, (2, 3), 2, 1), (1, 2, 4, 5, 1, 2, 3, 1, "same", 1)]
+if HAS_GPU:
+    DEPTHWISE += [(8, 128, 28, 28, 1, 3, 3, 2, 1, 1), (4, 64, 33, 31, 2, 5, 5, 1, 2, 1)]
+
+
+@pytest.mark.parametrize("cfg", DEPTHWISE)
+def test_device_depthwise_matches_torch(rng, monkeypatch, cfg):
+    """Depthwise layers (groups == C) take the direct kernels: forward with and without bias
+    and with beta, dx, dw and db against PyTorch (float64); the same as the host's."""
+    from numlin.kernels.cuda import depthwise
+
+    N, C, H, W, M, R, S, stride, padding, dilation = cfg
+    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((C * M, 1, R, S)), rng.standard_normal(C * M)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
+    calls = []
+    for name in ("conv2d_into", "dx_into", "dw_into"):
+        real = getattr(depthwise, name)
+        monkeypatch.setattr(depthwise, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a))[1])
+    dev = [cuda.to_device(a) for a in (x, w, b)]
+    for bias, dbias in ((b, dev[2]), (None, None)):
+        y = nl.conv2d(dev[0], dev[1], dbias, **kw).copy_to_host()
+        np.testing.assert_allclose(y, conv2d_ref(x, w, bias, **kw)["y"], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(y, nl.conv2d(x, w, bias, **kw), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    ref = conv2d_ref(x, w, dy=dy, **kw)
+    g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
+    y1 = cuda.to_device(dy)
+    depthwise.conv2d_into(dev[0], dev[1], y1, g, 0.5)
+    np.testing.assert_allclose(y1.copy_to_host(), ref["y"] + 0.5 * dy, rtol=1e-10, atol=1e-10)
+    dx, dw, db = (a.copy_to_host() for a in nl.conv2d_backward(cuda.to_device(dy), dev[0], dev[1], **kw))
+    np.testing.assert_allclose(dx, ref["dx"], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, ref["dw"], rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(db, ref["db"], rtol=1e-10, atol=1e-10)
+    assert set(calls) == {"conv2d_into", "dx_into", "dw_into"}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("where", ["x", "w", "dy"])
+def test_device_depthwise_non_finite_values_match_torch(rng, where):
+    """inf and NaN in x, w or dy: NaN for NaN and inf for inf as in PyTorch (padding is literal
+    zeros: the forward and dw include its products, dx only the outputs' terms)."""
+    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((3, 1, 3, 3))
+    kw = dict(padding=1, groups=3)
+    if where == "x":
+        x[0, 0, 2, 6] = np.inf
+        x[1, 1, 3, 0] = np.nan
+    elif where == "w":
+        w[2, 0, 1, 0] = -np.inf
+        w[0, 0, 0, 1] = np.nan
+    tx, tw = (torch.from_numpy(a).requires_grad_() for a in (x, w))
+    ty = torch.nn.functional.conv2d(tx, tw, **kw)
+    dy = rng.standard_normal(tuple(ty.shape))
+    if where == "dy":
+        dy[0, 0, 0, -1] = np.inf
+        dy[-1, -1, -1, 0] = np.nan
+    gx, gw = torch.autograd.grad(ty, (tx, tw), torch.from_numpy(dy))
+    y = nl.conv2d(cuda.to_device(x), cuda.to_device(w), **kw).copy_to_host()
+    dx, dw, _ = (a.copy_to_host() for a in nl.conv2d_backward(cuda.to_device(dy), cuda.to_device(x),
+                                                               cuda.to_device(w), **kw))
+    for got, want in ((y, ty), (dx, gx), (dw, gw)):
+        want = want.detach().numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_device_implicit_tables_fall_back_when_unpackable():

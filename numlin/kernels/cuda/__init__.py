@@ -7,7 +7,7 @@ GPU (where the kernels themselves run under Numba's CUDA simulator).
 from __future__ import annotations
 
 from .arrays import as_array, cast, check_out, contiguous, empty, strided, transpose_last2, workspace
-from . import elementwise, gemm, im2col, implicit_gemm, optim, pool, softmax
+from . import depthwise, elementwise, gemm, im2col, implicit_gemm, optim, pool, softmax
 
 __all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace",
-           "elementwise", "gemm", "im2col", "implicit_gemm", "optim", "pool", "softmax"]
+           "depthwise", "elementwise", "gemm", "im2col", "implicit_gemm", "optim", "pool", "softmax"]
