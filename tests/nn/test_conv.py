@@ -116,6 +116,10 @@ def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, runs):
     g = conv_mod._prepare("conv2d", {"x": x, "w": w}, **kw)[3]
     depthwise.conv2d_into(x, w, y1, g, 0.5)  # beta: y1 = conv + 0.5 * y0
     _check(y1, ref["y"] + 0.5 * y0, np.abs(x).max() * np.abs(w).max() * R * S + 1, _tol(dtype, R * S + 1))
+    y1 = y0.copy()
+    depthwise.conv2d_into(x, w, y1, g, 0.5, b)  # both: y1 = conv + b + 0.5 * y0
+    _check(y1, ref["y"] + b[:, None, None] + 0.5 * y0, np.abs(x).max() * np.abs(w).max() * R * S + 4,
+           _tol(dtype, R * S + 2))
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, dw, db = nl.conv2d_backward(dy, x, w, **kw)
     ref = conv2d_ref(x, w, dy=dy, **kw)

@@ -202,14 +202,14 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
                         for e in range(L):
                             ye[uintp(e)] += wv * xp[o + uintp(e)]
                 yb = uintp((n * K + k) * P * Q)
+                bk = bias[k] if bias.size else y.dtype.type(0)
                 for p in range(P):
                     yr = yb + uintp(p * Q)
                     er = uintp(p * Wq)
                     if be != 0:
                         for q in range(Q):
-                            yf[yr + uintp(q)] = ye[er + uintp(q)] + be * yf[yr + uintp(q)]
+                            yf[yr + uintp(q)] = ye[er + uintp(q)] + bk + be * yf[yr + uintp(q)]
                     elif bias.size:
-                        bk = bias[k]
                         for q in range(Q):
                             yf[yr + uintp(q)] = ye[er + uintp(q)] + bk
                     else:
