@@ -11,8 +11,9 @@ caches.
   planes by pixel blocks, so a thread divides once to find its pixel);
 - input gradient: one thread per input element, gathering the taps whose outputs read it
   (no atomics, no races), on the same grid;
-- filter gradient: one block per filter tap ``(k, r, s)``, its threads striding over the
-  batch's pixels, a float64 tree reduction in shared memory.
+- filter gradient: one block per filter tap ``(k, r, s)`` and piece of the batch, its threads
+  striding over the piece's pixels, a float64 tree reduction in shared memory; then one pass
+  summing the pieces.
 
 Padding is literal zeros, as in PyTorch and on the CPU: the forward and the filter gradient
 include its products (``0 * inf`` is NaN), the input gradient only the outputs' terms.
@@ -23,10 +24,13 @@ Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta, bias=None)``, ``dx_in
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import cuda, float32, float64, int64
 
 from ._registry import kernel
-from .arrays import SIMULATOR
+from .arrays import SIMULATOR, workspace
+from .elementwise import launch_1d
+from .gemm import sm_count
 
 __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 
@@ -101,25 +105,29 @@ def dw_input_grad(dy, w, dx, sh, sw, ph, pw, dh, dw):
             dx[n, c, h, v] = acc
 
 
-@kernel(*[(t[:, :, :, :], t[:, :, :, :], t[:, :, :, :]) + _GEOM for t in (float32, float64)])
-def dw_filter_grad(x, dy, dwt, sh, sw, ph, pw, dh, dw):
-    """Block ``b`` (grid-stride): tap ``(k, r, s) = b``, ``dwt[k, 0, r, s]`` = the sum over
+@kernel(*[(t[:, :, :, :], t[:, :, :, :], float64[:], int64, int64, int64) + _GEOM for t in (float32, float64)])
+def dw_filter_grad(x, dy, partials, K, R, S, sh, sw, ph, pw, dh, dw):
+    """Block ``(b, z)``: filter tap ``b = (k, r, s)`` (grid-stride in x), piece ``z`` of the
+    batch (grid y: samples ``z*N // pieces`` on): ``partials[z*K*R*S + b]`` = the sum over its
     ``(n, p, q)`` of ``dy[n, k, p, q] * x[n, k // M, p*sh - ph + r*dh, q*sw - pw + s*dw]``
     (zero outside x), each thread's share in float64, then a tree reduction."""
     N, C, H, W = x.shape
-    K, R, S = dwt.shape[0], dwt.shape[2], dwt.shape[3]
     P, Q = dy.shape[2], dy.shape[3]
     M = K // C
+    taps = K * R * S
+    z = cuda.blockIdx.y
+    n0 = z * N // cuda.gridDim.y
+    n1 = (z + 1) * N // cuda.gridDim.y
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     buf = cuda.shared.array(256, float64)
-    for b in range(cuda.blockIdx.x, K * R * S, cuda.gridDim.x):  # the same b for every thread
+    for b in range(cuda.blockIdx.x, taps, cuda.gridDim.x):  # the same b for every thread
         s = b % S
         r = (b // S) % R
         k = b // (S * R)
         c = k // M
         acc = 0.0
-        for n in range(N):
+        for n in range(n0, n1):
             for j in range(tid, P * Q, nt):
                 p = j // Q
                 q = j - p * Q
@@ -138,8 +146,22 @@ def dw_filter_grad(x, dy, dwt, sh, sw, ph, pw, dh, dw):
             cuda.syncthreads()
             step //= 2
         if tid == 0:
-            dwt[k, 0, r, s] = buf[0]
+            partials[z * taps + b] = buf[0]
         cuda.syncthreads()  # buf[0] read before the next tap overwrites buf
+
+
+@kernel(*[(float64[:], t[:, :, :, :], int64) for t in (float32, float64)])
+def dw_sum_pieces(partials, dwt, pieces):
+    """``dwt[k, 0, r, s] = sum_z partials[z*K*R*S + (k*R + r)*S + s]``, in piece order."""
+    K, R, S = dwt.shape[0], dwt.shape[2], dwt.shape[3]
+    taps = K * R * S
+    for b in range(cuda.grid(1), taps, cuda.gridsize(1)):
+        acc = 0.0
+        for z in range(pieces):
+            acc += partials[z * taps + b]
+        s = b % S
+        r = (b // S) % R
+        dwt[b // (S * R), 0, r, s] = acc
 
 
 # --------------------------------------------------------------------------- host side
@@ -173,7 +195,18 @@ def dx_into(dy, w, dx, g) -> None:
 
 
 def dw_into(x, dy, dw, g) -> None:
-    """``dw`` = the filter gradient of the depthwise convolution ``g`` for ``dy``."""
-    # the simulator runs each thread in Python: a small block (still several reduction steps)
-    grid = (2, 8) if SIMULATOR else (min(g.K * g.R * g.S, 65_535), DW_THREADS)
-    dw_filter_grad[grid](x, dy, dw, *_geom(g))
+    """``dw`` = the filter gradient of the depthwise convolution ``g`` for ``dy``: the batch in
+    pieces until the grid has ~4 blocks per SM (a 32 x 3x3 layer is only 288 taps), then one
+    pass summing the pieces."""
+    taps = g.K * g.R * g.S
+    # the simulator runs each thread in Python: a small grid (still two pieces, several
+    # reduction steps)
+    if SIMULATOR:
+        pieces = min(g.N, 2)
+        grid = (2, pieces), 8
+    else:
+        pieces = max(1, min(g.N, -(-4 * sm_count() // taps)))
+        grid = (min(taps, 65_535), pieces), DW_THREADS
+    partials = workspace(np.float64, pieces * taps, "depthwise.dw")
+    dw_filter_grad[grid](x, dy, partials, g.K, g.R, g.S, *_geom(g))
+    dw_sum_pieces[launch_1d(taps)](partials, dw, pieces)
