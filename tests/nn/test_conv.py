@@ -89,6 +89,8 @@ DEPTHWISE = [
     (2, 3, 9, 12, 2, 3, 5, (1, 2), (1, 2), 1),  # stride 2 across only
     (2, 3, 12, 9, 1, 5, 3, (2, 1), 2, 1),       # stride 2 down only
     (1, 2, 9, 9, 1, 3, 3, 2, (1, 3), 1),        # trailing padding no output reads
+    (2, 4, 11, 10, 1, 5, 5, 1, 2, 1),           # 5x5: filter rows fused five taps at a time
+    (1, 3, 12, 13, 1, 5, 5, 2, 2, 1),           # 5x5, stride 2
 ]
 
 
@@ -105,7 +107,7 @@ def test_depthwise_stencils_match_torch(rng, monkeypatch, dtype, cfg, runs):
     x, w, b = _case(rng, "NCHW", N, C, H, W, C * M, R, S, C, dtype)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=C)
     monkeypatch.setattr(depthwise, "WHOLE_RUNS", runs)
-    monkeypatch.setattr(depthwise, "FUSED_3X3", runs)
+    monkeypatch.setattr(depthwise, "FUSED_TAPS", runs)
     calls = _spy(monkeypatch, depthwise)
     for bias in (b, None):
         y = nl.conv2d(x, w, bias, **kw)

@@ -13,9 +13,10 @@ the stride, and every loop over it is a long vector loop however small or stride
 Outputs are formed in rows of ``Wq``, the last ``Wq - Q`` columns of each computed and dropped.
 At stride 1 the copy is a plain zero-padded plane. Each thread keeps its buffers across planes.
 
-- forward: per output plane, the sum of the taps' runs (3x3: all nine in one pass);
+- forward: per output plane, the sum of the taps' runs (3x3: all nine in one pass; 5-wide
+  filters: a row's five);
 - filter gradient: per tap, the dot product of dy, laid out in rows of ``Wq`` with zeros in the
-  dropped columns, and the tap's run;
+  dropped columns, and the tap's run (fused as in the forward: several dot products per pass);
 - input gradient: for stride 1 and multiplier 1, the forward of dy with the flipped filter;
   otherwise each tap's run of ``w * dy`` added into a phase buffer, then copied back into the
   plane (the adjoint of the input's copy).
@@ -41,9 +42,11 @@ __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 #: the gradients over whole runs (off: row by row over the ``Q`` columns that outputs hold, as
 #: for non-finite values; for A/B timing and the tests)
 WHOLE_RUNS = True
-#: 3x3 filters: the forward sums a run's nine taps in one pass, in registers (off: one pass per
-#: tap, read and written back, as for other sizes). 14^2 planes: 363 -> 248 us, 1 thread.
-FUSED_3X3 = True
+#: taps fused: a 3x3 filter's nine runs summed in one pass, in registers, and a 5-wide filter's
+#: rows five at a time (off: one pass per tap, read and written back, as for other sizes), in
+#: the forward and the filter gradient. Forward, 1 thread: 14^2 3x3 363 -> 248 us; 2 threads,
+#: 14^2 x 480 5x5 804 -> 570.
+FUSED_TAPS = True
 #: runs rounded up to a multiple of this many values (a 16-lane float32 vector), so that none
 #: ends in LLVM's scalar remainder loop: at 7^2, L = 63 -> 64 made the forward 1.5x faster.
 RUN_ROUND = 16
@@ -161,10 +164,11 @@ def _rows_in(pf, pb, ye, P, Q, Wq):
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
-def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, nth):
+def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, S5, nth):
     """``y = depthwise(x, w) [+ bias] + beta * y`` (``y`` not read when ``beta == 0``; no bias
     when ``bias`` is empty): per input plane the phase copy, then per output plane the sum of
-    the taps' runs, formed in rows of ``Wq``, with the bias added as it is stored."""
+    the taps' runs, formed in rows of ``Wq``, with the bias added as it is stored. ``fused``:
+    a 3x3 filter's nine runs in one pass, or (``S5``, filter rows of five) a row's five."""
     N, K = y.shape[0], y.shape[1]
     C = K // M
     RS = taps.size
@@ -193,6 +197,23 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
                         ye[u] = (w0 * xp[o0 + u] + w1 * xp[o1 + u] + w2 * xp[o2 + u]
                                  + w3 * xp[o3 + u] + w4 * xp[o4 + u] + w5 * xp[o5 + u]
                                  + w6 * xp[o6 + u] + w7 * xp[o7 + u] + w8 * xp[o8 + u])
+                elif fused and S5:
+                    for r5 in range(RS // 5):  # a filter row of five taps per pass
+                        b5 = kb + uintp(5 * r5)
+                        w0, w1, w2 = wf[b5], wf[b5 + uintp(1)], wf[b5 + uintp(2)]
+                        w3, w4 = wf[b5 + uintp(3)], wf[b5 + uintp(4)]
+                        o0, o1, o2 = uintp(taps[5 * r5]), uintp(taps[5 * r5 + 1]), uintp(taps[5 * r5 + 2])
+                        o3, o4 = uintp(taps[5 * r5 + 3]), uintp(taps[5 * r5 + 4])
+                        if r5 == 0:
+                            for e in range(L):
+                                u = uintp(e)
+                                ye[u] = (w0 * xp[o0 + u] + w1 * xp[o1 + u] + w2 * xp[o2 + u]
+                                         + w3 * xp[o3 + u] + w4 * xp[o4 + u])
+                        else:
+                            for e in range(L):
+                                u = uintp(e)
+                                ye[u] += (w0 * xp[o0 + u] + w1 * xp[o1 + u] + w2 * xp[o2 + u]
+                                          + w3 * xp[o3 + u] + w4 * xp[o4 + u])
                 else:
                     for e in range(L):
                         ye[uintp(e)] = 0
@@ -218,7 +239,7 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
-def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused, exact):
+def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused, S5, exact):
     """``dwt[k, j]`` = the sum over samples of the dot product of dy's plane ``(n, k)`` (rows of
     ``Wq``, zeros in the dropped columns) and tap ``j``'s run of x's phase copy (per-sample
     partials in the input dtype, float64 totals); ``exact``: over each row's ``Q`` columns
@@ -271,6 +292,25 @@ def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, t
                 tot[6] += s6
                 tot[7] += s7
                 tot[8] += s8
+            elif fused and S5:
+                for r5 in range(RS // 5):  # a filter row of five taps per pass over dy
+                    j5 = 5 * r5
+                    o0, o1, o2 = uintp(taps[j5]), uintp(taps[j5 + 1]), uintp(taps[j5 + 2])
+                    o3, o4 = uintp(taps[j5 + 3]), uintp(taps[j5 + 4])
+                    s0 = s1 = s2 = s3 = s4 = t_(0)
+                    for e in range(L):
+                        u = uintp(e)
+                        d = ye[u]
+                        s0 += d * xp[o0 + u]
+                        s1 += d * xp[o1 + u]
+                        s2 += d * xp[o2 + u]
+                        s3 += d * xp[o3 + u]
+                        s4 += d * xp[o4 + u]
+                    tot[j5] += s0
+                    tot[j5 + 1] += s1
+                    tot[j5 + 2] += s2
+                    tot[j5 + 3] += s3
+                    tot[j5 + 4] += s4
             else:
                 for j in range(RS):
                     o = uintp(taps[j])
@@ -341,7 +381,7 @@ def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float, bia
     geo, lay = _phase_args(g)
     b = np.empty(0, y.dtype) if bias is None else bias
     with parallel_guard():
-        _forward(x, w, y, b, *geo, beta, *lay, FUSED_3X3, _threads())
+        _forward(x, w, y, b, *geo, beta, *lay, FUSED_TAPS, g.S == 5, _threads())
 
 
 def _dx_as_forward(g):
@@ -367,8 +407,8 @@ def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
         if pads is not None:
             wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
             lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
-            _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_3X3,
-                     _threads())
+            _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_TAPS,
+                     g.S == 5, _threads())
         else:
             geo, lay = _phase_args(g)
             _input_grad(dy, w, dx, *geo, *lay, _threads(), not runs)
@@ -381,7 +421,7 @@ def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
     total = np.empty(dw.size, np.float64)
     geo, lay = _phase_args(g)
     with parallel_guard():
-        _filter_grad(x, dy, total, *geo, *lay, FUSED_3X3, not WHOLE_RUNS)
+        _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, not WHOLE_RUNS)
         if WHOLE_RUNS and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
-            _filter_grad(x, dy, total, *geo, *lay, FUSED_3X3, True)
+            _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, True)
     dw.reshape(-1)[:] = total
