@@ -41,8 +41,8 @@ WORKSPACE_BYTES = int(float(os.environ.get("NUMLIN_CONV_WORKSPACE_MB", "64")) * 
 #: implicit GEMMs where the backend's ``implicit_gemm.applies`` (``NUMLIN_CONV_FUSED=0``: always
 #: im2col + GEMM in workspace-capped chunks, for A/B timing)
 FUSED = os.environ.get("NUMLIN_CONV_FUSED", "1") != "0"
-#: depthwise NCHW convolutions by direct stencils where the backend has them (the CPU's
-#: ``kernels.cpu.depthwise``); off, or with ``NUMLIN_CONV_FUSED=0``, they take the GEMM paths
+#: depthwise NCHW convolutions by direct stencils (each backend's ``depthwise`` module); off,
+#: or with ``NUMLIN_CONV_FUSED=0``, they take the GEMM paths
 DEPTHWISE = True
 
 IntPair = Union[int, tuple]
