@@ -31,6 +31,7 @@ from ._registry import kernel
 from .arrays import SIMULATOR, workspace
 from .elementwise import launch_1d
 from .gemm import sm_count
+from .reductions import block_sum
 
 __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 
@@ -138,16 +139,10 @@ def dw_filter_grad(x, dy, partials, K, R, S, sh, sw, ph, pw, dh, dw):
                     xv = x[n, c, h, v]
                 acc += dy[n, k, p, q] * xv
         buf[tid] = acc
-        cuda.syncthreads()
-        step = nt // 2
-        while step > 0:
-            if tid < step:
-                buf[tid] += buf[tid + step]
-            cuda.syncthreads()
-            step //= 2
+        total = block_sum(buf)
         if tid == 0:
-            partials[z * taps + b] = buf[0]
-        cuda.syncthreads()  # buf[0] read before the next tap overwrites buf
+            partials[z * taps + b] = total
+        cuda.syncthreads()  # every thread has read the sum before the next tap overwrites buf
 
 
 @kernel(*[(float64[:], t[:, :, :, :], int64) for t in (float32, float64)])

@@ -18,6 +18,7 @@ from numba import cuda, float32, float64, int32, int64
 
 from ._registry import kernel
 from .elementwise import grid_1d
+from .reductions import block_sum
 
 __all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
 
@@ -140,15 +141,9 @@ def sum_channels(dy, out, outer, K, inner):
         o = j // inner
         acc += dy[(o * K + k) * inner + (j - o * inner)]
     buf[tid] = acc
-    cuda.syncthreads()
-    step = 128
-    while step > 0:
-        if tid < step:
-            buf[tid] += buf[tid + step]
-        cuda.syncthreads()
-        step //= 2
+    total = block_sum(buf)
     if tid == 0:
-        out[k] = buf[0]
+        out[k] = total
 
 
 @kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
