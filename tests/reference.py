@@ -93,6 +93,14 @@ def conv2d_ref(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, layou
     return out
 
 
+def assert_equal_non_finite(got, want, tol: float = 1e-12):
+    """``got`` equals ``want`` NaN for NaN and inf for inf, its finite values within ``tol``
+    (relative and absolute)."""
+    got, want = np.asarray(got), np.asarray(want)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
 def max_pool_ref(x, kernel, stride, padding):
     """Max pooling of NCHW ``x``, window by window: ``(y, argmax)`` with argmax the flat index
     ``h * W + w`` in the plane of the window's first NaN if it holds one, else of its first
