@@ -90,6 +90,9 @@ def kernels(op: str, **operands: Any):
 
 
 _blas_controller = None
+_blas_lock = threading.Lock()
+_blas_depth = 0  # how many blas_single_thread blocks are open, in all threads
+_blas_limiter = None  # threadpoolctl's limiter of the outermost block: it restores the original
 
 
 @contextlib.contextmanager
@@ -100,17 +103,31 @@ def blas_single_thread():
     of an l x n matrix). OpenBLAS's idle workers spin after each call and take a core from the
     next numlin kernel: on 2 cores that halved randomized SVD's speed. The small factorizations
     lose nothing on one thread.
+
+    The limit is process-wide (threadpoolctl), so blocks entered from several Python threads
+    share it: reference-counted under a lock, the first block to enter sets 1 thread and the
+    last to leave restores the limits found on entry (nested and overlapping blocks included).
     """
-    global _blas_controller
+    global _blas_controller, _blas_depth, _blas_limiter
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         yield
         return
-    if _blas_controller is None:
-        _blas_controller = ThreadpoolController()
-    with _blas_controller.limit(limits=1, user_api="blas"):
+    with _blas_lock:
+        if _blas_controller is None:
+            _blas_controller = ThreadpoolController()
+        if _blas_depth == 0:
+            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_depth += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                limiter, _blas_limiter = _blas_limiter, None
+                limiter.restore_original_limits()
 
 
 # --------------------------------------------------------------------------- threading layer
