@@ -6,6 +6,9 @@ from typing import Any
 import numpy as np
 
 from ..._validate import as_host_array, check_out
+from . import _cache
+
+_cache.install()  # before any kernel is decorated: tile-keyed cache folders, compile notices
 from . import depthwise, gemm, im2col, implicit_gemm
 from .gemm import strided, workspace
 

@@ -1,0 +1,113 @@
+"""The kernel cache: keyed on the register tiles, and never a reason for numlin to fail.
+
+Each case runs fresh Python processes (the cache is per process state plus files on disk).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# float32 matmul on the packed path (above the direct-path size), checked against numpy, and the
+# number of numlin functions this process compiled (0 when everything came from the cache)
+_MATMUL = """
+import json
+import numpy as np
+from numba.core import event
+import numlin as nl
+with event.install_recorder("numba:compile") as rec:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 200)).astype(np.float32)
+    b = rng.standard_normal((200, 260)).astype(np.float32)
+    err = float(np.abs(nl.matmul(a, b) - a.astype(np.float64) @ b).max())
+compiled = sum(1 for _, ev in rec.buffer
+               if ev.is_start and ev.data["dispatcher"].py_func.__module__.startswith("numlin."))
+print(json.dumps({"err": err, "compiled": compiled}))
+"""
+
+
+def _run(code: str, env: dict, cwd: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_processes_with_different_tiles_share_a_cache(tmp_path):
+    """Issue 17: a cache shared by processes with different NUMLIN_BLOCKING tiles gave wrong
+    GEMM results. Each tile now has its own cache folder: results are right, and a process
+    never recompiles (or flushes) what a process with other tiles cached."""
+    base = {k: v for k, v in os.environ.items() if k != "NUMLIN_BLOCKING"}
+    base["NUMBA_CACHE_DIR"] = str(tmp_path)
+    other = dict(base, NUMLIN_BLOCKING="float32:mr=4;float64:mr=4,mc=48")
+    runs = []
+    for env in (base, other, base, other):
+        proc = _run(_MATMUL, env)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for r in runs:
+        assert r["err"] < 1e-3, runs
+    assert runs[0]["compiled"] > 0 and runs[1]["compiled"] > 0, runs
+    assert runs[2]["compiled"] == 0 and runs[3]["compiled"] == 0, runs  # each found its own tiles' kernels
+    tags = sorted(p.name for p in tmp_path.glob("*/tiles-*"))
+    assert len(set(tags)) == 2, tags
+
+
+def test_no_writable_cache_location_still_computes(tmp_path):
+    """Issue 17: with a read-only package folder and no writable HOME or NUMBA_CACHE_DIR, the
+    first matmul raised ``RuntimeError: cannot cache function ...: no locator available``. It
+    now computes, with one warning saying why the next process will compile again."""
+    pkg = tmp_path / "site"
+    shutil.copytree(ROOT / "numlin", pkg / "numlin", ignore=shutil.ignore_patterns("__pycache__"))
+    for d in [pkg / "numlin", *[p for p in (pkg / "numlin").rglob("*") if p.is_dir()]]:
+        (d / "__pycache__").touch()  # a file where the cache folder would go: unwritable, even for root
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "PYTHONPATH")}
+    env.update(HOME=str(tmp_path / "not-a-dir" / "home"), PYTHONPATH=str(pkg), PYTHONDONTWRITEBYTECODE="1")
+    (tmp_path / "not-a-dir").touch()
+    code = ("import numpy as np, numlin as nl\n"
+            "assert nl.__file__.startswith(%r)\n"
+            "a = np.arange(12.0).reshape(3, 4)\n"
+            "assert np.array_equal(nl.matmul(a, a.T), a @ a.T)\n"
+            "print('ok')\n") % str(pkg)
+    proc = _run(code, env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    assert proc.stderr.count("no writable cache location") == 1, proc.stderr
+    assert "NUMBA_CACHE_DIR" in proc.stderr
+
+
+def test_tile_tag_names_both_dtypes():
+    from numlin.kernels.cpu._cache import tile_tag
+    from numlin.kernels.cpu.blocking import blocking
+
+    b32, b64 = blocking(np.float32), blocking(np.float64)
+    assert tile_tag() == f"tiles-{b32.mr}x{b32.nr}x{b32.vw}-{b64.mr}x{b64.nr}x{b64.vw}"
+
+
+@pytest.mark.parametrize("seconds", [0.05])
+def test_long_compile_is_announced_on_the_numlin_logger(tmp_path, seconds):
+    """A compile of a numlin kernel that lasts past the notice's delay is logged (INFO,
+    logger ``numlin``) with the kernel's name and dtype, and the promise of the cache."""
+    code = f"""
+import logging, numpy as np
+logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+import numlin as nl
+from numlin.kernels.cpu import _cache
+from numba.core import event
+for lst in event._registered.get("numba:compile", []):
+    if isinstance(lst, _cache._CompileNotice):
+        lst.after = {seconds}
+nl.matmul(np.ones((3, 3), np.float32), np.ones((3, 3), np.float32))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    proc = _run(code, env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("numlin INFO compiling")]
+    assert lines, proc.stderr
+    assert "float32" in lines[0] and "cached for next time" in lines[0]
