@@ -65,6 +65,18 @@ def _gpu() -> str:
         return f"none ({type(exc).__name__}: {exc})".splitlines()[0]
 
 
+def _show_notices() -> None:
+    """Print the ``numlin`` logger's notices (a kernel compiling on first use) on stderr."""
+    import logging
+
+    log = logging.getLogger("numlin")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("numlin: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m numlin", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -79,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     bench.add_argument("--table", action="append", help="run only these tables (repeatable)")
     args = parser.parse_args(argv)
+    _show_notices()
     if args.cmd == "demo":
         from numlin.demo import main as demo_main
 
