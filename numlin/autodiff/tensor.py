@@ -39,7 +39,10 @@ class Tensor:
     value : array_like, Tensor or device array
         Data. numpy arrays of float32/float64 keep their dtype; Python floats and other
         array-likes become float64 (numpy's rule) unless ``dtype`` is given; integer and bool
-        data stay integer (usable as labels, not differentiable).
+        data stay integer (usable as labels, not differentiable). Other dtypes (float16,
+        longdouble, complex, object, strings) raise TypeError naming the dtype; float16 and
+        longdouble convert when ``dtype`` asks for it explicitly, complex never does (the
+        imaginary part would be lost).
     dtype : dtype, optional
         float32, float64 or an integer dtype.
     device : {"cpu", "cuda"}, optional
@@ -225,7 +228,8 @@ class Variable(Tensor):
         return self._trainable
 
     def assign(self, value: Any) -> "Variable":
-        """Overwrite the value in place (same shape; cast to this variable's dtype)."""
+        """Overwrite the value in place (same shape; cast to this variable's dtype; complex values
+        raise TypeError)."""
         new = _convert(value, self.dtype, self.device)
         if tuple(new.shape) != self.shape:
             raise ValueError(f"assign: value has shape {tuple(new.shape)}, variable has shape {self.shape}")
@@ -263,6 +267,9 @@ def _convert(value: Any, dtype: Any, device: str | None):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if is_device_array(value):
         data = value if type(value).__module__.startswith(("numba", "numba_cuda")) else _device_view(value)
+        if np.dtype(data.dtype).kind == "c":
+            raise TypeError(f"Tensor: complex data (dtype {np.dtype(data.dtype)}) is not supported "
+                            "(float32, float64 or integer)")
         if dtype is not None and np.dtype(dtype) != np.dtype(data.dtype):
             data = _elementwise("cuda").astype(data, _check_dtype(dtype))
         if device == "cpu":
@@ -277,12 +284,13 @@ def _convert(value: Any, dtype: Any, device: str | None):
             arr = np.asarray(value)
         except Exception as exc:  # pragma: no cover - numpy's message is clear
             raise TypeError(f"Tensor: cannot convert {type(value).__name__} to an array") from exc
+    if arr.dtype.kind == "c":  # astype would drop the imaginary part without a word
+        raise TypeError(f"Tensor: complex data (dtype {arr.dtype}) is not supported (float32, float64 or integer)")
     if dtype is not None:
-        arr = arr.astype(_check_dtype(dtype), copy=False)
-    elif arr.dtype.kind == "f" and arr.dtype not in _FLOATS:
-        arr = arr.astype(np.float64)  # float16 / longdouble
-    elif arr.dtype.kind not in "fiub":
-        raise TypeError(f"Tensor: dtype {arr.dtype} is not supported (float32, float64 or integer)")
+        arr = arr.astype(_check_dtype(dtype), copy=False)  # an explicit dtype is an explicit cast
+    elif arr.dtype.kind not in "fiub" or (arr.dtype.kind == "f" and arr.dtype not in _FLOATS):
+        raise TypeError(f"Tensor: dtype {arr.dtype} is not supported (float32, float64 or integer; "
+                        "pass dtype= to convert)")
     if device == "cuda":
         return _to_device(arr)
     return arr

@@ -165,3 +165,30 @@ def test_conv_tensor_skips_unneeded_gradients():
     assert gw is None and gx.shape == x.shape
     dx_ref = nl.conv2d_backward(np.ones((2, 4, 5, 5)), x.numpy(), w.numpy(), padding=1)[0]
     np.testing.assert_allclose(gx.numpy(), dx_ref, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- issue 16: dtypes
+def test_complex_data_is_refused_even_with_a_float_dtype():
+    """astype would drop the imaginary part silently; numlin refuses complex everywhere."""
+    with pytest.raises(TypeError, match="complex128"):
+        nl.Tensor(np.array([1 + 2j]), dtype=np.float64)
+    with pytest.raises(TypeError, match="complex"):
+        nl.Tensor(1 + 1j, dtype=np.float32)
+    v = nl.Variable(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="complex128"):
+        v.assign(np.array([2 + 3j, 1.0]))
+    np.testing.assert_array_equal(v.numpy(), [1.0, 2.0])
+    assert v._version == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_other_float_dtypes_are_refused_naming_the_dtype(dtype):
+    """README: float16 raises TypeError rather than being cast silently (it used to become float64);
+    an explicit dtype= is an explicit cast."""
+    if np.dtype(dtype) == np.float64:
+        pytest.skip("longdouble is float64 on this platform")
+    with pytest.raises(TypeError, match=np.dtype(dtype).name):
+        nl.Tensor(np.ones(2, dtype))
+    with pytest.raises(TypeError, match=np.dtype(dtype).name):
+        nl.Tensor(np.ones(2)) + np.ones(2, dtype)
+    assert nl.Tensor(np.ones(2, dtype), dtype=np.float32).dtype == np.float32
