@@ -241,7 +241,10 @@ class GradientTape:
                 raise ValueError(f"gradient: {len(seeds)} output_gradients for {len(targets)} targets")
 
         was_recording = self._recording
-        self._recording = False  # the backward pass is recorded by outer tapes only
+        # The backward pass is recorded by the outer tapes, and by this one too when it is
+        # persistent and inside its `with` block (TensorFlow's rule: then t.gradient(dy, x) on the
+        # same tape gives the second derivative); a non-persistent tape is finished by this call.
+        self._recording = was_recording and self._persistent
         try:
             grads: dict[int, Tensor] = {}
             for t, seed in zip(targets, seeds):
@@ -256,7 +259,7 @@ class GradientTape:
                 grads[id(t)] = ops.add(grads[id(t)], g) if id(t) in grads else g
             keep = {id(s) for s in srcs}
             watched = self._watched
-            for node in reversed(self._nodes):
+            for node in reversed(list(self._nodes)):  # a snapshot: this pass may append nodes
                 out_id = id(node.output)
                 g = grads.get(out_id) if out_id in keep else grads.pop(out_id, None)
                 if g is None:
@@ -289,12 +292,37 @@ class GradientTape:
 
 
 # --------------------------------------------------------------------------- functional face
+def _check_argnums(argnums: Any) -> None:
+    """``argnums`` must be an int or a non-empty tuple/list of distinct ints (bools are not ints here)."""
+    import numbers
+
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if is_int(argnums):
+        return
+    if not isinstance(argnums, (tuple, list)) or not all(is_int(i) for i in argnums):
+        raise TypeError(f"grad: argnums must be an int or a tuple of ints, got {argnums!r}")
+    if not argnums:
+        raise ValueError("grad: argnums must not be empty")
+
+
 def _argnums(argnums, n: int) -> tuple:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = (int(argnums),) if not isinstance(argnums, (tuple, list)) else tuple(int(i) for i in argnums)
     for i in nums:
         if not -n <= i < n:
             raise ValueError(f"grad: argnums {argnums!r} out of range for a function called with {n} arguments")
     return tuple(i % n for i in nums)
+
+
+def _fresh(x: Tensor) -> Tensor:
+    """A new Tensor with ``x``'s value, recorded as ``identity(x)`` on the tapes watching ``x``: each
+    positional argument is its own input, even when the caller passes one object twice."""
+    from . import ops
+
+    if x.dtype.kind != "f":
+        return x  # refused as a source below, with the usual message
+    return ops._make("identity", x.data, (x,), lambda g, needs: (g,))
 
 
 def value_and_grad(f: Callable, argnums: int | tuple = 0) -> Callable:
@@ -302,15 +330,27 @@ def value_and_grad(f: Callable, argnums: int | tuple = 0) -> Callable:
 
     ``f`` must return a Tensor (a non-scalar one is differentiated as its sum). Arguments that
     are not Tensors are converted with :class:`Tensor`; the gradient is a Tensor for an int
-    ``argnums``, a tuple of them for a tuple.
+    ``argnums``, a tuple of them for a tuple. Each differentiated argument is a distinct input,
+    even when one object is passed twice: ``grad(lambda x, y: x * y, (0, 1))(t, t)`` is
+    ``(t, t)``, not ``(2t, 2t)``. ``f`` sees a fresh Tensor (never the caller's Variable object)
+    with the argument's value.
+
+    Raises
+    ------
+    TypeError
+        ``argnums`` not an int or a tuple of ints (bools included); ``f`` not returning a Tensor;
+        an integer argument to differentiate.
+    ValueError
+        ``argnums`` out of range for the call, or empty.
     """
+
+    _check_argnums(argnums)
 
     def wrapped(*args, **kwargs):
         idx = _argnums(argnums, len(args))
         args = list(args)
-        for i in idx:
-            if not isinstance(args[i], Tensor):
-                args[i] = Tensor(args[i])
+        for i in dict.fromkeys(idx):
+            args[i] = _fresh(args[i] if isinstance(args[i], Tensor) else Tensor(args[i]))
         with GradientTape() as tape:
             for i in idx:
                 tape.watch(args[i])

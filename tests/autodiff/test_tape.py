@@ -330,16 +330,41 @@ def test_persistent_inner_tape_in_an_outer_one(rng):
     np.testing.assert_allclose(H, want, rtol=1e-13)
 
 
-def test_inner_tape_does_not_record_on_itself_but_outer_does():
+def test_persistent_inner_tape_records_its_own_gradient_call_and_outer_does_too():
+    """TensorFlow's rule (issue 16 changed it from "not on itself"): a persistent tape asked for a
+    gradient inside its own block records that backward pass, as every outer tape does."""
     x = nl.constant(0.3)
     with nl.GradientTape() as outer:
         outer.watch(x)
         with nl.GradientTape(persistent=True) as inner:
             inner.watch(x)
             y = nl.sin(x)
-            g = inner.gradient(y, x)  # inside inner's own block: not recorded by inner
-        assert inner.gradient(g, x) is None
+            g = inner.gradient(y, x)  # inside inner's own block: recorded by inner and outer
+        assert float(inner.gradient(g, x)) == pytest.approx(-np.sin(0.3), rel=1e-15)
     assert float(outer.gradient(g, x)) == pytest.approx(-np.sin(0.3), rel=1e-15)
+
+
+def test_persistent_tape_gives_second_derivatives_on_its_own():
+    """TensorFlow's higher-order pattern with one persistent tape (numlin used to give None)."""
+    x = nl.constant(3.0)
+    with nl.GradientTape(persistent=True) as t:
+        t.watch(x)
+        y = x ** 3
+        dy = t.gradient(y, x)
+        d2y = t.gradient(dy, x)
+        d3y = t.gradient(d2y, x)
+    assert (float(dy), float(d2y), float(d3y)) == (27.0, 18.0, 6.0)
+    assert float(t.gradient(dy, x)) == 18.0  # after the block too
+    # outside the block nothing more is recorded: a gradient computed there is a constant
+    d2_outside = t.gradient(dy, x)
+    assert t.gradient(d2_outside, x) is None
+    # a non-persistent tape answers once, inside its block too, and records nothing after
+    with nl.GradientTape() as t1:
+        t1.watch(x)
+        y = x ** 3
+        dy = t1.gradient(y, x)
+    with pytest.raises(RuntimeError, match="only be called once"):
+        t1.gradient(dy, x)
 
 
 # --------------------------------------------------------------------------- grad / value_and_grad
@@ -376,6 +401,24 @@ def test_grad_of_unconnected_argument_is_zero_and_nonscalar_output_is_summed():
     np.testing.assert_array_equal(g.numpy(), np.zeros(2))
     g = nl.grad(lambda x: x * x)(np.array([1.0, 2.0]))
     np.testing.assert_array_equal(g.numpy(), [2.0, 4.0])
+
+
+def test_grad_treats_repeated_arguments_as_distinct_inputs():
+    """grad(f, (0, 1))(x, x) differentiates with respect to each positional argument on its own
+    (as for two equal floats), even when one Tensor or Variable object is passed twice."""
+    f = lambda x, y: x * y  # noqa: E731
+    for x in (3.0, nl.constant(3.0), nl.Variable(3.0)):
+        gx, gy = nl.grad(f, (0, 1))(x, x)
+        assert (float(gx), float(gy)) == (3.0, 3.0)
+    v, (gx, gy) = nl.value_and_grad(lambda x, y: nl.sum(x * x * y), (0, 1))(*[nl.Tensor(np.ones(2))] * 2)
+    assert float(v) == 2.0 and gx.numpy().tolist() == [2.0, 2.0] and gy.numpy().tolist() == [1.0, 1.0]
+    # nested: the fresh argument is an identity of the outer one, so higher derivatives still flow
+    t = nl.constant(2.0)
+    assert float(nl.grad(lambda a: nl.grad(f, 0)(a, a))(t)) == 1.0  # d/da [y at y = a] = 1
+    with nl.GradientTape() as tape:
+        tape.watch(t)
+        g = nl.grad(lambda a: a ** 3)(t)
+    assert float(tape.gradient(g, t)) == 12.0
 
 
 def test_grad_errors():
