@@ -26,7 +26,7 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "sin", "cos", "tanh",
     "sqrt", "abs", "relu", "sigmoid", "sign", "sum", "mean", "max", "reshape", "transpose", "flatten",
     "broadcast_to", "matmul", "conv2d", "max_pool2d", "avg_pool2d", "log_softmax", "cross_entropy",
-    "ones_like", "zeros_like", "cast",
+    "ones_like", "zeros_like", "cast", "stack",
 ]
 
 TensorLike = Any  # Tensor, numpy array, Python or numpy scalar
@@ -77,9 +77,91 @@ def _is_weak(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, (np.ndarray, np.generic))
 
 
+def _holds_tensor(x: Any) -> bool:
+    """True for a (nested) list or tuple with a Tensor somewhere inside."""
+    return isinstance(x, (list, tuple)) and any(isinstance(i, Tensor) or _holds_tensor(i) for i in x)
+
+
+def _as_tensor(x: TensorLike, op: str) -> Tensor:
+    """``x`` as a Tensor: itself, a (nested) list/tuple holding Tensors stacked on the tape
+    (numpy's ``np.mean([a, b])`` stacks; the gradient reaches every element), else ``Tensor(x)``."""
+    if isinstance(x, Tensor):
+        return x
+    if _holds_tensor(x):
+        return _stack_nested(x, op)
+    return Tensor(x)
+
+
+def _stack_nested(items: Sequence, op: str) -> Tensor:
+    """A (nested) list/tuple holding Tensors as one Tensor, by differentiable :func:`stack`s."""
+    parts = [_stack_nested(i, op) if _holds_tensor(i) else i for i in items]
+    ts = [p for p in parts if isinstance(p, Tensor)]
+    devices = {t.device for t in ts}
+    if len(devices) > 1:
+        raise TypeError(f"{op}: a list mixes tensors on different devices ({sorted(devices)}); move them with .to()")
+    device = ts[0].device
+    dt = np.result_type(*[t.dtype for t in ts])
+    weak = [p for p in parts if _is_weak(p)]
+    if any(not isinstance(w, numbers.Integral) for w in weak) and dt.kind != "f":
+        dt = np.dtype(np.float64)
+    out = []
+    for p in parts:
+        if not isinstance(p, Tensor):
+            if device == "cuda" and not _is_weak(p) and not isinstance(p, np.generic):
+                raise TypeError(f"{op}: a list mixes host data with GPU tensors; make them Tensor(..., device='cuda')")
+            p = Tensor(np.asarray(p, dt) if _is_weak(p) else p, device=device if device == "cuda" else None)
+        out.append(p)
+    return stack(out, op=op)
+
+
+def stack(values: Sequence[TensorLike], axis: int = 0, *, op: str = "stack") -> Tensor:
+    """Tensors of one shape joined along a new leading axis (``axis=0`` only), as ``np.stack``;
+    differentiable (each input's gradient is its slice). Python scalars take the tensors' dtype;
+    float32 and float64 promote to float64. Ops given a list or tuple holding Tensors stack it
+    with this (``nl.mean([a, b])``), as numpy does."""
+    if axis != 0:
+        raise ValueError(f"{op}: only axis=0 is supported, got {axis!r}")
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{op}: needs a non-empty list or tuple of tensors, got {values!r}")
+    if not all(isinstance(v, Tensor) for v in values):
+        return _stack_nested(values, op) if _holds_tensor(values) else Tensor(np.stack(values))
+    devices = {t.device for t in values}
+    if len(devices) > 1:
+        raise TypeError(f"{op}: a list mixes tensors on different devices ({sorted(devices)}); move them with .to()")
+    shapes = {t.shape for t in values}
+    if len(shapes) > 1:
+        raise ValueError(f"{op}: the list's elements must all have one shape to be stacked, got "
+                         f"{sorted(shapes, key=str)}")
+    dt = np.result_type(*[t.dtype for t in values])
+    ts = tuple(_cast(t, dt) if t.dtype.kind == "f" else Tensor._wrap(_k(t).ew.astype(t.data, dt)) for t in values)
+    if ts[0].device == "cuda":
+        from numba import cuda
+
+        data = cuda.device_array((len(ts),) + ts[0].shape, dt)
+        for i, t in enumerate(ts):
+            if t.size:
+                data[i].copy_to_device(_k(t).ew.contiguous(t.data))
+    else:
+        data = np.stack([t.data for t in ts])
+    vjp = None if dt.kind != "f" else (lambda g, needs: tuple(_slice(g, i, len(ts)) if n else None
+                                                              for i, n in enumerate(needs)))
+    return _make("stack", data, ts, vjp)
+
+
+def _slice(x: Tensor, i: int, n: int) -> Tensor:
+    """``x[i]`` along the leading axis (of length ``n``); the gradient is ``g`` stacked among zeros."""
+
+    def vjp(g, needs):
+        z = zeros_like(g)
+        return (stack([g if j == i else z for j in range(n)]),)
+
+    ew = _k(x).ew  # a slice then a reshape: a plain ``data[i]`` of a 1-D numpy array is a numpy scalar
+    return _make("slice", ew.reshape(x.data[i:i + 1], x.shape[1:]), (x,), vjp)
+
+
 def _tensor(x: TensorLike, op: str, name: str = "x") -> Tensor:
     """``x`` as a Tensor with a float dtype (integers are cast to float64; not recorded)."""
-    t = x if isinstance(x, Tensor) else Tensor(x)
+    t = _as_tensor(x, op)
     if t.dtype.kind != "f":
         t = Tensor._wrap(_k(t).ew.astype(t.data, np.dtype(np.float64)))
     return t
@@ -94,6 +176,12 @@ def _operand(x: TensorLike, like: Tensor, op: str) -> Tensor:
         return x
     if _is_weak(x):
         return Tensor(np.asarray(x, like.dtype if like.dtype.kind == "f" else np.float64), device=like.device)
+    if _holds_tensor(x):
+        t = _stack_nested(x, op)
+        if t.device != like.device:
+            raise TypeError(f"{op}: operands are on different devices ({like.device} and {t.device}); "
+                            "move one with .to(device)")
+        return t
     if like.device == "cuda" and isinstance(x, (np.ndarray, list, tuple)):
         raise TypeError(f"{op}: a host array combined with a GPU tensor; make it a Tensor(..., device='cuda')")
     return Tensor(x, device=like.device if like.device == "cuda" else None)
@@ -105,9 +193,9 @@ def _pair(a: TensorLike, b: TensorLike, op: str) -> tuple[Tensor, Tensor]:
         if _is_weak(a) and _is_weak(b):
             a, b = Tensor(np.float64(a)), Tensor(np.float64(b))
         elif _is_weak(a):
-            b = Tensor(b)
+            b = _as_tensor(b, op)
         else:
-            a = Tensor(a)
+            a = _as_tensor(a, op)
     if isinstance(a, Tensor):
         b = _operand(b, a, op)
     else:
@@ -134,8 +222,7 @@ def cast(x: TensorLike, dtype: Any) -> Tensor:
     dt = np.dtype(dtype)
     if dt.kind != "f" or dt.itemsize not in (4, 8):
         raise TypeError(f"cast: dtype {dt} is not float32 or float64")
-    t = x if isinstance(x, Tensor) else Tensor(x)
-    return _cast(t, dt)
+    return _cast(_as_tensor(x, "cast"), dt)
 
 
 def _broadcast_shape(op: str, a: tuple, b: tuple) -> tuple:
@@ -156,12 +243,14 @@ def _sum_to(g: Tensor, shape: tuple) -> Tensor:
 
 def ones_like(x: Tensor) -> Tensor:
     """A tensor of ones with ``x``'s shape, dtype (float) and device."""
+    x = _as_tensor(x, "ones_like")
     dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     return Tensor._wrap(_k(x).ew.full(x.shape, 1.0, dt))
 
 
 def zeros_like(x: Tensor) -> Tensor:
     """A tensor of zeros with ``x``'s shape, dtype (float) and device."""
+    x = _as_tensor(x, "zeros_like")
     dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     return Tensor._wrap(_k(x).ew.full(x.shape, 0.0, dt))
 
@@ -210,10 +299,24 @@ multiply = _binary("mul", lambda a, b, y, g, n: (multiply(g, b) if n[0] else Non
                                                  multiply(g, a) if n[1] else None), "a * b")
 divide = _binary("div", lambda a, b, y, g, n: (divide(g, b) if n[0] else None,
                                                negative(divide(multiply(g, y), b)) if n[1] else None), "a / b")
-power = _binary("pow", lambda a, b, y, g, n: (multiply(g, _relu_grad(abs(b), multiply(b, power(a, subtract(b, 1.0)))))
-                                              if n[0] else None,  # d/da: 0 where b == 0 (also at a = 0)
-                                              multiply(g, multiply(y, _relu_grad(a, log(a)))) if n[1] else None),
-              "a ** b")  # d/db: log(a) taken as 0 where a <= 0 (TensorFlow's rule; PyTorch gives NaN for a < 0)
+def _pow_grad_a(a: Tensor, b: Tensor) -> Tensor:
+    """d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (PyTorch's ``pow_backward``), also at a = 0.
+    Where b == 0 the power reads a base of 1 instead of a (the "double where"): 0 * 0**-1 would be
+    NaN in this rule's own derivative, so d²/da² of a**0 would be NaN instead of 0."""
+    b_nonzero = abs(b)
+    safe_a = add(_relu_grad(b_nonzero, a), _equal(b, 0.0))  # a where b != 0, else 1
+    return _relu_grad(b_nonzero, multiply(b, power(safe_a, subtract(b, 1.0))))
+
+
+def _pow_grad_b(a: Tensor, y: Tensor) -> Tensor:
+    """d(a**b)/db = a**b log(a), log(a) taken as 0 where a <= 0 (TensorFlow's rule; PyTorch gives NaN
+    for a < 0); the log reads 1 there, so its own derivative stays finite (0, not 0/0)."""
+    safe_a = add(_relu_grad(a, a), subtract(1.0, _relu_grad(a, ones_like(a))))  # a where a > 0, else 1
+    return multiply(y, _relu_grad(a, log(safe_a)))
+
+
+power = _binary("pow", lambda a, b, y, g, n: (multiply(g, _pow_grad_a(a, b)) if n[0] else None,
+                                              multiply(g, _pow_grad_b(a, y)) if n[1] else None), "a ** b")
 negative = _unary("neg", lambda x, y, g: negative(g), "-x")
 exp = _unary("exp", lambda x, y, g: multiply(g, y), "exp(x)")
 log = _unary("log", lambda x, y, g: divide(g, x), "natural logarithm of x")
@@ -319,7 +422,7 @@ def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
 # --------------------------------------------------------------------------- shapes
 def reshape(x: TensorLike, shape: Any) -> Tensor:
     """``x`` with a new shape (one entry may be -1), as numpy; the gradient reshapes back."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = _as_tensor(x, "reshape")
     shape = (shape,) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(shape)
     if any(not _is_int(d) for d in shape):
         raise TypeError(f"reshape: shape must be ints, got {shape!r}")
@@ -335,7 +438,7 @@ def reshape(x: TensorLike, shape: Any) -> Tensor:
 
 def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reversed when ``axes`` is None), as numpy."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = _as_tensor(x, "transpose")
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
@@ -354,7 +457,7 @@ def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
 def flatten(x: TensorLike, start_axis: int = 0) -> Tensor:
     """Collapse axes ``start_axis ..`` into one (``start_axis=0``: 1-D, like numpy's ``ravel``;
     ``start_axis=1`` keeps the batch axis, like PyTorch's ``nn.Flatten``)."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = _as_tensor(x, "flatten")
     if not 0 <= start_axis <= (x.ndim - 1 if x.ndim else 0):
         raise ValueError(f"flatten: start_axis {start_axis} out of range for shape {x.shape}")
     return reshape(x, x.shape[:start_axis] + (-1,))
