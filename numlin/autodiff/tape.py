@@ -222,7 +222,8 @@ class GradientTape:
         from . import ops
 
         if unconnected_gradients not in ("none", "zero"):
-            raise ValueError(f"gradient: unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}")
+            raise ValueError(f"gradient: Unknown value for unconnected_gradients: {unconnected_gradients!r} "
+                             "(must be 'none' or 'zero')")
         if self._nodes is None:
             raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape "
                                "(use GradientTape(persistent=True) to ask several times)")
