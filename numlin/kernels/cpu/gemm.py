@@ -18,15 +18,16 @@ import threading
 
 import numpy as np
 from llvmlite import ir
-from numba import get_thread_id, njit, prange, types, uintp
+from numba import njit, types, uintp
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
 from ..._strided import Strided, gemm_dims
+from ._threads import launch, num_threads
 from .blocking import blocking, isa
 
-__all__ = ["matmul_into", "strided", "gemm_strided", "gemm_batched", "gemm_batched_serial", "workspace_size"]
+__all__ = ["matmul_into", "matmul_sum_into", "strided", "gemm_blocks", "gemm_batched", "workspace_size"]
 
 
 # --------------------------------------------------------------------------- micro-kernel
@@ -428,30 +429,28 @@ def _gemm_items(m, n, k, alpha, a, aoff, aoffs, ars, acs, b, boff, brs, bcs, bet
                                   beta_p, ct)
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def gemm_strided(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs,
-                 work, wsize, tm, tn, kc_blk, mc_blk, nc_blk):
-    """Parallel GEMM: C is cut into a ``tm x tn`` grid of MR/NR-aligned blocks, one per thread.
-
-    Each thread runs the serial BLIS loops on its block with its own slice of ``work``
-    (``wsize`` elements each), so the call is a single parallel region with no barriers.
-    """
+@njit(cache=True, nogil=True)
+def gemm_blocks(t, parts, tn, m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs,
+                work, wsize, kc_blk, mc_blk, nc_blk):
+    """Part ``t`` of one GEMM whose C is cut into a ``parts / tn`` x ``tn`` grid of MR/NR-aligned
+    blocks (:func:`._threads.launch`, one block per thread): the serial BLIS loops on block ``t``
+    with slice ``t`` of ``work`` (``wsize`` elements each); no barriers."""
     MR, NR = _tile_shape(work)
+    tm = parts // tn
     mt = (m + MR - 1) // MR
     nt = (n + NR - 1) // NR
-    for t in prange(tm * tn):
-        ti = t // tn
-        tj = t - ti * tn
-        m0 = min(m, (mt * ti // tm) * MR)
-        m1 = min(m, (mt * (ti + 1) // tm) * MR)
-        n0 = min(n, (nt * tj // tn) * NR)
-        n1 = min(n, (nt * (tj + 1) // tn) * NR)
-        if m1 > m0 and n1 > n0:
-            gemm_strided_serial(m1 - m0, n1 - n0, k, alpha,
-                                a, aoff + m0 * ars, ars, acs,
-                                b, boff + n0 * bcs, brs, bcs,
-                                beta, c, coff + m0 * crs + n0 * ccs, crs, ccs,
-                                work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
+    ti = t // tn
+    tj = t - ti * tn
+    m0 = min(m, (mt * ti // tm) * MR)
+    m1 = min(m, (mt * (ti + 1) // tm) * MR)
+    n0 = min(n, (nt * tj // tn) * NR)
+    n1 = min(n, (nt * (tj + 1) // tn) * NR)
+    if m1 > m0 and n1 > n0:
+        gemm_strided_serial(m1 - m0, n1 - n0, k, alpha,
+                            a, aoff + m0 * ars, ars, acs,
+                            b, boff + n0 * bcs, brs, bcs,
+                            beta, c, coff + m0 * crs + n0 * ccs, crs, ccs,
+                            work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
 
 
 # --------------------------------------------------------------------------- small batched
@@ -475,60 +474,49 @@ def _small_gemm(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, c
             c[q] = alpha * s if beta == 0 else alpha * s + beta * c[q]
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def gemm_batched(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
+@njit(cache=True, nogil=True)
+def gemm_batched(t, parts, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
                  work, wsize, kc_blk, mc_blk, nc_blk, small):
-    """A batch of GEMMs ``C_t = alpha * A_t @ B_t + beta * C_t``, parallel over the batch.
+    """Part ``t`` of ``parts`` (a contiguous run of the batch) of the GEMMs
+    ``C_i = alpha * A_i @ B_i + beta * C_i``.
 
-    ``aoffs[t]``, ``boffs[t]``, ``coffs[t]`` locate matrix ``t``; the strides are shared. Matrices
+    ``aoffs[i]``, ``boffs[i]``, ``coffs[i]`` locate matrix ``i``; the strides are shared. Matrices
     with ``m*n*k <= small`` skip packing (the branch sits outside the loop so the per-matrix
-    path stays a straight call); larger ones pack into their thread's slice of ``work``.
+    path stays a straight call); larger ones pack into slice ``t`` of ``work``.
     """
-    t = c.dtype.type
-    al = t(alpha)
-    be = t(beta)
+    dt = c.dtype.type
+    al = dt(alpha)
+    be = dt(beta)
+    nb = coffs.size
+    lo = nb * t // parts
+    hi = nb * (t + 1) // parts
     if m * n * k <= small:
-        for i in prange(coffs.size):
+        for i in range(lo, hi):
             _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs)
     else:
-        for i in prange(coffs.size):
-            tid = get_thread_id()
+        w = work[t * wsize:(t + 1) * wsize]
+        for i in range(lo, hi):
             gemm_strided_serial(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs,
-                                work[tid * wsize:(tid + 1) * wsize], kc_blk, mc_blk, nc_blk)
+                                w, kc_blk, mc_blk, nc_blk)
 
 
 @njit(cache=True, nogil=True)
-def gemm_batched_serial(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coffs, crs, ccs,
-                        work, wsize, kc_blk, mc_blk, nc_blk, small):
-    """``gemm_batched`` on the calling thread alone (no parallel region: for little work)."""
-    t = c.dtype.type
-    al = t(alpha)
-    be = t(beta)
-    if m * n * k <= small:
-        for i in range(coffs.size):
-            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs)
-    else:
-        for i in range(coffs.size):
-            gemm_strided_serial(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, c, coffs[i], crs, ccs,
-                                work[:wsize], kc_blk, mc_blk, nc_blk)
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def gemm_direct(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, beta, c, coffs, crs, parts):
-    """Unpacked GEMMs (B and C with unit column stride; ``k > 0``) by the direct micro-kernel,
-    parallel over the batch and, within each product, over ``parts`` runs of its
-    ``DIRECT_MR``-row blocks (each run reads all of B, which stays in cache at these sizes).
-    With ``parts == 1`` the caller runs :func:`gemm_batched` instead: no divisions per product
+def gemm_direct(t, parts, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, beta, c, coffs, crs, rparts):
+    """Part ``t`` of ``parts`` of unpacked GEMMs (B and C with unit column stride; ``k > 0``) by
+    the direct micro-kernel, over the batch and, within each product, over ``rparts`` runs of
+    its ``DIRECT_MR``-row blocks (each run reads all of B, which stays in cache at these sizes).
+    With ``rparts == 1`` the caller runs :func:`gemm_batched` instead: no divisions per product
     (three of them were a quarter of the time of an 8x8 one)."""
-    t = c.dtype.type
-    al = t(alpha)
-    be = t(beta)
+    dt = c.dtype.type
+    al = dt(alpha)
+    be = dt(beta)
     mb = (m + DIRECT_MR - 1) // DIRECT_MR
-    for u in prange(coffs.size * parts):
-        i = u // parts
-        j = u - i * parts
-        r0 = (mb * j // parts) * DIRECT_MR
-        r1 = min(m, (mb * (j + 1) // parts) * DIRECT_MR)
+    units = coffs.size * rparts
+    for u in range(units * t // parts, units * (t + 1) // parts):
+        i = u // rparts
+        j = u - i * rparts
+        r0 = (mb * j // rparts) * DIRECT_MR
+        r1 = min(m, (mb * (j + 1) // rparts) * DIRECT_MR)
         if r1 > r0:
             _small_gemm(r1 - r0, n, k, al, a, aoffs[i] + r0 * ars, ars, acs, b, boffs[i], brs, 1, be, c,
                         coffs[i] + r0 * crs, crs, 1)
@@ -592,70 +580,65 @@ def _gemv_rows(r0, r1, k, al, be, a, ao, ars, acs, x, xo, xs, y, yo, ys):
         y[q] = al * s if be == 0 else al * s + be * y[q]
 
 
-@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})  # the flags the inlined body compiles with
-def gemv(m, k, alpha, a, aoffs, ars, acs, x, xoffs, xs, beta, y, yoffs, ys, parts):
-    """A batch of ``y_t = alpha * A_t @ x_t + beta * y_t`` (A ``m x k``; ``k > 0``), parallel
-    over the batch and over ``parts`` row blocks of each product."""
-    t = y.dtype.type
-    al = t(alpha)
-    be = t(beta)
-    for u in prange(yoffs.size * parts):
-        i = u // parts
-        j = u - i * parts
-        _gemv_rows(m * j // parts, m * (j + 1) // parts, k, al, be, a, aoffs[i], ars, acs, x, xoffs[i], xs, y,
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # the flags the inlined body compiles with
+def gemv(t, parts, m, k, alpha, a, aoffs, ars, acs, x, xoffs, xs, beta, y, yoffs, ys, rparts):
+    """Part ``t`` of ``parts`` of a batch of ``y_i = alpha * A_i @ x_i + beta * y_i`` (A ``m x k``;
+    ``k > 0``), over the batch and over ``rparts`` row blocks of each product."""
+    dt = y.dtype.type
+    al = dt(alpha)
+    be = dt(beta)
+    units = yoffs.size * rparts
+    for u in range(units * t // parts, units * (t + 1) // parts):
+        i = u // rparts
+        j = u - i * rparts
+        _gemv_rows(m * j // rparts, m * (j + 1) // rparts, k, al, be, a, aoffs[i], ars, acs, x, xoffs[i], xs, y,
                    yoffs[i], ys)
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def gemv_serial(m, k, alpha, a, aoffs, ars, acs, x, xoffs, xs, beta, y, yoffs, ys):
-    """:func:`gemv` on the calling thread alone (no parallel region: for little work)."""
-    t = y.dtype.type
-    al = t(alpha)
-    be = t(beta)
-    for i in range(yoffs.size):
-        _gemv_rows(0, m, k, al, be, a, aoffs[i], ars, acs, x, xoffs[i], xs, y, yoffs[i], ys)
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def gemm_batched_shared_b(m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs,
-                          work, wsize, kc_blk, mc_blk, nc_blk, parts):
-    """A batch of GEMMs sharing one B (e.g. a filter), in ``parts`` contiguous runs of products,
-    one per thread, each packing B's panels once (one part: call ``_gemm_items`` directly)."""
+@njit(cache=True, nogil=True)
+def gemm_batched_shared_b(t, parts, m, n, k, alpha, a, aoffs, ars, acs, b, boff, brs, bcs, beta, c, coffs, crs, ccs,
+                          work, wsize, kc_blk, mc_blk, nc_blk):
+    """Part ``t`` of ``parts`` (a contiguous run of products) of a batch of GEMMs sharing one B
+    (e.g. a filter); each part packs B's panels once, into slice ``t`` of ``work``."""
     nb = coffs.size
     per = (nb + parts - 1) // parts
-    for t in prange(parts):
-        lo = t * per
-        hi = min(nb, lo + per)
-        if lo < hi:
-            _gemm_items(m, n, k, alpha, a, 0, aoffs, ars, acs, b, boff, brs, bcs, beta, c, 0, coffs, crs, ccs, lo, hi,
-                        work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
+    lo = t * per
+    hi = min(nb, lo + per)
+    if lo < hi:
+        _gemm_items(m, n, k, alpha, a, 0, aoffs, ars, acs, b, boff, brs, bcs, beta, c, 0, coffs, crs, ccs, lo, hi,
+                    work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
 
 
-@njit(cache=True, parallel=True, nogil=True)
-def gemm_batched_sum(m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coff, crs, ccs, tmp,
-                     work, wsize, kc_blk, mc_blk, nc_blk, parts):
-    """``C = beta * C + alpha * sum_t A_t @ B_t`` (a reduction over the batch, e.g. a filter
-    gradient over samples): ``parts`` threads each accumulate a contiguous run of products, the
-    first into C, the others into their ``m x n`` slice of ``tmp``, which are then added to C."""
+@njit(cache=True, nogil=True)
+def gemm_batched_sum(t, parts, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bcs, beta, c, coff, crs, ccs, tmp,
+                     work, wsize, kc_blk, mc_blk, nc_blk):
+    """Part ``t`` of ``parts`` of ``C = beta * C + alpha * sum_i A_i @ B_i`` (a reduction over the
+    batch, e.g. a filter gradient over samples): each part accumulates a contiguous run of
+    products, part 0 into C, part ``t`` into the ``m x n`` slice ``t - 1`` of ``tmp``;
+    :func:`add_partial_sums` then adds those to C."""
     nb = aoffs.size
     per = (nb + parts - 1) // parts
-    for t in prange(parts):
-        lo = t * per
-        hi = min(nb, lo + per)
-        w = work[t * wsize:(t + 1) * wsize]
-        for i in range(lo, hi):
-            if t == 0:  # one call site below: the GEMM body is compiled (and inlined) once
-                dst, doff, drs, dcs, be = c, coff, crs, ccs, beta if i == lo else 1.0
-            else:
-                dst, doff, drs, dcs, be = tmp, (t - 1) * m * n, n, 1, 0.0 if i == lo else 1.0
-            gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, dst, doff, drs, dcs,
-                                w, kc_blk, mc_blk, nc_blk)
-    for t in range(1, parts):
-        if t * per < nb:
-            base = (t - 1) * m * n
-            for i in prange(m):
-                for j in range(n):
-                    c[coff + i * crs + j * ccs] += tmp[base + i * n + j]
+    lo = t * per
+    hi = min(nb, lo + per)
+    w = work[t * wsize:(t + 1) * wsize]
+    for i in range(lo, hi):
+        if t == 0:  # one call site below: the GEMM body is compiled (and inlined) once
+            dst, doff, drs, dcs, be = c, coff, crs, ccs, beta if i == lo else 1.0
+        else:
+            dst, doff, drs, dcs, be = tmp, (t - 1) * m * n, n, 1, 0.0 if i == lo else 1.0
+        gemm_strided_serial(m, n, k, alpha, a, aoffs[i], ars, acs, b, boffs[i], brs, bcs, be, dst, doff, drs, dcs,
+                            w, kc_blk, mc_blk, nc_blk)
+
+
+@njit(cache=True, nogil=True)
+def add_partial_sums(t, parts, m, n, c, coff, crs, ccs, tmp, nsums):
+    """Part ``t`` of ``parts`` (a run of rows) of ``C += sum_s tmp[s]`` over the first ``nsums``
+    ``m x n`` partial sums of :func:`gemm_batched_sum`."""
+    for s in range(nsums):
+        base = s * m * n
+        for i in range(m * t // parts, m * (t + 1) // parts):
+            for j in range(n):
+                c[coff + i * crs + j * ccs] += tmp[base + i * n + j]
 
 
 # --------------------------------------------------------------------------- cache coherence
@@ -807,10 +790,6 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     matrix of ``c`` (e.g. per group of a grouped convolution). A thread's partial sums stay in
     registers/cache through its run of products; no per-product partial matrices are written.
     """
-    from numba import get_num_threads
-
-    from ..._dispatch import parallel_guard
-
     nb = a.shape[0]
     cbatch = tuple(c.shape[:-2])
     m, n, k = c.shape[-2], c.shape[-1], a.shape[-1]
@@ -833,14 +812,19 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     nc = min(bl.nc, -(-n // bl.nr) * bl.nr)
     wsize = workspace_size(dtype, kc, mc, nc)
     work_items = nb * (m * n * max(k, 1) + ITEM_COST)
-    parts = 1 if work_items < PARALLEL_MNK else max(1, min(get_num_threads(), nb))
+    parts = 1 if work_items < PARALLEL_MNK else max(1, min(num_threads(), nb))
     work = workspace(dtype, wsize * parts)
     tmp = workspace(dtype, max(1, (parts - 1) * m * n), "gemm.sum")
-    with parallel_guard():
-        for g in range(ng):
-            gemm_batched_sum(m, n, k, 1.0, a.buf, np.ascontiguousarray(aoffs[:, g]), a.strides[-2], a.strides[-1],
-                             b.buf, np.ascontiguousarray(boffs[:, g]), b.strides[-2], b.strides[-1], beta,
-                             c.buf, int(coffs[g]), c.strides[-2], c.strides[-1], tmp, work, wsize, kc, mc, nc, parts)
+    per = -(-nb // parts)
+    nsums = sum(1 for t in range(1, parts) if t * per < nb)  # parts that got products
+    for g in range(ng):
+        coff = int(coffs[g])
+        launch(gemm_batched_sum, parts, m, n, k, 1.0, a.buf, np.ascontiguousarray(aoffs[:, g]), a.strides[-2],
+               a.strides[-1], b.buf, np.ascontiguousarray(boffs[:, g]), b.strides[-2], b.strides[-1], beta,
+               c.buf, coff, c.strides[-2], c.strides[-1], tmp, work, wsize, kc, mc, nc)
+        if nsums:
+            launch(add_partial_sums, parts if m * n >= 1 << 14 else 1, m, n, c.buf, coff, c.strides[-2],
+                   c.strides[-1], tmp, nsums)
 
 
 def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:
@@ -849,17 +833,13 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     ``a`` is ``(..., m, k)``, ``b`` ``(..., k, n)``, ``c`` ``(..., m, n)``; the batch dims of ``a``
     and ``b`` broadcast to those of ``c``; ``c`` does not overlap ``a`` or ``b`` (checked by the caller).
     """
-    from numba import get_num_threads
-
-    from ..._dispatch import parallel_guard
-
     m, n, k, batch, nb = gemm_dims(a, b, c)
     if nb == 0 or m == 0 or n == 0:
         return
     dtype = c.buf.dtype
     ensure_fresh_cache(dtype)
     bl = blocking(dtype)
-    threads = get_num_threads()
+    threads = num_threads()
     one_item = m * n * max(k, 1)
     if GEMV and k > 0 and (n == 1 or m == 1):  # matrix x vector: memory-bound, no tiles
         if n != 1:  # a row vector times a matrix: Cᵀ = Bᵀ Aᵀ
@@ -869,10 +849,10 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
         args = (m, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], beta, c.buf,
                 coffs, c.strides[-2])
         if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
-            gemv_serial(*args)
+            launch(gemv, 1, *args, 1)
             return
-        with parallel_guard():
-            gemv(*args, max(1, min(threads // nb, m // 16)) if nb < threads else 1)
+        rparts = max(1, min(threads // nb, m // 16)) if nb < threads else 1
+        launch(gemv, min(threads, nb * rparts), *args, rparts)
         return
     if k > 0 and one_item <= DIRECT_MNK[dtype.itemsize]:
         if not b.strides[-1] == c.strides[-1] == 1:
@@ -884,16 +864,15 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
             # whole products: the batched kernels' unpacked branch (small = this product's size)
             whole = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], 1, beta,
                      c.buf, coffs, c.strides[-2], 1, workspace(dtype, 1), 1, 1, 1, 1, one_item)
-            if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:  # no parallel region
-                gemm_batched_serial(*whole)
+            if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:  # one thread
+                launch(gemm_batched, 1, *whole)
                 return
-            parts = min(-(-m // DIRECT_MR), max(1, threads // nb))
-            with parallel_guard():
-                if parts == 1:
-                    gemm_batched(*whole)
-                else:
-                    gemm_direct(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs,
-                                b.strides[-2], beta, c.buf, coffs, c.strides[-2], parts)
+            rparts = min(-(-m // DIRECT_MR), max(1, threads // nb))
+            if rparts == 1:
+                launch(gemm_batched, min(threads, nb), *whole)
+            else:
+                launch(gemm_direct, min(threads, nb * rparts), m, n, k, alpha, a.buf, aoffs, a.strides[-2],
+                       a.strides[-1], b.buf, boffs, b.strides[-2], beta, c.buf, coffs, c.strides[-2], rparts)
             return
     if _tile_use(n, m, bl) > 1.15 * _tile_use(m, n, bl):
         # Cᵀ = Bᵀ Aᵀ fills the MR x NR register tiles better (e.g. n = 16 against NR = 32)
@@ -908,29 +887,23 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
             c.buf, coffs, c.strides[-2], c.strides[-1])
     if SHARE_B and nb > 1 and one_item > SMALL_MNK and (boffs == boffs[0]).all():
         # one B for the whole batch (a filter against per-sample columns): pack it once per thread
-        parts = 1 if nb * (one_item + ITEM_COST) < PARALLEL_MNK else min(threads, nb)
-        if parts == 1:  # no parallel region for little work
-            _gemm_items(m, n, k, alpha, a.buf, 0, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]),
-                        b.strides[-2], b.strides[-1], beta, c.buf, 0, coffs, c.strides[-2], c.strides[-1], 0, nb,
-                        workspace(dtype, wsize), kc, mc, nc)
-            return
-        with parallel_guard():
-            gemm_batched_shared_b(m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, int(boffs[0]),
-                                  b.strides[-2], b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1],
-                                  workspace(dtype, wsize * parts), wsize, kc, mc, nc, parts)
+        parts = 1 if nb * (one_item + ITEM_COST) < PARALLEL_MNK else min(threads, nb)  # one thread for little work
+        launch(gemm_batched_shared_b, parts, m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf,
+               int(boffs[0]), b.strides[-2], b.strides[-1], beta, c.buf, coffs, c.strides[-2], c.strides[-1],
+               workspace(dtype, wsize * parts), wsize, kc, mc, nc)
         return
     if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
-        gemm_batched_serial(m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
+        launch(gemm_batched, 1, m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
         return
     if nb >= threads or one_item <= SMALL_MNK:
-        with parallel_guard():
-            gemm_batched(m, n, k, alpha, *args, workspace(dtype, wsize * threads), wsize, kc, mc, nc, SMALL_MNK)
+        parts = min(threads, nb)
+        launch(gemm_batched, parts, m, n, k, alpha, *args, workspace(dtype, wsize * parts), wsize, kc, mc, nc,
+               SMALL_MNK)
         return
     # A few large products: parallelise inside each one instead of across them.
     tm, tn = _thread_grid(-(-m // bl.mr), -(-n // bl.nr), threads)
     work = workspace(dtype, wsize * tm * tn)
-    with parallel_guard():
-        for i in range(nb):
-            gemm_strided(m, n, k, alpha, a.buf, aoffs[i], a.strides[-2], a.strides[-1],
-                         b.buf, boffs[i], b.strides[-2], b.strides[-1], beta,
-                         c.buf, coffs[i], c.strides[-2], c.strides[-1], work, wsize, tm, tn, kc, mc, nc)
+    for i in range(nb):
+        launch(gemm_blocks, tm * tn, tn, m, n, k, alpha, a.buf, int(aoffs[i]), a.strides[-2], a.strides[-1],
+               b.buf, int(boffs[i]), b.strides[-2], b.strides[-1], beta,
+               c.buf, int(coffs[i]), c.strides[-2], c.strides[-1], work, wsize, kc, mc, nc)
