@@ -1,5 +1,6 @@
 """Command line: ``python -m numlin demo [--device cuda] [--plot PATH]``, ``python -m numlin bench
-[--quick] [--json PATH]`` and ``python -m numlin info``."""
+[--quick] [--json PATH]``, ``python -m numlin info`` and ``python -m numlin compile [--op OP]
+[--dtype DTYPE] [-j N]``."""
 from __future__ import annotations
 
 import argparse
@@ -86,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--epochs", type=int, default=12)
     demo.add_argument("--plot", metavar="PATH", help="write training curves and singular values as a PNG")
     sub.add_parser("info", help="versions, threading layer, CPU features, blocking, GPU")
+    comp = sub.add_parser("compile", help="compile the kernels ahead of use into Numba's cache (NUMBA_CACHE_DIR)")
+    comp.add_argument("--op", action="append", choices=("matmul", "conv", "rsvd", "autodiff"),
+                      help="only these ops (repeatable; default all)")
+    comp.add_argument("--dtype", action="append", choices=("float32", "float64"),
+                      help="only these dtypes (repeatable; default both)")
+    comp.add_argument("-j", "--jobs", type=int, help="processes at once (default: the CPU count)")
     bench = sub.add_parser("bench", help="numlin vs its anchors (numpy/OpenBLAS, ...), paired runs, median ratio")
     bench.add_argument("--quick", action="store_true", help="fewer sizes and rounds (about a minute)")
     bench.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
@@ -100,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         demo_main(args.device, args.epochs, args.plot)
     elif args.cmd == "info":
         info()
+    elif args.cmd == "compile":
+        from numlin._precompile import main as compile_main
+
+        if args.jobs is not None and args.jobs < 1:
+            parser.error(f"--jobs must be >= 1, got {args.jobs}")
+        return compile_main(args.op, args.dtype, args.jobs)
     elif args.cmd == "bench":
         from numlin._bench import TABLES, preload_anchors, run
 
