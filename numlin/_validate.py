@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FLOAT_DTYPES", "as_host_array", "check_dtype", "check_out", "result_dtype", "as_real_scalar"]
+__all__ = ["FLOAT_DTYPES", "as_host_array", "check_dtype", "check_out", "out_target", "result_dtype", "as_real_scalar"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -30,7 +30,9 @@ def as_host_array(op: str, name: str, x: Any) -> np.ndarray:
     """``x`` as a float32/float64 ndarray (array-likes are converted, never the dtype)."""
     if x is None:
         raise TypeError(f"{op}: {name} is None; expected an array")
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    # np.matrix is read as the ndarray it wraps (its 2-D-only indexing would break the kernels);
+    # results are plain ndarrays, as np.asarray(np.matmul(...)) would be
+    arr = x if type(x) is np.ndarray else np.asarray(x)
     if arr.dtype == object:
         raise TypeError(f"{op}: {name} could not be converted to a numeric array")
     check_dtype(op, name, arr.dtype)
@@ -64,6 +66,24 @@ def check_out(op: str, name: str, out: Any, shape: tuple, dtype: np.dtype, input
         if isinstance(arr, np.ndarray) and _overlap(out, arr):
             raise ValueError(f"{op}: {name} overlaps input {iname}; pass a separate output array")
     return out
+
+
+def out_target(out: Any, *, keep: bool) -> tuple:
+    """``(target, copy_back)``: the array a kernel should write for the checked output ``out``.
+
+    A plain ndarray whose byte strides are multiples of its itemsize is its own target. Otherwise
+    (a field of a structured array, a view with odd byte strides, an ndarray subclass such as
+    np.matrix) the kernels cannot describe it in elements: they write a C-ordered temporary
+    (holding ``out``'s values when ``keep``, e.g. ``gemm`` with ``beta != 0``) and ``copy_back`` is
+    True: the caller then stores it with ``out[...] = target``, as numpy's own ``out=`` would.
+    Device arrays are returned as they are.
+    """
+    if not isinstance(out, np.ndarray):
+        return out, False
+    if type(out) is np.ndarray and not any(s % out.itemsize for s in out.strides):
+        return out, False
+    view = out.view(np.ndarray)
+    return (np.array(view, order="C") if keep else np.empty(view.shape, view.dtype)), True
 
 
 def _overlap(x: np.ndarray, y: np.ndarray) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._dispatch import is_dask_array, kernels
-from .._validate import as_real_scalar, result_dtype
+from .._validate import as_real_scalar, out_target, result_dtype
 
 __all__ = ["matmul", "gemm"]
 
@@ -102,10 +102,11 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     a, b = k.cast(a, dtype), k.cast(b, dtype)
     scalar = out is None and not shape
     out = k.empty(shape, dtype) if out is None else k.check_out(op, "out", out, shape, dtype, {"a": a, "b": b})
+    target, copy_back = out_target(out, keep=False)  # odd byte strides, np.matrix: through a temporary
 
     A = k.strided(a, writable=False)
     B = k.strided(b, writable=False)
-    C = k.strided(out, writable=True)
+    C = k.strided(target, writable=True)
     if m is None:
         A = A.insert_axis(0)
         C = C.insert_axis(C.ndim - (0 if n is None else 1))
@@ -113,6 +114,8 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
         B = B.insert_axis(B.ndim)
         C = C.insert_axis(C.ndim)
     k.gemm.matmul_into(A, B, C, 1.0, 0.0)
+    if copy_back:
+        out[...] = target
     return out[()] if scalar else out
 
 
@@ -187,7 +190,10 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
         c = k.empty(shape, dtype)
     else:
         c = k.check_out(op, "c", c, shape, dtype, {"a": a, "b": b})
+    target, copy_back = out_target(c, keep=beta != 0)  # odd byte strides, np.matrix: through a temporary
     A = k.strided(a, writable=False)
     B = k.strided(b, writable=False)
-    k.gemm.matmul_into(A.mT if trans_a else A, B.mT if trans_b else B, k.strided(c, writable=True), alpha, beta)
+    k.gemm.matmul_into(A.mT if trans_a else A, B.mT if trans_b else B, k.strided(target, writable=True), alpha, beta)
+    if copy_back:
+        c[...] = target
     return c

@@ -468,3 +468,126 @@ def test_matmul_sum_into_reduces_over_the_batch(rng, dtype, threads, mnk):
             np.testing.assert_allclose(c, want, rtol=0, atol=tol)
     finally:
         numba.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------- issue 16: outputs numpy writes
+def _odd_strided(shape, fill=0.0):
+    """A float64 view with byte strides that are not multiples of 8: field 'a' of a packed
+    structured array (12-byte records)."""
+    n = int(np.prod(shape))
+    rec = np.zeros(n, dtype=[("a", "f8"), ("b", "f4")])
+    view = rec["a"].reshape(shape)
+    view[...] = fill
+    assert any(s % 8 for s in view.strides)
+    return view
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((4, 3), (3, 5)), ((2, 4, 3), (3, 5)), ((3,), (3, 5)), ((4, 3), (3,))])
+def test_matmul_out_with_odd_byte_strides_is_written(shape_a, shape_b, rng):
+    """numpy writes the product into such an out; numlin used to write a copy and return out untouched."""
+    a, b = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
+    want = a @ b
+    out = _odd_strided(want.shape, np.nan)
+    got = nl.matmul(a, b, out=out)
+    assert got is out
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.0, 2.0])
+def test_gemm_c_with_odd_byte_strides_is_written(beta, rng):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
+    c = _odd_strided((4, 5), 1.5)
+    got = nl.gemm(a, b, c, alpha=0.5, beta=beta, trans_b=True)
+    assert got is c
+    np.testing.assert_allclose(c, 0.5 * a @ b.T + beta * 1.5, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_np_matrix_operands_and_out(rng):
+    """np.matrix operands are read as the ndarrays they wrap (results are ndarrays); an np.matrix
+    out= receives the product and is returned, as numpy does."""
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    got = nl.matmul(np.matrix(a), np.matrix(b))
+    assert type(got) is np.ndarray
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12)
+    got = nl.gemm(np.matrix(a), np.matrix(b.T), trans_b=True)
+    assert type(got) is np.ndarray
+    np.testing.assert_allclose(got, a @ b, rtol=1e-12)
+    out = np.matrix(np.zeros((4, 5)))
+    assert nl.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(np.asarray(out), a @ b, rtol=1e-12)
+    c = np.matrix(np.ones((4, 5)))
+    assert nl.gemm(a, b, c, beta=1.0) is c
+    np.testing.assert_allclose(np.asarray(c), a @ b + 1, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- issue 16: bad-input sweep
+_A = np.ones((3, 4))
+_B = np.ones((4, 2))
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: nl.matmul(None, _B), TypeError, "a is None"),
+    (lambda: nl.matmul(_A, None), TypeError, "b is None"),
+    (lambda: nl.matmul("abc", _B), TypeError, "a"),
+    (lambda: nl.matmul(_A, [[object()]]), TypeError, "b"),
+    (lambda: nl.matmul(_A.astype(np.int64), _B), TypeError, "int64"),
+    (lambda: nl.matmul(_A, _B.astype(bool)), TypeError, "bool"),
+    (lambda: nl.matmul(_A, _B.astype(np.complex128)), TypeError, "complex128"),
+    (lambda: nl.matmul(_A, _B.astype(np.float16)), TypeError, "float16"),
+    (lambda: nl.matmul(np.float64(1.0), _B), ValueError, "0-d"),
+    (lambda: nl.matmul(_A, _A), ValueError, "core dimension"),
+    (lambda: nl.matmul(np.ones((2, 3, 4)), np.ones((3, 4, 2))), ValueError, "batch dimensions"),
+    (lambda: nl.matmul(_A, _B, out=np.zeros((3, 3))), ValueError, "out has shape"),
+    (lambda: nl.matmul(_A, _B, out=np.zeros((3, 2), np.float32)), TypeError, "out has dtype"),
+    (lambda: nl.matmul(_A, _B, out=[[0.0] * 2] * 3), TypeError, "out must be a numpy.ndarray"),
+    (lambda: nl.gemm(np.ones(3), _B), ValueError, "a must be 2-D"),
+    (lambda: nl.gemm(_A, _B, alpha="2"), TypeError, "alpha"),
+    (lambda: nl.gemm(_A, _B, beta=True), TypeError, "beta"),
+    (lambda: nl.gemm(_A, _B, alpha=1j), TypeError, "alpha"),
+    (lambda: nl.gemm(_A, _B, beta=1.0), ValueError, "beta"),
+    (lambda: nl.gemm(_A, _B, trans_a=1), TypeError, "trans_a"),
+    (lambda: nl.gemm(_A, _B, trans_b="yes"), TypeError, "trans_b"),
+    (lambda: nl.gemm(_A, _B, trans_a=True), ValueError, "inner dimensions"),
+    (lambda: nl.gemm(_A, _B, np.zeros((2, 3))), ValueError, "c has shape"),
+    (lambda: nl.gemm(_A, _B, c=np.zeros((3, 2), np.float32)), TypeError, "c has dtype"),
+    (lambda: nl.gemm(_A, _B, c=np.zeros((3, 2)).tolist()), TypeError, "c must be a numpy.ndarray"),
+])
+def test_bad_input_sweep(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_read_only_and_overlapping_outputs_are_refused():
+    out = np.zeros((3, 2))
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        nl.matmul(_A, _B, out=out)
+    a = np.ones((3, 3))
+    with pytest.raises(ValueError, match="overlaps input a"):
+        nl.matmul(a, np.ones((3, 3)), out=a)
+    with pytest.raises(ValueError, match="c overlaps input b"):
+        nl.gemm(np.ones((3, 3)), a, a, beta=1.0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.integers(-2, 3), min_size=1, max_size=3), st.lists(st.integers(-2, 3), min_size=1, max_size=3),
+       st.sampled_from([np.float32, np.float64, np.int32, np.bool_]))
+def test_matmul_random_shapes_never_crash(sa, sb, dtype):
+    """Any shapes (negative sizes are refused by numpy itself), any dtype: numpy's answer or a
+    TypeError/ValueError, never a crash."""
+    try:
+        a, b = np.ones(sa, dtype), np.ones(sb, dtype)
+    except ValueError:
+        return
+    try:
+        want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    except ValueError:
+        with pytest.raises((ValueError, TypeError)):
+            nl.matmul(a, b)
+        return
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        with pytest.raises(TypeError, match=np.dtype(dtype).name):
+            nl.matmul(a, b)
+        return
+    np.testing.assert_allclose(nl.matmul(a, b), want)
