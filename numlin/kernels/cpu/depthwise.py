@@ -37,6 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange, uintp
 
+from ._parallel import parallel_kernel
+
 __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 
 #: the gradients over whole runs (off: row by row over the ``Q`` columns that outputs hold, as
@@ -163,7 +165,7 @@ def _rows_in(pf, pb, ye, P, Q, Wq):
             ye[uintp(p * Wq + q)] = pf[pb + uintp(p * Q + q)]
 
 
-@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
+@parallel_kernel(cache=True, nogil=True, fastmath={"contract"})
 def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, S5, nth):
     """``y = depthwise(x, w) [+ bias] + beta * y`` (``y`` not read when ``beta == 0``; no bias
     when ``bias`` is empty): per input plane the phase copy, then per output plane the sum of
@@ -238,7 +240,7 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
                             yf[yr + uintp(q)] = ye[er + uintp(q)]
 
 
-@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc", "contract"})
+@parallel_kernel(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused, S5, exact):
     """``dwt[k, j]`` = the sum over samples of the dot product of dy's plane ``(n, k)`` (rows of
     ``Wq``, zeros in the dropped columns) and tap ``j``'s run of x's phase copy (per-sample
@@ -322,7 +324,7 @@ def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, t
             dwt[k * RS + j] = tot[j]
 
 
-@njit(cache=True, parallel=True, nogil=True, fastmath={"contract"})
+@parallel_kernel(cache=True, nogil=True, fastmath={"contract"})
 def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, nth, exact):
     """``dx``: per input plane, each of its output planes' taps adds its run of ``w * dy``
     (dy in rows of ``Wq``, zeros in the dropped columns; ``exact``: each row's ``Q`` columns
@@ -376,12 +378,10 @@ def _phase_args(g):
 def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float, bias: np.ndarray | None = None) -> None:
     """``y = depthwise conv2d(x, w) [+ bias] + beta * y`` (:func:`applies` holds; ``bias`` of
     ``y``'s dtype, shape ``(K,)``)."""
-    from ..._dispatch import parallel_guard
 
     geo, lay = _phase_args(g)
     b = np.empty(0, y.dtype) if bias is None else bias
-    with parallel_guard():
-        _forward(x, w, y, b, *geo, beta, *lay, FUSED_TAPS, g.S == 5, _threads())
+    _forward(x, w, y, b, *geo, beta, *lay, FUSED_TAPS, g.S == 5, _threads())
 
 
 def _dx_as_forward(g):
@@ -397,31 +397,27 @@ def _dx_as_forward(g):
 
 def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
     """``dx`` = the input gradient of the depthwise convolution ``g`` for ``dy``."""
-    from ..._dispatch import parallel_guard
 
     # whole runs and the padded forward multiply w by zeros that are no output's (dropped
     # columns, padding): exact for a finite filter only
     runs = WHOLE_RUNS and bool(np.isfinite(w).all())
     pads = _dx_as_forward(g) if runs else None
-    with parallel_guard():
-        if pads is not None:
-            wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
-            lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
-            _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_TAPS,
-                     g.S == 5, _threads())
-        else:
-            geo, lay = _phase_args(g)
-            _input_grad(dy, w, dx, *geo, *lay, _threads(), not runs)
+    if pads is not None:
+        wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
+        lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
+        _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_TAPS,
+                 g.S == 5, _threads())
+    else:
+        geo, lay = _phase_args(g)
+        _input_grad(dy, w, dx, *geo, *lay, _threads(), not runs)
 
 
 def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
     """``dw`` = the filter gradient of the depthwise convolution ``g`` for ``dy``."""
-    from ..._dispatch import parallel_guard
 
     total = np.empty(dw.size, np.float64)
     geo, lay = _phase_args(g)
-    with parallel_guard():
-        _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, not WHOLE_RUNS)
-        if WHOLE_RUNS and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
-            _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, True)
+    _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, not WHOLE_RUNS)
+    if WHOLE_RUNS and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
+        _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, True)
     dw.reshape(-1)[:] = total

@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, vectorize
+from numba import prange, vectorize
+
+from ._parallel import parallel_kernel
 
 __all__ = ["UNARY", "BINARY", "ufunc", "unary", "binary", "reduce", "full", "astype", "broadcast_to", "reshape",
            "transpose", "contiguous"]
@@ -157,7 +159,7 @@ def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- reductions
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _sum_2d(x, out):
     """``out[i] = sum_j x[i, j]`` for a 2-D ``x`` of any strides, accumulated in float64."""
     m, n = x.shape
@@ -168,7 +170,7 @@ def _sum_2d(x, out):
         out[i] = s
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _max_2d(x, out):
     """``out[i] = max_j x[i, j]`` (NaN propagates, as in numpy); ``n >= 1``."""
     m, n = x.shape

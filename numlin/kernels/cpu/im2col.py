@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uintp
 
+from ._parallel import parallel_kernel
+
 __all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
 
 
@@ -29,7 +31,7 @@ def _q_range(Q, W, sw, pw, off):
     return min(lo, Q), max(min(hi_excl, Q), min(lo, Q))
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q):
     """``x`` flat (N, C, H, W); ``cols`` flat (nb, C*R*S, pc*Q). Unsigned indices: no wraparound code."""
     zero = x.dtype.type(0)
@@ -64,7 +66,7 @@ def _im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
                     cols[o + hi:o + Q] = zero
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _im2col_nhwc(x, cols, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
     """``x`` flat (N, H, W, C); ``cols`` flat (nb, pc*Q, G, R, S, Cg): one contiguous patch per pixel."""
     Cg = C // G
@@ -89,7 +91,7 @@ def _im2col_nhwc(x, cols, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
                             cols[dst:dst + Cg] = zero
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q):
     """Adjoint of ``_im2col_nchw`` (adds into ``dx``); one (sample, channel) per task, no races."""
     L = pc * Q
@@ -115,7 +117,7 @@ def _col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc
                             dx[dst + uintp(q * sw)] += cols[o + q]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _col2im_nhwc(cols, dx, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G, CB):
     """Adjoint of ``_im2col_nhwc``; one (sample, block of CB channels) per task, no races."""
     Cg = C // G
@@ -172,7 +174,7 @@ def fill_bias(y: np.ndarray, bias: np.ndarray, layout: str) -> None:
     y[...] = bias[:, None, None] if layout == "NCHW" else bias
 
 
-@njit(cache=True, parallel=True, nogil=True, fastmath={"reassoc"})
+@parallel_kernel(cache=True, nogil=True, fastmath={"reassoc"})
 def _channel_sum_planes(x3, out):
     """``out[c] = sum(x3[:, c, :])``: each ``(n, c)`` plane summed in the input dtype (vector
     lanes: reassociation, nothing else, is allowed), the planes of a channel in float64."""
@@ -187,7 +189,7 @@ def _channel_sum_planes(x3, out):
         out[c] = s
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _channel_sum_rows(x2, part):
     """``part[t] = sum(x2[r0:r1])`` over the ``t``-th of ``len(part)`` runs of rows (float64,
     vectorised along the contiguous channel axis); the caller adds up ``part``."""

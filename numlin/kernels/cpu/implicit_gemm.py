@@ -72,6 +72,7 @@ from .gemm import _compiled_tile as _gemm_compiled_tile
 from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _micro_kernel_split, _pack_a, _splat,
                    _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache, workspace)
 from .im2col import _q_range
+from ._parallel import dispatcher_scope, parallel_kernel
 
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
            "NC_PIXELS", "DW_NC"]
@@ -334,7 +335,7 @@ def _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp):
     _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize, scratch,
                       kc_blk, nc_blk, parts):
     """``y = conv(x, w) + beta * y`` (NCHW, flat C-ordered buffers), see the module docstring.
@@ -403,7 +404,7 @@ def _scatter_block(y, scratch, sc, nc_blk, j0, nc, span, first, n0, PQ, K, k0, K
         jj += run
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, nb, work, wsize,
                         scratch, kc_blk, nc_blk, parts, pr):
     """``y = conv(x, w) + beta * y`` of a stride-1 convolution (NCHW, flat buffers) with B read
@@ -445,7 +446,7 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
     tg = max(1, nc_blk // NR)  # tiles per step
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
-        _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+        _shift_copies_nested(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
         nd = (m + nvec - 1) // nvec if vmode else m * nfull
         ntail = m * tail
         units = nd + (ntail + NR - 1) // NR
@@ -566,7 +567,7 @@ def _pack_bt_conv(x, seg, ns, kc, crs0, ncols, C0, H, W, R, S, sw, pw, dh, dw, q
                 bp[uintp(d + i * NR)] = zero
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, tmp, work, wsize,
                          kc_blk, nc_blk, parts):
     """Filter gradient ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` per group (NCHW, flat buffers),
@@ -689,7 +690,7 @@ def _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
                 xs[uintp(d + u)] = x[uintp(src + u)]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
     """The shifted copies of samples ``n0 .. n0+m`` (:func:`_shift_plane`), in parallel: a block of
     planes per (sample, filter column) for rows of up to :data:`SHIFT_BLOCK_Q` values, else a
@@ -702,7 +703,12 @@ def _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
             _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+#: the dispatcher, for the parallel kernels below that call it from jitted code (already
+#: inside their caller's guard); Python code calls ``_shift_copies``, which takes the guard
+_shift_copies_nested = _shift_copies.dispatcher
+
+
+@parallel_kernel(cache=True, nogil=True)
 def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xs, nb, jg, offs, tile, parts):
     """Filter gradient of a stride-1 convolution, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
     (NCHW, flat buffers), as blocks of dot products along the pixels (:func:`_dot_tile`).
@@ -734,7 +740,7 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
-        _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+        _shift_copies_nested(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
         for t in prange(parts):
             off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
             tl = tile[t * MR * NR:(t + 1) * MR * NR]
@@ -774,10 +780,9 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     samples (:data:`DOT_A_BYTES`, at least one sample, if one sample's copies fit
     :data:`SHIFT_BYTES`); otherwise the packed GEMM, parallel over samples (one thread for
     N = 1)."""
-    from ..._dispatch import parallel_guard
 
     dtype = gw.dtype
-    ensure_fresh_cache(dtype, globals())
+    ensure_fresh_cache(dtype, _SCOPE)
     bl = blocking(dtype)
     per = _shift_bytes(g, dtype)  # one sample's shifted copies
     if DW_DOT and g.sh == g.sw == 1 and per <= SHIFT_BYTES:
@@ -786,12 +791,11 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
         jg = max(1, DOT_B_BYTES // (nb * per // g.C) * g.R * g.S // nr)  # per // C: one channel's S planes
         ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
         parts = max(1, min(get_num_threads(), ntile))
-        with parallel_guard():
-            conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
-                               g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
-                               workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb, jg,
-                               np.empty(parts * (mr + nr), np.int64), workspace(dtype, parts * mr * nr, "conv.tile"),
-                               parts)
+        conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
+                           g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
+                           workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb, jg,
+                           np.empty(parts * (mr + nr), np.int64), workspace(dtype, parts * mr * nr, "conv.tile"),
+                           parts)
         return
     Kg = g.K // g.groups
     mp = -(-Kg // bl.mr) * bl.mr
@@ -799,10 +803,9 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     parts = max(1, min(get_num_threads(), g.N))
     wsize = mp * kc + kc * nc + bl.mr * bl.nr
     tmp = workspace(dtype, max(1, (parts - 1) * g.K * (g.C // g.groups) * g.R * g.S), "gemm.sum")
-    with parallel_guard():
-        conv2d_nchw_dw_fused(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh,
-                             g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp,
-                             workspace(dtype, wsize * parts), wsize, kc, nc, parts)
+    conv2d_nchw_dw_fused(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh,
+                         g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp,
+                         workspace(dtype, wsize * parts), wsize, kc, nc, parts)
 
 
 def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
@@ -810,7 +813,7 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     geometry ``g`` (:class:`numlin.nn.conv.Conv2dGeometry`), any stride, padding, dilation and
     groups. Workspace: the packed filter plus one ``kc x NC_PIXELS`` panel per thread."""
     dtype = y.dtype
-    ensure_fresh_cache(dtype, globals())
+    ensure_fresh_cache(dtype, _SCOPE)
     bl = blocking(dtype)
     Cg, Kg = g.C // g.groups, g.K // g.groups
     crs = Cg * g.R * g.S
@@ -822,7 +825,6 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     mp = -(-Kg // bl.mr) * bl.mr
     ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
     wsize = kc * nc + bl.mr * bl.nr
-    from ..._dispatch import parallel_guard
 
     per = _shift_bytes(g, dtype)  # one sample's shifted copies
     pq = g.P * g.Q
@@ -832,17 +834,15 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
         parts = max(1, min(get_num_threads(), units, work_fma // (64 * 64 * 64) or 1))
         mblk = -(-Kg // bl.mr)
         pr = max((d for d in range(1, parts + 1) if parts % d == 0 and mblk // d >= ROW_SPLIT_BLOCKS), default=1)
-        with parallel_guard():
-            conv2d_nchw_shifted(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
-                                g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap,
-                                workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb,
-                                workspace(dtype, wsize * parts), wsize,
-                                workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts, pr)
+        conv2d_nchw_shifted(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
+                            g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap,
+                            workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb,
+                            workspace(dtype, wsize * parts), wsize,
+                            workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts, pr)
         return
-    with parallel_guard():
-        conv2d_nchw_fused(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw,
-                          g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts),
-                          wsize, workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
+    conv2d_nchw_fused(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw,
+                      g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts),
+                      wsize, workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
 
 
 def applies(g, filter_grad: bool = False) -> bool:
@@ -863,3 +863,7 @@ def flipped_filter(w: np.ndarray, g) -> np.ndarray:
     G = g.groups
     wg = w.reshape(G, g.K // G, g.C // G, g.R, g.S)[:, :, :, ::-1, ::-1]
     return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(g.C, g.K // G, g.R, g.S)
+
+
+#: this module's globals with its parallel kernels' dispatchers, for ensure_fresh_cache's flush
+_SCOPE = dispatcher_scope(globals())

@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._parallel import parallel_kernel
 
 __all__ = ["sgd", "adam"]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _sgd(p, g, vel, lr, momentum):
     """``v = momentum v + g; p -= lr v`` (PyTorch's form; ``vel`` unused when momentum is 0)."""
     if momentum == 0:
@@ -26,7 +28,7 @@ def _sgd(p, g, vel, lr, momentum):
             p[i] -= lr * v
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _adam(p, g, m, v, lr, b1, b2, eps, t):
     """Adam (Kingma & Ba, bias-corrected): ``m, v`` moments; step ``t`` counts from 1."""
     c1 = 1.0 - b1 ** t

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uintp
 
+from ._parallel import parallel_kernel
+
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
 
@@ -82,7 +84,7 @@ def _max_pool_plane_padded(x, xf, y, arg, t, kh, kw, sh, sw, ph, pw):
             arg[n, c, p, q] = bi
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
     """``y[n, c, p, q]`` = max of the window; ``arg`` = its flat index ``h * W + w`` in the plane
     (-1 for a window entirely in the padding, which then yields -inf)."""
@@ -92,7 +94,7 @@ def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
         _max_pool_plane_padded(x, xf, y, arg, t, kh, kw, sh, sw, ph, pw)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _max_pool_2x2(x, y, arg, sh, sw):
     """:func:`_max_pool` for an unpadded 2x2 window (the common CNN case): the window is a literal
     in the inlined plane loop, so LLVM unrolls it (as a run-time value: 2.5-5x slower)."""
@@ -102,7 +104,7 @@ def _max_pool_2x2(x, y, arg, sh, sw):
         _max_pool_plane(xf, yf, af, t, H, W, y.shape[2], y.shape[3], 2, 2, sh, sw)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _max_pool_2x2_s2(x, y, arg):
     """:func:`_max_pool_2x2` with stride 2 literal too: LLVM vectorises the rows (3x faster than
     with a run-time stride at 8x64x112x112, 1.0 ms against 3.0-3.6). Faster at every row length
@@ -114,7 +116,7 @@ def _max_pool_2x2_s2(x, y, arg):
         _max_pool_plane(xf, yf, af, t, H, W, y.shape[2], y.shape[3], 2, 2, 2, 2)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _max_pool_3x3(x, y, arg, sh, sw, ph, pw):
     """:func:`_max_pool` for a 3x3 window (ResNet's stem: stride 2, padding 1), the window a
     literal in the inlined plane loop."""
@@ -124,7 +126,7 @@ def _max_pool_3x3(x, y, arg, sh, sw, ph, pw):
         _max_pool_plane_padded(x, xf, y, arg, t, 3, 3, sh, sw, ph, pw)
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _max_pool_backward(g, arg, dx):
     """``dx = 0``, then ``+= g`` at each window's argmax, one plane per iteration (zeroing the
     plane just before its scatter keeps it in cache: 4-5x faster than a separate ``np.zeros``
@@ -144,7 +146,7 @@ def _max_pool_backward(g, arg, dx):
                 df[b + uintp(i)] += gf[o + uintp(j)]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _avg_pool(x, y, kh, kw, sh, sw, ph, pw):
     """``y`` = window mean, padding counted as zeros (PyTorch's ``count_include_pad=True``)."""
     N, C, H, W = x.shape
@@ -167,7 +169,7 @@ def _avg_pool(x, y, kh, kw, sh, sw, ph, pw):
                 y[n, c, p, q] = s_ * scale
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _avg_pool_backward(g, dx, kh, kw, sh, sw, ph, pw):
     """``dx`` (zeroed) ``+= g / (kh kw)`` over each window."""
     N, C, P, Q = g.shape

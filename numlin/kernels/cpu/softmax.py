@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._parallel import parallel_kernel
 
 __all__ = ["log_softmax", "labels", "cross_entropy", "cross_entropy_backward"]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _log_softmax(x, y):
     m, n = x.shape
     for i in prange(m):
@@ -31,7 +33,7 @@ def _log_softmax(x, y):
             y[i, j] = x[i, j] - lse
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _cross_entropy(x, labels, loss, prob):
     """``loss[i] = logsumexp(x[i]) - x[i, labels[i]]``; ``prob`` = softmax rows (for backward)."""
     m, n = x.shape
@@ -50,7 +52,7 @@ def _cross_entropy(x, labels, loss, prob):
         loss[i] = mx + math.log(s) - x[i, labels[i]]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _cross_entropy_backward(prob, labels, g, dx):
     """``dx[i] = g[i] * (prob[i] - onehot(labels[i]))``."""
     m, n = prob.shape

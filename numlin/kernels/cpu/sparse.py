@@ -6,12 +6,14 @@ Layout: CSR ``(indptr, indices, data)`` of an ``m x n`` matrix; ``X`` C-contiguo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._parallel import parallel_kernel
 
 __all__ = ["csr_matmat"]
 
 
-@njit(cache=True, parallel=True, nogil=True)
+@parallel_kernel(cache=True, nogil=True)
 def _csr_matmat(indptr, indices, data, X, Y):
     m = indptr.size - 1
     L = X.shape[1]
@@ -27,11 +29,9 @@ def _csr_matmat(indptr, indices, data, X, Y):
 
 def csr_matmat(A, X: np.ndarray) -> np.ndarray:
     """``A @ X`` for a scipy CSR matrix ``A`` and a dense ``X`` (result in ``X``'s dtype)."""
-    from ..._dispatch import parallel_guard
 
     X = np.ascontiguousarray(X)
     Y = np.empty((A.shape[0], X.shape[1]), X.dtype)
     data = A.data if A.data.dtype == X.dtype else A.data.astype(X.dtype)
-    with parallel_guard():
-        _csr_matmat(A.indptr, A.indices, data, X, Y)
+    _csr_matmat(A.indptr, A.indices, data, X, Y)
     return Y

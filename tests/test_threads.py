@@ -1,0 +1,130 @@
+"""Threads: every parallel CPU kernel takes numlin's threading-layer guard by construction
+(:mod:`numlin.kernels.cpu._parallel`), so concurrent calls from Python threads are safe with
+Numba's ``workqueue`` layer, which aborts the process on concurrent parallel regions."""
+from __future__ import annotations
+
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numlin
+
+CPU = pathlib.Path(numlin.__file__).parent / "kernels" / "cpu"
+
+
+def _parallel_njits(path: pathlib.Path) -> list:
+    """``parallel=True`` passed to anything (njit, jit, vectorize(target='parallel')) in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "parallel" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                    found.append((path.name, node.lineno))
+                if kw.arg == "target" and isinstance(kw.value, ast.Constant) and kw.value.value == "parallel":
+                    found.append((path.name, node.lineno))
+    return found
+
+
+def test_no_parallel_njit_outside_the_guarded_helper():
+    """Structural: ``parallel=True`` appears only in ``_parallel.py`` (``parallel_kernel``), so no
+    parallel launch can forget the guard."""
+    offenders = [hit for p in sorted(CPU.glob("*.py")) if p.name != "_parallel.py" for hit in _parallel_njits(p)]
+    assert offenders == []
+
+
+def test_parallel_kernels_are_wrapped():
+    """Every module-level parallel kernel object is a ParallelKernel whose dispatcher is parallel."""
+    from numba.core.registry import CPUDispatcher
+
+    from numlin.kernels.cpu import _parallel, depthwise, elementwise, im2col, implicit_gemm, optim, pool, softmax, sparse
+
+    n = 0
+    for mod in (depthwise, elementwise, im2col, implicit_gemm, optim, pool, softmax, sparse):
+        for name, obj in vars(mod).items():
+            if isinstance(obj, CPUDispatcher):
+                # a bare parallel dispatcher is allowed only as the jitted-callers alias of a wrapped one
+                if obj.targetoptions.get("parallel"):
+                    assert any(isinstance(o, _parallel.ParallelKernel) and o.dispatcher is obj
+                               for o in vars(mod).values()), f"{mod.__name__}.{name}"
+            if isinstance(obj, _parallel.ParallelKernel):
+                assert obj.dispatcher.targetoptions.get("parallel")
+                n += 1
+    assert n >= 20
+
+
+SCRIPT = textwrap.dedent("""
+    import threading, sys
+    import numpy as np
+    import numlin as nl
+    from numba.np.ufunc import parallel
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    xh, wh = x.transpose(0, 2, 3, 1).copy(), w.transpose(2, 3, 1, 0).copy()
+
+    def jobs():
+        ref_cols = nl.im2col(x, 3, padding=1)
+        ref_y = nl.conv2d(xh, wh, layout="NHWC", padding=1)
+        dy = np.ones(ref_y.shape)
+        ref_bw = nl.conv2d_backward(dy, xh, wh, layout="NHWC", padding=1)
+        return ref_cols, ref_y, dy, ref_bw
+
+    ref_cols, ref_y, dy, ref_bw = jobs()  # compile, and the answers
+
+    def train_step(seed):
+        r = np.random.default_rng(seed)
+        model = nl.nn.Sequential(nl.nn.Conv2d(3, 4, 3, padding=1), nl.nn.ReLU(), nl.nn.MaxPool2d(2),
+                                 nl.nn.Flatten(), nl.nn.Linear(36, 5))
+        for p in model.parameters():  # fixed weights: every thread's step is the same
+            p.assign(0.1 * r.standard_normal(p.shape))
+        opt = nl.optim.Adam(1e-2)
+        sgd = nl.optim.SGD(1e-2, momentum=0.9)
+        images = r.standard_normal((2, 3, 6, 6))
+        labels = np.array([1, 3])
+        for i in range(2):
+            with nl.GradientTape() as tape:
+                loss = nl.nn.cross_entropy(model(nl.Tensor(images)), labels)
+            grads = tape.gradient(loss, model.parameters())
+            (opt if i == 0 else sgd).apply_gradients(zip(grads, model.parameters()))
+        return float(loss.numpy())
+
+    base = train_step(7)
+    errors = []
+
+    def worker(t):
+        try:
+            for _ in range(3):
+                cols = nl.im2col(x, 3, padding=1)
+                y = nl.conv2d(xh, wh, layout="NHWC", padding=1)
+                bw = nl.conv2d_backward(dy, xh, wh, layout="NHWC", padding=1)
+                assert np.array_equal(cols, ref_cols), "im2col"
+                assert np.allclose(y, ref_y), "conv2d NHWC"
+                for a, b in zip(bw, ref_bw):
+                    assert np.allclose(a, b), "conv2d_backward"
+                loss = train_step(7)
+                assert abs(loss - base) < 1e-9, ("training step", loss, base)
+        except BaseException as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert parallel._threading_layer == "workqueue", parallel._threading_layer
+    assert not errors, errors
+    print("ok")
+""")
+
+
+def test_workqueue_concurrent_calls_from_threads():
+    """With ``NUMBA_THREADING_LAYER=workqueue``, im2col, NHWC conv2d, conv2d_backward and a
+    training step (nn + tape + optim) from 4 Python threads at once: no abort, right answers."""
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-4000:])
+    assert r.stdout.strip().endswith("ok")
