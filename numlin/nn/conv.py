@@ -24,6 +24,7 @@ CPU (its ``applies``), and the input gradient of a strided one keep im2col + GEM
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Union
@@ -36,8 +37,30 @@ from .._validate import result_dtype
 
 __all__ = ["conv2d", "conv2d_backward", "im2col", "col2im", "geometry", "Conv2dGeometry", "WORKSPACE_BYTES"]
 
+
+
+def _workspace_bytes(default_mb: float = 64.0) -> int:
+    """``NUMLIN_CONV_WORKSPACE_MB`` in bytes; a value that is not a positive finite number gives
+    one warning naming the variable and the value, and the default (``import numlin`` never fails
+    on it)."""
+    raw = os.environ.get("NUMLIN_CONV_WORKSPACE_MB")
+    if raw is None:
+        return int(default_mb * 2**20)
+    try:
+        mb = float(raw)
+        if not (math.isfinite(mb) and mb > 0):
+            raise ValueError
+    except ValueError:
+        import warnings
+
+        warnings.warn(f"NUMLIN_CONV_WORKSPACE_MB={raw!r} is not a positive number of MiB; using the default "
+                      f"{default_mb:g}", RuntimeWarning, stacklevel=2)
+        return int(default_mb * 2**20)
+    return max(1, int(mb * 2**20))
+
+
 #: cap on the im2col workspace per call, in bytes
-WORKSPACE_BYTES = int(float(os.environ.get("NUMLIN_CONV_WORKSPACE_MB", "64")) * 2**20)
+WORKSPACE_BYTES = _workspace_bytes()
 #: implicit GEMMs where the backend's ``implicit_gemm.applies`` (``NUMLIN_CONV_FUSED=0``: always
 #: im2col + GEMM in workspace-capped chunks, for A/B timing)
 FUSED = os.environ.get("NUMLIN_CONV_FUSED", "1") != "0"
@@ -92,15 +115,66 @@ class Conv2dGeometry:
                 and self.ph0 == self.ph1 == self.pw0 == self.pw1 == 0)
 
 
+#: the largest kernel size, stride, padding, dilation or group count accepted (int32's range):
+#: anything above it is no real convolution, and every index a kernel computes stays far inside int64
+GEOMETRY_MAX = 2**31 - 1
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _pair(op: str, name: str, v: Any, minimum: int) -> tuple:
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = (int(v), int(v))
-    if (not isinstance(v, (tuple, list)) or len(v) != 2
-            or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)):
+    """An int or a pair of ints as a pair of Python ints in ``[minimum, GEOMETRY_MAX]``."""
+    if _int(v):
+        v = (v, v)
+    if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(_int(e) for e in v):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    if min(v) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(v)}")
-    return int(v[0]), int(v[1])
+    a, b = int(v[0]), int(v[1])
+    if min(a, b) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {(a, b)}")
+    if max(a, b) > GEOMETRY_MAX:
+        raise ValueError(f"{op}: {name} must be at most {GEOMETRY_MAX}, got {(a, b)}")
+    return a, b
+
+
+def conv_args(op: str, kernel: Any, *, stride: IntPair = 1, padding: Any = 0, dilation: IntPair = 1,
+              groups: int = 1) -> tuple:
+    """Validate a convolution's geometry arguments (no shapes needed: layers call it at
+    construction, :func:`geometry` at every call) and return them as Python ints:
+    ``((R, S), (sh, sw), (ph0, ph1, pw0, pw1), (dh, dw), groups)``."""
+    if not _int(groups):
+        raise TypeError(f"{op}: groups must be a positive int, got {groups!r}")
+    if not 1 <= groups <= GEOMETRY_MAX:
+        raise ValueError(f"{op}: groups must be a positive int (at most {GEOMETRY_MAX}), got {groups!r}")
+    R, S = _pair(op, "kernel_size", kernel, 1)
+    sh, sw = _pair(op, "stride", stride, 1)
+    dh, dw = _pair(op, "dilation", dilation, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride {(sh, sw)}")
+            th, tw = dh * (R - 1), dw * (S - 1)
+            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)  # the odd one at the end
+        else:
+            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = _pair(op, "padding", padding, 0)
+        pads = (ph, ph, pw, pw)
+    return (R, S), (sh, sw), pads, (dh, dw), int(groups)
+
+
+def pool_args(op: str, kernel_size: Any, stride: Any = None, padding: Any = 0) -> tuple:
+    """Validate a pooling window's arguments: ``(kernel, stride, padding)`` as pairs of ints
+    (``stride`` None: the kernel size; padding at most half the kernel, as in PyTorch)."""
+    k = _pair(op, "kernel_size", kernel_size, 1)
+    s = k if stride is None else _pair(op, "stride", stride, 1)
+    p = _pair(op, "padding", padding, 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k}")
+    return k, s, p
 
 
 def _layout(op: str, layout: Any) -> str:
@@ -120,37 +194,22 @@ def geometry(op: str, x_shape: tuple, kernel: tuple, *, stride: IntPair = 1, pad
     if len(x_shape) != 4:
         raise ValueError(f"{op}: x must be 4-D ({layout}), got shape {tuple(x_shape)}")
     N, C, H, W = x_shape if layout == "NCHW" else (x_shape[0], x_shape[3], x_shape[1], x_shape[2])
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    if C % groups:
-        raise ValueError(f"{op}: groups={groups} does not divide the {C} input channels")
     K = None
     if w_shape is not None:
         if len(w_shape) != 4:
             raise ValueError(f"{op}: w must be 4-D, got shape {tuple(w_shape)}")
         K, cw, R, S = w_shape if layout == "NCHW" else (w_shape[3], w_shape[2], w_shape[0], w_shape[1])
+        kernel = (R, S)
+    (R, S), (sh, sw), pads, (dh, dw), groups = conv_args(op, kernel, stride=stride, padding=padding,
+                                                         dilation=dilation, groups=groups)
+    if C % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the {C} input channels")
+    if w_shape is not None:
         if cw * groups != C:
             raise ValueError(f"{op}: w of shape {tuple(w_shape)} expects {cw * groups} input channels "
                              f"({cw} per group x {groups} groups) but x of shape {tuple(x_shape)} has {C}")
         if K % groups:
             raise ValueError(f"{op}: groups={groups} does not divide the {K} output channels of w {tuple(w_shape)}")
-        kernel = (R, S)
-    R, S = _pair(op, "kernel_size", kernel, 1)
-    sh, sw = _pair(op, "stride", stride, 1)
-    dh, dw = _pair(op, "dilation", dilation, 1)
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads = (0, 0, 0, 0)
-        elif padding == "same":
-            if (sh, sw) != (1, 1):
-                raise ValueError(f"{op}: padding='same' needs stride 1, got stride {(sh, sw)}")
-            th, tw = dh * (R - 1), dw * (S - 1)
-            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)  # the odd one at the end
-        else:
-            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-    else:
-        ph, pw = _pair(op, "padding", padding, 0)
-        pads = (ph, ph, pw, pw)
     P = (H + pads[0] + pads[1] - dh * (R - 1) - 1) // sh + 1
     Q = (W + pads[2] + pads[3] - dw * (S - 1) - 1) // sw + 1
     if P < 1 or Q < 1:
@@ -227,6 +286,9 @@ def _prepare(op: str, arrays: dict, **conv_args):
     """Shared prologue of conv2d and conv2d_backward: pick the backend, promote the arrays to
     one float dtype in C order, and validate the geometry of ``arrays["x"]`` with ``arrays["w"]``.
     Returns ``(kernels, arrays, dtype, geometry)``."""
+    for name, arr in arrays.items():
+        if arr is None and name != "bias":
+            raise TypeError(f"{op}: {name} is None; expected an array")
     k = kernels(op, **arrays)
     out = {name: None if arr is None else k.as_array(op, name, arr) for name, arr in arrays.items()}
     dtype = result_dtype(*[a.dtype for a in out.values() if a is not None])
@@ -295,6 +357,11 @@ def _conv2d(x: Any, w: Any, bias: Any = None, *, keep_cols: bool = False, **conv
     x, w, bias = arrs["x"], arrs["w"], arrs["bias"]
     if bias is not None and tuple(bias.shape) != (g.K,):
         raise ValueError(f"{op}: bias must have shape ({g.K},), got {tuple(bias.shape)}")
+    if g.C == 0 or g.K == 0:  # no products (x has no channels, or w no filters): the bias, or zeros
+        y = k.im2col.zeros(g.y_shape, dtype)
+        if bias is not None and y.size:
+            k.im2col.fill_bias(y, bias, g.layout)
+        return y, None
     y = k.empty(g.y_shape, dtype)
     if g.N and _depthwise(k, g):  # the bias added as the output is stored
         k.depthwise.conv2d_into(x, w, y, g, 0.0, bias)
@@ -360,8 +427,8 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
     if tuple(dy.shape) != g.y_shape:
         raise ValueError(f"{op}: dy has shape {tuple(dy.shape)} but the convolution of x {tuple(x.shape)} "
                          f"with w {tuple(w.shape)} gives {g.y_shape}")
-    db = k.im2col.channel_sum(dy, g.layout)
-    if g.N == 0:  # an empty batch: zero gradients of the right shapes
+    db = k.im2col.channel_sum(dy, g.layout) if g.K else k.im2col.zeros((0,), dtype)
+    if g.N == 0 or g.C == 0 or g.K == 0:  # an empty batch, no channels or no filters: zero gradients
         return (k.im2col.zeros(g.x_shape, dtype) if need_dx else None,
                 k.im2col.zeros(g.w_shape, dtype) if need_dw else None, db)
     dx = dw = None
@@ -498,6 +565,12 @@ def col2im(cols: Any, input_shape: tuple, kernel_size: IntPair, *, stride: IntPa
     """The adjoint of :func:`im2col`: fold ``(N, C*R*S, P*Q)`` columns back into an array of
     ``input_shape``, adding the entries of overlapping patches (padding positions are dropped)."""
     op = "col2im"
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 4
+            or not all(_int(d) for d in input_shape)):
+        raise TypeError(f"{op}: input_shape must be x's full shape, a tuple of 4 ints, got {input_shape!r}")
+    if min(input_shape) < 0:
+        raise ValueError(f"{op}: input_shape must not have negative sizes, got {tuple(input_shape)}")
+    input_shape = tuple(int(d) for d in input_shape)
     k = kernels(op, cols=cols)
     cols = k.as_array(op, "cols", cols)
     g = geometry(op, tuple(input_shape), kernel_size, stride=stride, padding=padding, dilation=dilation,

@@ -516,3 +516,205 @@ def test_noncontiguous_inputs(rng):
 def test_bad_input_is_a_clear_error(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --------------------------------------------------------------------------- issue 16: geometry integers
+HUGE = [2**31, 2**62, 2**63 - 1, 2**63, 2**64 - 1, np.uint64(2**63), np.int64(2**62)]
+
+
+@pytest.mark.parametrize("name", ["stride", "padding", "dilation"])
+@pytest.mark.parametrize("value", HUGE, ids=str)
+def test_huge_geometry_integers_are_refused(name, value):
+    """Values in [2**63, 2**64) were typed unsigned by Numba: zeros in a fresh process, then
+    OverflowError; now a ValueError naming the argument before any kernel runs."""
+    x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    for pair in (value, (1, value), (value, 1)):
+        with pytest.raises(ValueError, match=name):
+            nl.conv2d(x, w, **{name: pair})
+        with pytest.raises(ValueError, match=name):
+            nl.conv2d(x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0), layout="NHWC", **{name: pair})
+        with pytest.raises(ValueError, match=name):
+            nl.conv2d_backward(np.ones((1, 3, 3, 3)), x, w, **{name: pair})
+        with pytest.raises(ValueError, match=name):
+            nl.im2col(x, 3, **{name: pair})
+        with pytest.raises(ValueError, match=name):
+            nl.col2im(np.ones((1, 18, 9)), (1, 2, 5, 5), 3, **{name: pair})
+
+
+@pytest.mark.parametrize("value", HUGE, ids=str)
+def test_huge_kernel_size_and_groups_are_refused(value):
+    x = np.ones((1, 2, 5, 5))
+    with pytest.raises(ValueError, match="kernel_size"):
+        nl.im2col(x, value)
+    with pytest.raises(ValueError, match="kernel_size"):
+        nl.col2im(np.ones((1, 18, 9)), (1, 2, 5, 5), (3, value))
+    with pytest.raises(ValueError, match="groups"):
+        nl.conv2d(x, np.ones((2, 2, 3, 3)), groups=value)
+
+
+def test_huge_geometry_in_a_fresh_process():
+    """The first call of a fresh process is where Numba used to compile a uint64 variant."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, numlin as nl\n"
+            "x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))\n"
+            "for name in ('stride', 'padding', 'dilation'):\n"
+            "    for call in (lambda: nl.conv2d(x, w, **{name: 2**63}), lambda: nl.im2col(x, 3, **{name: 2**63}),\n"
+            "                 lambda: nl.conv2d_backward(np.ones((1, 3, 1, 1)), x, w, **{name: 2**63})):\n"
+            "        try:\n"
+            "            call()\n"
+            "        except ValueError as e:\n"
+            "            assert name in str(e), e\n"
+            "        else:\n"
+            "            raise SystemExit(f'{name}=2**63 accepted')\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.stdout, r.stderr[-3000:])
+
+
+def test_geometry_passes_python_ints_to_kernels():
+    g = conv_mod.geometry("conv2d", (1, 2, 5, 5), (np.int64(3), np.uint8(3)), stride=np.uint64(2),
+                          padding=(np.int32(1), 1), dilation=np.int16(1), groups=np.uint64(1))
+    for f in ("R", "S", "sh", "sw", "ph0", "ph1", "pw0", "pw1", "dh", "dw", "groups", "P", "Q"):
+        assert type(getattr(g, f)) is int, f
+
+
+# --------------------------------------------------------------------------- issue 16: empty dimensions
+def _torch_conv(x, w, b, **kw):
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    return xt, wt, bt, torch.nn.functional.conv2d(xt, wt, bt, **kw)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_zero_input_channels(layout, with_bias, rng):
+    """C == 0 used to raise ZeroDivisionError. The sum over no channels is empty: y is the bias
+    broadcast (zeros without one), dx and dw are empty, db is dy summed. PyTorch 2.13 returns an
+    (N, 0, P, Q) output here (its empty-input shortcut keeps the input's channel count), a
+    deliberate difference; its gradients agree (zero bias gradient for a zero upstream)."""
+    x = np.zeros((2, 0, 5, 5))
+    w = np.zeros((3, 0, 3, 3))
+    b = rng.standard_normal(3) if with_bias else None
+    want = np.broadcast_to((b if with_bias else np.zeros(3))[None, :, None, None], (2, 3, 3, 3))
+    xt, wt, bt, yt = _torch_conv(x, w, b)
+    assert tuple(yt.shape) == (2, 0, 3, 3)  # PyTorch's quirk (see the docstring)
+    xl = x if layout == "NCHW" else x.transpose(0, 2, 3, 1)
+    wl = w if layout == "NCHW" else w.transpose(2, 3, 1, 0)
+    wantl = want if layout == "NCHW" else want.transpose(0, 2, 3, 1)
+    y = nl.conv2d(xl, wl, b, layout=layout)
+    np.testing.assert_array_equal(y, wantl)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = nl.conv2d_backward(dy, xl, wl, layout=layout)
+    assert dx.shape == xl.shape and dw.shape == wl.shape
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3) if layout == "NCHW" else (0, 1, 2)))
+    yt.sum().backward()
+    assert tuple(xt.grad.shape) == x.shape and tuple(wt.grad.shape) == w.shape
+
+
+def test_zero_input_channels_on_the_tape(rng):
+    x = nl.Variable(np.zeros((2, 0, 5, 5)))
+    w = nl.Variable(np.zeros((3, 0, 3, 3)))
+    b = nl.Variable(rng.standard_normal(3))
+    with nl.GradientTape() as tape:
+        y = nl.conv2d(x, w, b, padding=1)
+        loss = nl.sum(y)
+    np.testing.assert_allclose(y.numpy(), np.broadcast_to(b.numpy()[None, :, None, None], (2, 3, 5, 5)))
+    gx, gw, gb = tape.gradient(loss, [x, w, b])
+    assert gx.shape == (2, 0, 5, 5) and gw.shape == (3, 0, 3, 3)
+    np.testing.assert_allclose(gb.numpy(), np.full(3, 50.0))
+
+
+def test_zero_filters_and_zero_batch(rng):
+    """K == 0: an empty output and zero gradients (PyTorch refuses a weight with no filters:
+    a deliberate difference, numpy's rule for empty products). N == 0: as PyTorch."""
+    x = rng.standard_normal((2, 3, 5, 5))
+    y = nl.conv2d(x, np.zeros((0, 3, 3, 3)))
+    assert y.shape == (2, 0, 3, 3)
+    dx, dw, db = nl.conv2d_backward(np.zeros((2, 0, 3, 3)), x, np.zeros((0, 3, 3, 3)))
+    np.testing.assert_array_equal(dx, np.zeros_like(x))
+    assert dw.shape == (0, 3, 3, 3) and db.shape == (0,)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv2d(torch.tensor(x), torch.zeros(0, 3, 3, 3, dtype=torch.float64))
+    # N == 0
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    xt, wt, bt, yt = _torch_conv(np.zeros((0, 3, 5, 5)), w, b)
+    y = nl.conv2d(np.zeros((0, 3, 5, 5)), w, b)
+    assert y.shape == tuple(yt.shape)
+    dx, dw, db = nl.conv2d_backward(np.zeros(y.shape), np.zeros((0, 3, 5, 5)), w)
+    yt.sum().backward()
+    assert dx.shape == tuple(xt.grad.shape)
+    np.testing.assert_array_equal(dw, wt.grad.numpy())
+    np.testing.assert_array_equal(db, bt.grad.numpy())
+
+
+def test_empty_spatial_input_is_an_error_as_in_pytorch():
+    """H == 0 without padding: the kernel does not fit, as PyTorch says."""
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        nl.conv2d(np.ones((1, 3, 0, 5)), np.ones((4, 3, 1, 1)))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv2d(torch.ones(1, 3, 0, 5), torch.ones(4, 3, 1, 1))
+
+
+def test_im2col_col2im_with_empty_dims():
+    for shape in ((0, 2, 4, 5), (1, 0, 4, 5)):
+        cols = nl.im2col(np.ones(shape), 2)
+        assert cols.shape == (shape[0], shape[1] * 4, 12)
+        assert nl.col2im(cols, shape, 2).shape == shape
+
+
+# --------------------------------------------------------------------------- issue 16: clear errors
+@pytest.mark.parametrize("call,name", [
+    (lambda: nl.conv2d(None, np.ones((2, 3, 3, 3))), "x is None"),
+    (lambda: nl.conv2d(np.ones((1, 3, 5, 5)), None), "w is None"),
+    (lambda: nl.conv2d_backward(None, np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3))), "dy is None"),
+    (lambda: nl.conv2d_backward(np.ones((1, 2, 3, 3)), None, np.ones((2, 3, 3, 3))), "x is None"),
+    (lambda: nl.conv2d_backward(np.ones((1, 2, 3, 3)), np.ones((1, 3, 5, 5)), None), "w is None"),
+    (lambda: nl.im2col(None, 3), "x is None"),
+    (lambda: nl.col2im(None, (1, 3, 5, 5), 3), "cols is None"),
+    (lambda: nl.col2im(np.ones((1, 27, 9)), 7, 3), "input_shape"),
+    (lambda: nl.col2im(np.ones((1, 27, 9)), None, 3), "input_shape"),
+    (lambda: nl.col2im(np.ones((1, 27, 9)), (1, 3, 5), 3), "input_shape"),
+    (lambda: nl.col2im(np.ones((1, 27, 9)), (1, 3, 5, 5.0), 3), "input_shape"),
+    (lambda: nl.col2im(np.ones((1, 27, 9)), "1355", 3), "input_shape"),
+])
+def test_none_and_malformed_inputs_are_type_errors(call, name):
+    with pytest.raises(TypeError, match=name):
+        call()
+
+
+def test_col2im_negative_input_shape():
+    with pytest.raises(ValueError, match="input_shape"):
+        nl.col2im(np.ones((1, 27, 9)), (1, 3, -5, 5), 3)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_np_matrix_operands_are_read_as_arrays(rng):
+    x = rng.standard_normal((1, 1, 4, 4))
+    with pytest.raises(ValueError, match="4-D"):
+        nl.conv2d(np.matrix(x[0, 0]), np.ones((1, 1, 3, 3)))
+    with pytest.raises(ValueError, match="4-D"):
+        nl.im2col(np.matrix(x[0, 0]), 3)
+
+
+@pytest.mark.parametrize("value", ["abc", "-3", "nan", "0", ""])
+def test_bad_workspace_env_warns_and_uses_the_default(value):
+    """``NUMLIN_CONV_WORKSPACE_MB=abc`` used to break ``import numlin`` with a bare float() error."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import warnings\n"
+            "with warnings.catch_warnings(record=True) as ws:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import numlin.nn.conv as c\n"
+            "print(c.WORKSPACE_BYTES)\n"
+            "print([str(w.message) for w in ws if 'NUMLIN_CONV_WORKSPACE_MB' in str(w.message)])\n")
+    env = dict(os.environ, NUMLIN_CONV_WORKSPACE_MB=value)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    size, msgs = r.stdout.strip().splitlines()
+    assert int(size) == 64 * 2**20
+    assert "NUMLIN_CONV_WORKSPACE_MB" in msgs and repr(value) in msgs
