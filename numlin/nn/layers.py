@@ -132,11 +132,12 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  bias: bool = True, *, dtype: Any = np.float32, random_state: Any = None):
-        from .conv import _pair
+        from .conv import conv_args
 
         self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
-        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1)
+        # validated now, with numlin.conv2d's rules and messages (not at the first forward)
+        self.kernel_size = conv_args("Conv2d", kernel_size, stride=stride, padding=padding)[0]
         self.stride, self.padding = stride, padding
         rng = _rng(random_state)
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
@@ -157,6 +158,9 @@ class MaxPool2d(Module):
     """Max pooling (:func:`numlin.autodiff.ops.max_pool2d`); ``stride`` defaults to ``kernel_size``."""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+        from .conv import pool_args
+
+        pool_args(type(self).__name__, kernel_size, stride, padding)  # validated now, not at the first forward
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Any) -> Tensor:

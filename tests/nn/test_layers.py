@@ -176,3 +176,44 @@ def test_training_a_linear_model_reduces_the_loss(rng):
 def test_bad_input_is_a_clear_error(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# --------------------------------------------------------------------------- issue 16: validated at construction
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda: nl.nn.Conv2d(3, 4, 3, padding="foo"), ValueError, "Conv2d: padding must be an int, a pair, 'valid' or 'same'"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, padding="same", stride=2), ValueError, "Conv2d: padding='same' needs stride 1"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, stride=0), ValueError, "Conv2d: stride must be >= 1"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, stride=(1, -1)), ValueError, "Conv2d: stride"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, stride=1.5), TypeError, "Conv2d: stride"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, stride=2**63), ValueError, "Conv2d: stride must be at most"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, padding=-1), ValueError, "Conv2d: padding"),
+    (lambda: nl.nn.Conv2d(3, 4, 3, padding=True), TypeError, "Conv2d: padding"),
+    (lambda: nl.nn.Conv2d(3, 4, 0), ValueError, "Conv2d: kernel_size"),
+    (lambda: nl.nn.Conv2d(3, 4, (3, 3, 3)), TypeError, "Conv2d: kernel_size"),
+    (lambda: nl.nn.Conv2d(3, 4, None), TypeError, "Conv2d: kernel_size"),
+    (lambda: nl.nn.Conv2d(0, 4, 3), ValueError, "Conv2d: in_channels"),
+    (lambda: nl.nn.Conv2d(3, 4.0, 3), TypeError, "Conv2d: out_channels"),
+    (lambda: nl.nn.MaxPool2d(2, stride=0), ValueError, "MaxPool2d: stride must be >= 1"),
+    (lambda: nl.nn.MaxPool2d(0), ValueError, "MaxPool2d: kernel_size"),
+    (lambda: nl.nn.MaxPool2d(2**64 - 1), ValueError, "MaxPool2d: kernel_size must be at most"),
+    (lambda: nl.nn.MaxPool2d(2, padding=2), ValueError, "MaxPool2d: padding .* at most half"),
+    (lambda: nl.nn.MaxPool2d("2"), TypeError, "MaxPool2d: kernel_size"),
+    (lambda: nl.nn.AvgPool2d(2, stride=True), TypeError, "AvgPool2d: stride"),
+    (lambda: nl.nn.AvgPool2d(3, stride=(1, 0)), ValueError, "AvgPool2d: stride"),
+    (lambda: nl.nn.AvgPool2d(3, padding=-1), ValueError, "AvgPool2d: padding"),
+])
+def test_layer_arguments_are_checked_at_construction(make, exc, match):
+    """Bad stride/padding/kernel_size used to pass until the first forward; the messages are
+    numlin.conv2d's (one validation function, conv.conv_args / conv.pool_args)."""
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_layer_and_functional_messages_agree():
+    x, w = np.ones((1, 3, 5, 5)), np.ones((4, 3, 3, 3))
+    for kw in ({"padding": "foo"}, {"padding": "same", "stride": 2}, {"stride": 0}):
+        with pytest.raises(ValueError) as functional:
+            nl.conv2d(x, w, **kw)
+        with pytest.raises(ValueError) as layer:
+            nl.nn.Conv2d(3, 4, 3, **kw)
+        assert str(functional.value).replace("conv2d:", "") == str(layer.value).replace("Conv2d:", "")
