@@ -56,8 +56,20 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float 
     AssertionError
         A mismatch, with both numbers and the direction's index.
     """
-    if order < 1:
-        raise ValueError(f"check_grads: order must be >= 1, got {order}")
+    if not callable(f):
+        raise TypeError(f"check_grads: f must be callable, got {type(f).__name__}")
+    for name, v in (("order", order), ("n_directions", n_directions)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"check_grads: {name} must be an int, got {v!r}")
+        if v < 1:
+            raise ValueError(f"check_grads: {name} must be >= 1, got {v}")
+    for name, v in (("eps", eps), ("rtol", rtol), ("atol", atol)):
+        if v is not None and not (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+                                  and np.isfinite(v) and (v > 0 if name == "eps" else v >= 0)):
+            raise ValueError(f"check_grads: {name} must be a finite number {'> 0' if name == 'eps' else '>= 0'}, "
+                             f"got {v!r}")
+    if isinstance(args, (Tensor, np.ndarray, str)) or not isinstance(args, (list, tuple)):
+        raise TypeError(f"check_grads: args must be a list or tuple of arguments, got {type(args).__name__}")
     xs = [a if isinstance(a, Tensor) else Tensor(a) for a in args]
     for i, x in enumerate(xs):
         if x.dtype.kind != "f":

@@ -10,6 +10,10 @@ a second time raises NotImplementedError instead of returning a wrong zero.
 Dtypes: float32 and float64 (numpy promotion between them); integer tensors are cast to float64
 when an op needs floats (numpy's rule) and are never differentiable; Python scalars adopt the
 other operand's dtype (numpy 2's weak scalars).
+
+Operands: a Tensor, a numpy array or scalar, a Python number, or a (nested) list or tuple; one
+holding Tensors is stacked on the tape by :func:`stack` (``nl.mean([a, b])`` is numpy's
+``np.mean([a, b])``, and its gradient reaches ``a`` and ``b``).
 """
 from __future__ import annotations
 
@@ -121,8 +125,10 @@ def stack(values: Sequence[TensorLike], axis: int = 0, *, op: str = "stack") -> 
     with this (``nl.mean([a, b])``), as numpy does."""
     if axis != 0:
         raise ValueError(f"{op}: only axis=0 is supported, got {axis!r}")
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ValueError(f"{op}: needs a non-empty list or tuple of tensors, got {values!r}")
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{op}: values must be a list or tuple of tensors, got {type(values).__name__}")
+    if not values:
+        raise ValueError(f"{op}: values must not be empty")
     if not all(isinstance(v, Tensor) for v in values):
         return _stack_nested(values, op) if _holds_tensor(values) else Tensor(np.stack(values))
     devices = {t.device for t in values}
@@ -219,6 +225,8 @@ def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
 
 def cast(x: TensorLike, dtype: Any) -> Tensor:
     """``x`` converted to float32 or float64 (differentiable; the gradient is cast back)."""
+    if dtype is None:
+        raise TypeError("cast: dtype must be float32 or float64, got None")
     dt = np.dtype(dtype)
     if dt.kind != "f" or dt.itemsize not in (4, 8):
         raise TypeError(f"cast: dtype {dt} is not float32 or float64")
@@ -423,6 +431,8 @@ def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
 def reshape(x: TensorLike, shape: Any) -> Tensor:
     """``x`` with a new shape (one entry may be -1), as numpy; the gradient reshapes back."""
     x = _as_tensor(x, "reshape")
+    if not isinstance(shape, (numbers.Integral, np.integer, tuple, list)):
+        raise TypeError(f"reshape: shape must be an int or a tuple of ints, got {shape!r}")
     shape = (shape,) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(shape)
     if any(not _is_int(d) for d in shape):
         raise TypeError(f"reshape: shape must be ints, got {shape!r}")
@@ -442,8 +452,8 @@ def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
-        if any(not _is_int(a) for a in axes):
-            raise TypeError(f"transpose: axes must be ints, got {tuple(axes)!r}")
+        if not isinstance(axes, (tuple, list)) or any(not _is_int(a) for a in axes):
+            raise TypeError(f"transpose: axes must be None or a tuple of ints, got {axes!r}")
         perm = tuple(int(a) % x.ndim if -x.ndim <= int(a) < x.ndim else -1 for a in axes)
         if sorted(perm) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of {x.shape}")

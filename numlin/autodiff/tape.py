@@ -11,8 +11,11 @@ pass of an inner one: nested tapes give higher derivatives.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 from typing import Any, Callable
+
+import numpy as np
 
 from .tensor import Tensor, Variable
 
@@ -72,13 +75,13 @@ def record(name: str, inputs: tuple, output: Tensor, vjp: Callable) -> None:
             watched[id(output)] = output
 
 
-def _flatten(structure: Any, what: str) -> tuple[list, Callable]:
+def _flatten(structure: Any, what: str, op: str = "gradient") -> tuple[list, Callable]:
     """Tensors of a tensor / list / tuple / dict (nested) and a function rebuilding the structure."""
     if isinstance(structure, Tensor):
         return [structure], lambda leaves: leaves[0]
     if isinstance(structure, dict):
         keys = list(structure)
-        parts = [_flatten(structure[k], what) for k in keys]
+        parts = [_flatten(structure[k], what, op) for k in keys]
         sizes = [len(p[0]) for p in parts]
 
         def rebuild_dict(leaves):
@@ -90,7 +93,7 @@ def _flatten(structure: Any, what: str) -> tuple[list, Callable]:
 
         return [t for p in parts for t in p[0]], rebuild_dict
     if isinstance(structure, (list, tuple)):
-        parts = [_flatten(s, what) for s in structure]
+        parts = [_flatten(s, what, op) for s in structure]
         sizes = [len(p[0]) for p in parts]
         kind = type(structure)
 
@@ -102,7 +105,7 @@ def _flatten(structure: Any, what: str) -> tuple[list, Callable]:
             return out if kind is list else tuple(out)
 
         return [t for p in parts for t in p[0]], rebuild_seq
-    raise TypeError(f"gradient: {what} must be a Tensor or a list, tuple or dict of Tensors, "
+    raise TypeError(f"{op}: {what} must be a Tensor or a list, tuple or dict of Tensors, "
                     f"got {type(structure).__name__}")
 
 
@@ -138,6 +141,9 @@ class GradientTape:
     """
 
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
+        for name, flag in (("persistent", persistent), ("watch_accessed_variables", watch_accessed_variables)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"GradientTape: {name} must be True or False, got {flag!r}")
         self._persistent = bool(persistent)
         self._watch_accessed = bool(watch_accessed_variables)
         self._watched: dict[int, Tensor] | None = {}
@@ -164,7 +170,7 @@ class GradientTape:
         """Watch ``tensor`` (a Tensor or a list/tuple/dict of them): ops on it get recorded."""
         if self._watched is None:
             raise RuntimeError("GradientTape.watch: this tape has already computed its gradient")
-        for t in _flatten(tensor, "watch's argument")[0]:
+        for t in _flatten(tensor, "the tensor to watch", "GradientTape.watch")[0]:
             _check_differentiable(t, "a watched tensor")
             self._watched[id(t)] = t
 
@@ -221,7 +227,7 @@ class GradientTape:
         """
         from . import ops
 
-        if unconnected_gradients not in ("none", "zero"):
+        if not isinstance(unconnected_gradients, str) or unconnected_gradients not in ("none", "zero"):
             raise ValueError(f"gradient: Unknown value for unconnected_gradients: {unconnected_gradients!r} "
                              "(must be 'none' or 'zero')")
         if self._nodes is None:
@@ -294,8 +300,7 @@ class GradientTape:
 
 # --------------------------------------------------------------------------- functional face
 def _check_argnums(argnums: Any) -> None:
-    """``argnums`` must be an int or a non-empty tuple/list of distinct ints (bools are not ints here)."""
-    import numbers
+    """``argnums`` must be an int or a non-empty tuple/list of ints (bools are not ints here)."""
 
     def is_int(v):
         return isinstance(v, numbers.Integral) and not isinstance(v, bool)
@@ -345,6 +350,8 @@ def value_and_grad(f: Callable, argnums: int | tuple = 0) -> Callable:
         ``argnums`` out of range for the call, or empty.
     """
 
+    if not callable(f):
+        raise TypeError(f"grad: f must be callable, got {type(f).__name__}")
     _check_argnums(argnums)
 
     def wrapped(*args, **kwargs):
@@ -359,7 +366,7 @@ def value_and_grad(f: Callable, argnums: int | tuple = 0) -> Callable:
         if not isinstance(value, Tensor):
             raise TypeError(f"grad: the function must return a Tensor, got {type(value).__name__}")
         g = tape.gradient(value, [args[i] for i in idx], unconnected_gradients="zero")
-        return value, (g[0] if isinstance(argnums, int) else tuple(g))
+        return value, (tuple(g) if isinstance(argnums, (tuple, list)) else g[0])
 
     wrapped.__doc__ = f"value and gradient of {getattr(f, '__name__', 'f')}"
     return wrapped

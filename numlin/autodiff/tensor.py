@@ -52,7 +52,9 @@ class Tensor:
     Notes
     -----
     A numpy ``value`` is copied (as ``tf.constant`` and ``torch.tensor`` do); a device array is
-    wrapped without a copy. ``numpy()`` returns a read-only view on the CPU. numpy's ufuncs
+    wrapped without a copy. Construction is never recorded by tapes: ``Tensor([a, b])`` of Tensors
+    is a constant; to keep the gradient, pass the list to an op (``nl.mean([a, b])``) or use
+    ``nl.autodiff.stack([a, b])``. ``numpy()`` returns a read-only view on the CPU. numpy's ufuncs
     (``np.exp(t)``) raise TypeError: use ``nl.exp``, which the tape records.
     ``==`` compares identity (tensors are hashable, like Python objects); compare values with
     ``numpy()``. Arithmetic operators follow numpy broadcasting; Python scalars adopt the
@@ -277,18 +279,20 @@ def _convert(value: Any, dtype: Any, device: str | None):
         return data
     if isinstance(value, np.ndarray):
         arr = np.array(value)  # a Tensor owns its value: later writes to the caller's array change nothing
-    elif isinstance(value, (numbers.Number, np.generic, list, tuple)):
-        arr = np.asarray(value)
     else:
         try:
             arr = np.asarray(value)
-        except Exception as exc:  # pragma: no cover - numpy's message is clear
-            raise TypeError(f"Tensor: cannot convert {type(value).__name__} to an array") from exc
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"Tensor: cannot make an array of value ({exc})") from None
+        except Exception as exc:
+            raise TypeError(f"Tensor: cannot convert {type(value).__name__} to an array ({exc})") from None
     if arr.dtype.kind == "c":  # astype would drop the imaginary part without a word
         raise TypeError(f"Tensor: complex data (dtype {arr.dtype}) is not supported (float32, float64 or integer)")
+    if arr.dtype.kind not in "fiub":  # strings, objects, dates: with or without dtype=
+        raise TypeError(f"Tensor: dtype {arr.dtype} is not supported (float32, float64 or integer)")
     if dtype is not None:
         arr = arr.astype(_check_dtype(dtype), copy=False)  # an explicit dtype is an explicit cast
-    elif arr.dtype.kind not in "fiub" or (arr.dtype.kind == "f" and arr.dtype not in _FLOATS):
+    elif arr.dtype.kind == "f" and arr.dtype not in _FLOATS:
         raise TypeError(f"Tensor: dtype {arr.dtype} is not supported (float32, float64 or integer; "
                         "pass dtype= to convert)")
     if device == "cuda":
@@ -303,7 +307,10 @@ def _device_view(x):
 
 
 def _check_dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"Tensor: dtype {dtype!r} is not a dtype (float32, float64 or integer)") from None
     if dt.kind not in "fiub" or (dt.kind == "f" and dt not in _FLOATS):
         raise TypeError(f"Tensor: dtype {dt} is not supported (float32, float64 or integer)")
     return dt

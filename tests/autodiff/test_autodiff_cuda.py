@@ -359,3 +359,23 @@ def test_device_sizes_on_gpu(rng):
     lab = rng.integers(0, 1000, 4096)
     loss, _ = gsm.cross_entropy(_dev(logits), gsm.labels(lab))
     np.testing.assert_allclose(_host(loss), csm.cross_entropy(logits, csm.labels(lab))[0], rtol=1e-5, atol=1e-4)
+
+
+def test_lists_of_device_tensors_stack_on_the_tape_like_cpu(rng):
+    """Issue 16: an op given a list holding device Tensors stacks it on the device, differentiably;
+    host data mixed in is refused as for any other operand."""
+    a = rng.standard_normal((2, 3))
+    grads = {}
+    for device in ("cpu", "cuda"):
+        x = nl.Tensor(a, device=device)
+        with nl.GradientTape() as tape:
+            tape.watch(x)
+            y = nl.sum(nl.mean([x * x, nl.exp(x), x], axis=0) * [x, 2.0 * x])
+        grads[device] = tape.gradient(y, x).numpy()
+        assert y.device == device
+    _close(grads["cuda"], grads["cpu"], np.float64)
+    xd = nl.Tensor(a, device="cuda")
+    with pytest.raises(TypeError, match="different devices"):
+        nl.mean([xd, nl.Tensor(a)])
+    with pytest.raises(TypeError, match="host data with GPU tensors"):
+        nl.mean([xd, a])
