@@ -8,13 +8,16 @@ for sparse matrices (never densified), ``matmat``/``rmatmat`` for a LinearOperat
 Stage 1 (range finder): Gaussian test matrix Omega (n x l, l = k + p), Y = A Omega, then q power
 iterations Y = A (Aᵀ Y) with re-orthonormalisation between the half-steps (``normalizer``),
 Q = orth(Y). Stage 2: B = Qᵀ A (computed as (Aᵀ Q)ᵀ), SVD of the small B, U = Q Ũ.
-With ``tol``, the basis grows in blocks (HMT Algorithm 4.2) until the a-posteriori estimate
-10·sqrt(2/π)·max_i ||(I − QQᵀ) A ω_i|| (10 fresh Gaussian probes) falls under ``tol``.
+``n_iter="auto"`` iterates until the top-k Ritz values settle (:func:`_range_finder`).
+With ``tol``, a blocked QB with power iterations (Yu–Gu–Li randQB_EI, MATLAB's svdsketch) grows
+until an a-posteriori estimate of ||(I − QQᵀ) A||₂ is under tol/2; the rank is then read off
+the small B's singular values (:func:`_adaptive_qb`).
 """
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,14 +252,25 @@ class _Sparse(_Operator):
 
 
 class _Linear(_Operator):
-    def __init__(self, A, dtype):
+    def __init__(self, A, dtype, op_name: str = "rsvd"):
         self.A, self.shape, self.dtype, self.backend = A, tuple(A.shape), dtype, _Host()
+        self.op_name = op_name
+
+    def _checked(self, what: str, Y, X, rows: int):
+        Y = np.asarray(Y)
+        want = (rows, X.shape[1])
+        if Y.shape != want and not (Y.ndim == 1 and Y.shape == want[:1] and want[1] == 1):
+            raise ValueError(f"{self.op_name}: A.{what} returned shape {Y.shape} for an input of shape {X.shape}; "
+                             f"A's declared shape is {self.shape}, so it must return {want}")
+        if np.iscomplexobj(Y):
+            raise TypeError(f"{self.op_name}: A.{what} returned complex values ({Y.dtype}); use float32 or float64")
+        return np.asarray(Y, dtype=self.dtype).reshape(want)
 
     def matmat(self, X):
-        return np.asarray(self.A.matmat(X), dtype=self.dtype)
+        return self._checked("matmat", self.A.matmat(X), X, self.shape[0])
 
     def rmatmat(self, Y):
-        return np.asarray(self.A.rmatmat(Y), dtype=self.dtype)
+        return self._checked("rmatmat", self.A.rmatmat(Y), Y, self.shape[1])
 
 
 class _Centered(_Operator):
@@ -292,16 +306,25 @@ def _operator(op_name: str, A: Any, check_finite: bool = True) -> _Operator:
             raise ValueError(f"{op_name}: A must be 2-D, got shape {tuple(A.shape)}")
         return _Dense(A, _Device())
     if isinstance(A, LinearOperator):
-        dt = np.dtype(A.dtype) if np.dtype(A.dtype) in (np.float32, np.float64) else np.dtype(np.float64)
-        return _Linear(A, dt)
+        if len(A.shape) != 2:
+            raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
+        dt = _float_dtype(op_name, A.dtype if A.dtype is not None else np.float64)
+        return _Linear(A, dt, op_name)
     if sp.issparse(A):
         if A.ndim != 2:
             raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
+        if A.format not in ("csr", "csc", "coo"):  # LIL, DOK, BSR, DIA: converted to CSR (documented)
+            A = A.tocsr()
         dt = _float_dtype(op_name, A.dtype)
         if check_finite and not np.isfinite(A.data).all():
             raise ValueError(f"{op_name}: A contains NaN or Inf")
         return _Sparse(A, dt)
-    A = np.asarray(A)
+    if isinstance(A, (str, bytes, dict, set)) or A is None:
+        raise TypeError(f"{op_name}: A must be an array, a scipy.sparse matrix or a LinearOperator, "
+                        f"got {type(A).__name__}")
+    A = np.asarray(A)  # np.matrix and array-likes become plain ndarrays
+    if A.dtype == object:
+        raise TypeError(f"{op_name}: A must be a numeric array, got dtype object")
     if A.ndim != 2:
         raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
     A = A.astype(_float_dtype(op_name, A.dtype), copy=False)
@@ -334,26 +357,99 @@ def _gaussian(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype, copy=False)
 
 
-def _auto_iters(k: int, m: int, n: int) -> int:
-    """Power iterations for ``n_iter="auto"``: QR re-orthonormalisation lets 3 (2 when k is a
-    large share of the spectrum) match scikit-learn's default accuracy, which takes 7 (4) LU-
-    normalised iterations (benchmarks/README.md)."""
-    return 3 if k < 0.1 * min(m, n) else 2
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_args(op_name, k, n_oversamples, n_iter, normalizer, tol, m, n) -> int | None:
+    """Validate rsvd's options (TypeError for a wrong type, bool included; ValueError for a
+    value out of range); returns the power iterations (None for "auto": adaptive)."""
+    if not _is_int(k):
+        raise TypeError(f"{op_name}: k must be an int, got {type(k).__name__} {k!r}")
+    if not 1 <= k <= min(m, n):
+        raise ValueError(f"{op_name}: k must be an integer in [1, min(m, n)] = [1, {min(m, n)}] for A of shape "
+                         f"{(m, n)}, got {k!r}")
+    if not _is_int(n_oversamples):
+        raise TypeError(f"{op_name}: n_oversamples must be an int, got {type(n_oversamples).__name__} "
+                        f"{n_oversamples!r}")
+    if n_oversamples < 0:
+        raise ValueError(f"{op_name}: n_oversamples must be a non-negative int, got {n_oversamples!r}")
+    if not isinstance(normalizer, str):
+        raise TypeError(f"{op_name}: normalizer must be one of {_NORMALIZERS}, got {type(normalizer).__name__} "
+                        f"{normalizer!r}")
+    if normalizer not in _NORMALIZERS:
+        raise ValueError(f"{op_name}: normalizer must be one of {_NORMALIZERS}, got {normalizer!r}")
+    if isinstance(n_iter, str):
+        if n_iter != "auto":
+            raise ValueError(f"{op_name}: n_iter must be 'auto' or a non-negative int, got {n_iter!r}")
+        q = None
+    elif _is_int(n_iter):
+        if n_iter < 0:
+            raise ValueError(f"{op_name}: n_iter must be 'auto' or a non-negative int, got {n_iter!r}")
+        q = int(n_iter)
+    else:
+        raise TypeError(f"{op_name}: n_iter must be 'auto' or an int, got {type(n_iter).__name__} {n_iter!r}")
+    if tol is not None:
+        if not isinstance(tol, numbers.Real) or isinstance(tol, (bool, np.bool_)):
+            raise TypeError(f"{op_name}: tol must be None or a positive number, got {type(tol).__name__} {tol!r}")
+        if not tol > 0:  # NaN included
+            raise ValueError(f"{op_name}: tol must be a positive number, got {tol!r}")
+    return q
 
 
 # --------------------------------------------------------------------------- algorithm
-def _range_finder(op: _Operator, l: int, q: int, normalizer: str, rng):
+#: n_iter="auto": power iterations stop once the top-k Ritz values change by at most this much
+#: (relative) between two iterations, after at least _AUTO_MIN and at most _AUTO_MAX iterations.
+#: The iterate's Ritz values lag the final Rayleigh–Ritz step on two iterates by far, so 1e-2
+#: already gives errors below scikit-learn's defaults (benchmarks/bench_rsvd.py, README); the
+#: same value serves float32 (whose own rounding, ~1e-7, is far below it).
+_RITZ_TOL = {np.dtype(np.float32): 1e-2, np.dtype(np.float64): 1e-2}
+_AUTO_MIN, _AUTO_MAX = 2, 12
+
+
+def _ritz_values(be, Z) -> np.ndarray:
+    """The singular values of Z = Aᵀ Y (Y orthonormal, l columns), descending: Ritz values of A
+    on range(Y), from the l x l Gram matrix in float64."""
+    Zh = be.to_host(Z)
+    Zh = Zh if Zh.dtype == np.float64 else Zh.astype(np.float64)
+    w = np.linalg.eigvalsh(Zh.T @ Zh)[::-1]
+    return np.sqrt(np.maximum(w, 0.0))
+
+
+def _ritz_converged(old, new, k: int, tol: float) -> bool:
+    """The top-k Ritz values moved by at most ``tol`` (relative) since the last iteration."""
+    s = new[:k]
+    return bool(np.all(np.abs(s - old[:k]) <= tol * np.maximum(s, 1e-300)))
+
+
+def _range_finder(op: _Operator, l: int, q, normalizer: str, rng, k: int | None = None):
     """Subspace iteration; the basis spans the last two iterates ``[A Z_{q-1}, A Z_q]`` when
     they fit (a depth-2 block Krylov space: the same passes over A, a Rayleigh–Ritz step on 2l
-    columns; on the benchmark matrices 3 iterations then beat scikit-learn's 7)."""
+    columns). ``q=None`` is adaptive: iterate until the top-k Ritz values (singular values of
+    Aᵀ Y, known from each half-step) change by at most ``_RITZ_TOL`` relative, between
+    ``_AUTO_MIN`` and ``_AUTO_MAX`` iterations."""
     be = op.backend
     Y = op.matmat(be.from_host(_gaussian(rng, (op.shape[1], l), op.dtype)))
-    prev = None
-    for _ in range(q):
-        Y = be.orth(Y, normalizer)
+    prev, old = None, None
+    tol = _RITZ_TOL.get(np.dtype(op.dtype), 1e-5)
+    it = 0
+    while True:
+        if q is not None and it >= q:
+            break
+        if q is None and it >= _AUTO_MAX:
+            break
+        Y = be.orth(Y, "qr" if q is None else normalizer)
         prev = Y
-        Z = be.orth(op.rmatmat(Y), normalizer)
+        Z = op.rmatmat(Y)
+        it += 1
+        if q is None:
+            ritz = _ritz_values(be, Z)
+            done = old is not None and it >= _AUTO_MIN and _ritz_converged(old, ritz, k, tol)
+            old = ritz
+        Z = be.orth(Z, normalizer)
         Y = op.matmat(Z)
+        if q is None and done:
+            break
     if prev is not None and 2 * l <= min(op.shape):
         if normalizer != "qr":
             prev = be.orth(prev, "qr")
@@ -361,35 +457,73 @@ def _range_finder(op: _Operator, l: int, q: int, normalizer: str, rng):
     return be.orth(Y, "qr")
 
 
-def _adaptive_range_finder(op: _Operator, k: int, q: int, normalizer: str, tol: float, rng, block: int):
-    """HMT Algorithm 4.2, blocked: grow Q until the probabilistic bound is under ``tol``."""
+#: tol mode: HMT Lemma 4.1 with ``_PROBES`` Gaussian probes and factor ``_ALPHA``:
+#: ``||R||_2 <= _ALPHA sqrt(2/pi) max_i ||R w_i||`` fails with probability at most
+#: ``_ALPHA ** -_PROBES`` (2⁻³⁰ < 10⁻⁹).
+_PROBES, _ALPHA = 30, 2.0
+
+
+def _adaptive_qb(op: _Operator, k: int, q: int, normalizer: str, tol: float, rng, block: int, cap: int):
+    """Blocked randomized QB with power iterations (Yu, Gu & Li 2018 randQB_EI; MATLAB's
+    ``svdsketch``), stopped by an a-posteriori estimate ``E >= ||(I - Q Qᵀ) A||_2``:
+    Gaussian probes ``W = A Ω_p`` taken with the first block, projected out as Q grows.
+
+    Grows Q (block columns at a time, at most ``cap``) until ``E <= tol / 2``, then keeps the
+    smallest rank ``r <= k`` with ``σ_{r+1}(B)² <= tol² - E²``: since
+    ``A - Q B_r = (A - Q B) + Q (B - B_r)`` with orthogonal ranges,
+    ``||A - Q B_r||² <= E² + σ_{r+1}(B)² <= tol²``. Returns ``(Q, Bt, r)`` with Bt = Aᵀ Q
+    (host), or ``(None, None, 0)`` when ``E <= tol`` already without a basis (``||A|| <= tol``)."""
     be = op.backend
     n = op.shape[1]
-    probes = 10
-    W = op.matmat(be.from_host(_gaussian(rng, (n, probes), op.dtype)))
-    factor = 10.0 * math.sqrt(2.0 / math.pi)
-    Q, est = None, factor * float(np.max(be.col_norms(W)))
-    while est > tol and (Q is None or Q.shape[1] < k):
-        b = min(block, k - (0 if Q is None else Q.shape[1]))
-        Y = op.matmat(be.from_host(_gaussian(rng, (n, b), op.dtype)))
+    factor = _ALPHA * math.sqrt(2.0 / math.pi)
+    Q, Bt, W = None, None, None
+    while True:
+        b = min(block, cap - (0 if Q is None else Q.shape[1]))
+        if W is None:  # first pass: the probes (and on the host the first block with them)
+            if type(be) is _Host:
+                Y, W = _split_cols(op.matmat(_gaussian(rng, (n, b + _PROBES), op.dtype)), b)
+            else:
+                W = op.matmat(be.from_host(_gaussian(rng, (n, _PROBES), op.dtype)))
+                Y = op.matmat(be.from_host(_gaussian(rng, (n, b), op.dtype)))
+            est = factor * float(np.max(be.col_norms(W)))
+            if est <= tol:
+                return None, None, 0, est
+        else:
+            Y = op.matmat(be.from_host(_gaussian(rng, (n, b), op.dtype)))
         for _ in range(q):
             Y = be.orth(Y if Q is None else be.project_out(Q, Y), normalizer)
             Y = op.matmat(be.orth(op.rmatmat(Y), normalizer))
         if Q is not None:
             Y = be.project_out(Q, be.project_out(Q, Y))  # twice: orthogonal to working precision
         Qb = be.orth(Y, "qr")
+        Btb = be.to_host(op.rmatmat(Qb))
         Q = be.hstack(Q, Qb)
-        W = be.project_out(Qb, W)
+        Bt = Btb if Bt is None else np.hstack([Bt, Btb])
+        W = be.project_out(Qb, be.project_out(Qb, W))
         est = factor * float(np.max(be.col_norms(W)))
-    return Q, est
+        if est <= tol / 2 or Q.shape[1] >= cap:
+            break
+    S = np.linalg.svd(Bt.astype(np.float64, copy=False), compute_uv=False)
+    if est < tol:
+        room = math.sqrt(tol * tol - est * est)
+        r = int(np.count_nonzero(S > room))
+    else:
+        r = S.size
+    return Q, Bt, max(0, min(r, k)), est
 
 
-def _svd_from_basis(op: _Operator, Q, k: int):
-    """Stage 2: B = Qᵀ A via Bᵀ = Aᵀ Q, SVD of the small B, U = Q Ũ (truncated to k)."""
+def _split_cols(YW, b: int):
+    """``YW[:, :b], YW[:, b:]`` as contiguous host arrays."""
+    return np.ascontiguousarray(YW[:, :b]), np.ascontiguousarray(YW[:, b:])
+
+
+def _svd_from_basis(op: _Operator, Q, k: int, Bt=None):
+    """Stage 2: B = Qᵀ A via Bᵀ = Aᵀ Q (unless given), SVD of the small B, U = Q Ũ (truncated to k)."""
     import scipy.linalg as sl
 
     be = op.backend
-    Bt = be.to_host(op.rmatmat(Q))  # (n, l)
+    if Bt is None:
+        Bt = be.to_host(op.rmatmat(Q))  # (n, l)
     W, S, Zt = sl.svd(Bt, full_matrices=False, check_finite=False, lapack_driver="gesdd")
     k = min(k, S.size)
     U = be.matmul(Q, be.from_host(np.ascontiguousarray(Zt.T[:, :k])))
@@ -404,8 +538,11 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
     Parameters
     ----------
     A : ndarray, scipy.sparse matrix/array, scipy LinearOperator, GPU array, or dask array, shape (m, n)
-        float32 stays float32; integer input computes in float64. Sparse input is never
-        densified (jitted CSR products); a LinearOperator is used through matmat/rmatmat.
+        float32 stays float32; integer input computes in float64; ``np.matrix`` and other
+        array-likes are taken through ``np.asarray``. Sparse input is never densified (jitted
+        CSR products); LIL, DOK, BSR and DIA matrices are converted to CSR first. A
+        LinearOperator is used through matmat/rmatmat; its results must have the shapes its
+        declared shape implies (ValueError otherwise) and be real (complex operators: TypeError).
         A ``dask.array.Array`` is processed out of core, each pass over A one Dask computation
         whose per-block work is numlin's GEMM (see Notes); it should be chunked by rows with one
         chunk along the columns — other chunkings are rechunked that way first
@@ -415,35 +552,51 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
     n_oversamples : int
         Extra random vectors ``p`` (the basis has ``k + p`` columns, at most ``min(m, n)``).
     n_iter : int or "auto"
-        Power iterations ``q`` (each is two passes over A). "auto": 3, or 2 when ``k`` is at
-        least a tenth of ``min(m, n)`` — scikit-learn's default accuracy with fewer passes.
+        Power iterations ``q`` (each is two passes over A). "auto" is adaptive: iterate until the
+        top-k Ritz values change by at most 1% (relative) between two iterations, at least 2 and
+        at most 12 iterations (fast decay: 2–3; flat spectra: up to the cap). The final
+        Rayleigh–Ritz step on the last two iterates is far more accurate than that 1%: on
+        fast, slow and flat spectra the default beats scikit-learn's default accuracy. With
+        ``tol``, "auto" means 2 power iterations per block.
     normalizer : {"auto", "qr", "lu", "none"}
         Re-orthonormalisation between power half-steps: Householder QR (LAPACK) on the host,
         CholeskyQR2 on the GPU ("auto"/"qr"), LU (faster, slightly less accurate), or none
         (unstable for many iterations).
     tol : float, optional
-        Choose the rank adaptively so that ``||A - U S Vt||_2 <= tol`` holds with probability
-        at least 1 - 10⁻¹⁰ (HMT Alg. 4.2 estimate), growing the basis in blocks; ``k`` caps it.
+        Choose the rank adaptively: blocks of ``max(n_oversamples, 8, k // 4)`` columns (with the
+        power iterations) are added to the basis Q, up to ``min(min(m, n), 2k + n_oversamples)``
+        columns, until ``E = 2·sqrt(2/π)·max_i ||(I − QQᵀ) A ω_i||`` over 30 Gaussian probes is
+        at most tol/2; then the rank is the smallest ``r <= k`` with
+        ``σ_{r+1}(Qᵀ A) <= sqrt(tol² − E²)``. Guarantee: ``||A − U S Vt||₂ <= tol`` with
+        probability at least ``1 − 2⁻³⁰`` (HMT Lemma 4.1; ``||(I − QQᵀ)A||₂ <= E`` is the only
+        random event) whenever the rank is below the cap ``k`` (at the cap it is best effort:
+        rank k is returned without the guarantee). The rank is near the smallest that meets
+        tol (tested: within max(1.25 r*, r* + 4) on geometric spectra). When ``E <= tol``
+        without any basis (``||A||₂ <= tol``, e.g. a zero matrix) the result has rank 0:
+        U (m, 0), S (0,), Vt (0, n).
     random_state : None, int, numpy Generator or RandomState
         Seed of the Gaussian test matrix; the same seed gives identical results.
     flip_sign : bool
-        scikit-learn's ``svd_flip`` rule: the largest-magnitude entry of each column of U is
-        positive (signs of the rows of Vt follow).
+        scikit-learn ``randomized_svd``'s default ``svd_flip`` rule (``u_based_decision=True``):
+        the largest-magnitude entry of each column of U is positive (first on ties; the rows of
+        Vt follow). :func:`pca` uses scikit-learn PCA's rule instead (by the rows of Vt).
 
     Returns
     -------
-    U : (m, k) array, S : (k,) ndarray, Vt : (k, n) ndarray
-        For GPU input U is a numba device array (the tall factor stays on the device); S and Vt
-        are small host arrays. For Dask input U is a lazy Dask array chunked like A's rows
-        (``U.compute()`` or ``da.store`` to materialise it); S and Vt are numpy arrays.
+    U : (m, k) array, S : (k,) array, Vt : (k, n) array
+        For GPU input all three are numba device arrays (as ``torch.svd_lowrank``). For Dask
+        input U is a lazy Dask array chunked like A's rows (``U.compute()`` or ``da.store`` to
+        materialise it); S and Vt are numpy arrays. With ``tol`` the rank may be below k.
 
     Raises
     ------
     ValueError
-        k out of range, 1-D A, NaN/Inf in A (dense and sparse input are checked), an unknown
-        normalizer, negative n_oversamples or n_iter, non-positive tol.
+        k out of range, A not 2-D, NaN/Inf in A (dense and sparse input are checked), an unknown
+        normalizer or n_iter string, negative n_oversamples or n_iter, tol <= 0 or NaN, a
+        LinearOperator returning the wrong shape.
     TypeError
-        Unsupported dtypes or random_state.
+        Unsupported dtypes (complex, object, float16), a wrong argument type (bools included,
+        e.g. ``k=True``, ``n_iter=2.5``, ``tol="1"``), random_state.
 
     Notes
     -----
@@ -463,35 +616,32 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
         U, S, Vt = _rsvd(op_name, op, k, n_oversamples, n_iter, normalizer, tol, random_state)
         if flip_sign:
             U, Vt = op.backend.flip(U, Vt)
-    return op.backend.result(U), S, Vt
+    be = op.backend
+    if be.device:  # all three factors on the device, as torch.svd_lowrank
+        S, Vt = be.from_host(np.ascontiguousarray(S)), be.from_host(np.ascontiguousarray(Vt))
+    return be.result(U), S, Vt
 
 
 def _rsvd(op_name, op: _Operator, k, n_oversamples, n_iter, normalizer, tol, random_state):
     m, n = op.shape
-    if not isinstance(k, (numbers.Integral,)) or isinstance(k, bool) or not 1 <= k <= min(m, n):
-        raise ValueError(f"{op_name}: k must be an integer in [1, min(m, n)] = [1, {min(m, n)}] for A of shape "
-                         f"{(m, n)}, got {k!r}")
-    if not isinstance(n_oversamples, numbers.Integral) or n_oversamples < 0:
-        raise ValueError(f"{op_name}: n_oversamples must be a non-negative int, got {n_oversamples!r}")
-    if normalizer not in _NORMALIZERS:
-        raise ValueError(f"{op_name}: normalizer must be one of {_NORMALIZERS}, got {normalizer!r}")
-    if n_iter == "auto":
-        q = _auto_iters(k, m, n)
-    elif isinstance(n_iter, numbers.Integral) and not isinstance(n_iter, bool) and n_iter >= 0:
-        q = int(n_iter)
-    else:
-        raise ValueError(f"{op_name}: n_iter must be 'auto' or a non-negative int, got {n_iter!r}")
-    if tol is not None and not (isinstance(tol, numbers.Real) and tol > 0):
-        raise ValueError(f"{op_name}: tol must be a positive number, got {tol!r}")
+    q = _check_args(op_name, k, n_oversamples, n_iter, normalizer, tol, m, n)
     norm = "qr" if normalizer == "auto" else normalizer
     rng = _rng(random_state)
     transposed = m < n
     work = op.T() if transposed else op
     if tol is None:
-        Q = _range_finder(work, min(k + n_oversamples, min(m, n)), q, norm, rng)
+        Q = _range_finder(work, min(k + n_oversamples, min(m, n)), q, norm, rng, k)
+        U, S, Vt = _svd_from_basis(work, Q, k)
     else:
-        Q, _ = _adaptive_range_finder(work, k, q, norm, float(tol), rng, block=max(n_oversamples, 8))
-    U, S, Vt = _svd_from_basis(work, Q, k)
+        cap = min(min(m, n), 2 * k + n_oversamples)
+        Q, Bt, r, _ = _adaptive_qb(work, k, 2 if q is None else q, norm, float(tol), rng,
+                                   max(n_oversamples, 8, k // 4), cap)
+        if Q is None or r == 0:
+            be = work.backend
+            U = be.from_host(np.zeros((work.shape[0], 0), work.dtype))
+            S, Vt = np.zeros(0, work.dtype), np.zeros((0, work.shape[1]), work.dtype)
+        else:
+            U, S, Vt = _svd_from_basis(work, Q, r, Bt)
     if transposed:  # Aᵀ = U S Vt  =>  A = Vtᵀ S Uᵀ
         be = work.backend
         U, Vt = be.from_host(np.ascontiguousarray(Vt.T)), np.ascontiguousarray(be.to_host(U).T)
@@ -530,13 +680,52 @@ class PCAResult:
         return np.asarray(Xc) if sp.issparse(X) else Xc
 
 
+def _flip_by_rows(U, Vt):
+    """scikit-learn >= 1.5 PCA's rule (``svd_flip(u, v, u_based_decision=False)``): the
+    largest-magnitude entry of each row of Vt positive (first on ties); U's columns follow."""
+    if Vt.shape[0] == 0:
+        return U, Vt
+    idx = np.argmax(np.abs(Vt), axis=1)
+    signs = np.sign(Vt[np.arange(Vt.shape[0]), idx])
+    signs[signs == 0] = 1
+    return U * signs, Vt * signs[:, None]
+
+
+def _total_variance(op: _Operator, mu64: np.ndarray, m: int) -> float:
+    """Σ_j Σ_i (a_ij − μ_j)² / (m − 1), from centred sums in float64 (no Σa² − m μ²
+    cancellation): dense by row blocks, sparse over the stored entries plus μ_j² for each
+    implicit zero (never densified); NaN for a LinearOperator (its entries are not known)."""
+    if isinstance(op, _Sparse):
+        A = op.A.tocsc(copy=True)
+        A.sum_duplicates()
+        nnz = np.diff(A.indptr)
+        col = np.repeat(np.arange(A.shape[1]), nnz)
+        d = A.data.astype(np.float64) - mu64[col]
+        return (float(d @ d) + float(((m - nnz) * mu64 ** 2).sum())) / (m - 1)
+    if isinstance(op, _Dense):
+        total, step = 0.0, max(1, (1 << 22) // max(1, op.shape[1]))
+        for i in range(0, m, step):
+            d = op.A[i:i + step].astype(np.float64) - mu64
+            total += float(np.einsum("ij,ij->", d, d))
+        return total / (m - 1)
+    return float("nan")
+
+
 def pca(A: Any, k: int, **rsvd_kwargs) -> PCAResult:
     """Principal component analysis of ``A`` (n_samples, n_features) by :func:`rsvd` of the
-    centred matrix; the centring ``A - 1 μᵀ`` is applied implicitly, so a sparse A is never
-    densified. Keyword arguments go to :func:`rsvd`.
+    centred matrix. A dense A is centred in a copy (as scikit-learn does: exact in float32 too);
+    for sparse input and LinearOperators the centring ``A - 1 μᵀ`` is applied implicitly, so a
+    sparse A is never densified. Keyword arguments go to :func:`rsvd`.
 
     Returns a :class:`PCAResult`: ``components_`` (k, n_features), ``explained_variance_``
     (S² / (n_samples - 1)), ``explained_variance_ratio_``, ``singular_values_``, ``mean_``.
+
+    ``components_`` signs follow scikit-learn's PCA (>= 1.5): the largest-magnitude entry of
+    each component is positive (``flip_sign=False`` leaves rsvd's raw signs). The total variance
+    behind ``explained_variance_ratio_`` is summed from centred values in float64 (stable for
+    data with a large mean; sparse input is not densified). Data with total variance 0 (all
+    samples equal) gives NaN ratios with a RuntimeWarning, as scikit-learn's 0/0; a
+    LinearOperator gives NaN ratios (its total variance is unknown).
     """
     if is_dask_array(A):
         raise TypeError("pca: Dask arrays are not supported yet; use nl.linalg.rsvd on the centred array "
@@ -544,27 +733,36 @@ def pca(A: Any, k: int, **rsvd_kwargs) -> PCAResult:
     op = _operator("pca", A)
     if op.backend.device:
         raise TypeError("pca: GPU arrays are not supported yet; pass a host array")
+    unexpected = set(rsvd_kwargs) - {"n_oversamples", "n_iter", "normalizer", "tol", "random_state", "flip_sign"}
+    if unexpected:
+        raise TypeError(f"pca: unexpected keyword arguments {sorted(unexpected)}")
     m = op.shape[0]
     if m < 2:
         raise ValueError(f"pca: needs at least 2 samples, got {m}")
-    mu = np.asarray(op.rmatmat(np.ones((m, 1), op.dtype))).ravel() / m
-    centred = _Centered(op, mu.astype(op.dtype))
+    if isinstance(op, _Dense):
+        mu64 = op.A.mean(axis=0, dtype=np.float64)
+    elif isinstance(op, _Sparse):
+        mu64 = np.asarray(op.A.sum(axis=0, dtype=np.float64)).ravel() / m
+    else:
+        mu64 = np.asarray(op.rmatmat(np.ones((m, 1), op.dtype)), dtype=np.float64).ravel() / m
+    mu = mu64.astype(op.dtype)
+    if isinstance(op, _Dense):
+        centred = _Dense(np.ascontiguousarray(op.A - mu), op.backend)
+    else:
+        centred = _Centered(op, mu)
     flip = rsvd_kwargs.pop("flip_sign", True)
     with blas_single_thread():
         U, S, Vt = _rsvd("pca", centred, k, rsvd_kwargs.pop("n_oversamples", 10), rsvd_kwargs.pop("n_iter", "auto"),
                          rsvd_kwargs.pop("normalizer", "auto"), rsvd_kwargs.pop("tol", None),
                          rsvd_kwargs.pop("random_state", None))
-    if rsvd_kwargs:
-        raise TypeError(f"pca: unexpected keyword arguments {sorted(rsvd_kwargs)}")
     if flip:
-        U, Vt = op.backend.flip(U, Vt)
-    # total variance: column variances summed, from sums of squares (sparse-friendly)
-    if isinstance(op, _Sparse):
-        sq = np.asarray(op.A.multiply(op.A).sum(axis=0)).ravel()
-    elif isinstance(op, _Dense):
-        sq = np.einsum("ij,ij->j", op.A, op.A, dtype=np.float64)
-    else:
-        sq = None
+        U, Vt = _flip_by_rows(U, Vt)
     var = S.astype(np.float64) ** 2 / (m - 1)
-    total = (sq.sum() - m * float(mu @ mu)) / (m - 1) if sq is not None else float("nan")
-    return PCAResult(Vt, var.astype(S.dtype), (var / total).astype(S.dtype), S, mu, int(S.size), m)
+    total = _total_variance(op, mu64, m)
+    if total == 0.0:
+        warnings.warn("pca: total variance is 0 (all samples are equal); explained_variance_ratio_ is NaN, "
+                      "as scikit-learn's", RuntimeWarning, stacklevel=2)
+        ratio = np.full_like(var, np.nan)
+    else:
+        ratio = var / total
+    return PCAResult(np.ascontiguousarray(Vt), var.astype(S.dtype), ratio.astype(S.dtype), S, mu, int(S.size), m)

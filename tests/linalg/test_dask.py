@@ -85,7 +85,8 @@ def test_tol_mode_and_error_estimate():
     assert S.size == ref[1].size < 60  # stopped before the cap, where the in-memory run stops
     np.testing.assert_allclose(S, ref[1], rtol=1e-9)
     est = nl.linalg.rsvd_error_estimate(Ad, U, random_state=1)
-    assert np.linalg.norm(A - Uc @ (Uc.T @ A), 2) <= est <= 1e-2
+    # the 10·sqrt(2/π) bound is loose: the rank tol mode picks is tight, so est may exceed tol
+    assert np.linalg.norm(A - Uc @ (Uc.T @ A), 2) <= est
 
 
 def test_ill_conditioned_sketch_falls_back_to_tsqr():
