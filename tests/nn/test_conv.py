@@ -351,7 +351,7 @@ def test_shifted_forward_splits_filter_rows_among_threads(rng, monkeypatch, dtyp
         y = nl.conv2d(x, w, b, **kw)
     finally:
         numba.set_num_threads(threads)
-    assert row_groups == [2]
+    assert row_groups == [2, 2]  # the kernel runs once per part (two threads), each with pr = 2 row groups
     _check(y, conv2d_ref(x, w, b, **kw)["y"], np.abs(x).max() * np.abs(w).max() * red, _tol(dtype, red))
 
 
@@ -380,11 +380,12 @@ def test_shifted_forward_one_sample_per_vector(rng, monkeypatch, dtype, N, C, K,
         monkeypatch.setattr(implicit_gemm, "SHIFT_BYTES", implicit_gemm._shift_bytes(g, dtype))
     calls = []
     real = implicit_gemm.conv2d_nchw_shifted
-    monkeypatch.setattr(implicit_gemm, "conv2d_nchw_shifted", lambda *a: (calls.append(1), real(*a)))
+    # one call per part and chunk of samples: count the first part of the first chunk, (t, n0) == (0, 0)
+    monkeypatch.setattr(implicit_gemm, "conv2d_nchw_shifted", lambda *a: (calls.append(a[0] == a[21] == 0), real(*a)))
     y = nl.conv2d(x, w, b, **kw)
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, _, _ = nl.conv2d_backward(dy, x, w, **kw)
-    assert len(calls) == 2  # the forward and the input gradient
+    assert sum(calls) == 2  # the forward and the input gradient
     ref = conv2d_ref(x, w, b, dy=dy, **kw)
     red, red_dx = (C // groups) * 9, (K // groups) * 9
     _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * red, _tol(dtype, red))
@@ -402,7 +403,9 @@ def test_shifted_copies_stay_under_their_cap(rng, monkeypatch, room):
     calls = []
     for name in ("conv2d_nchw_shifted", "conv2d_nchw_dw_dot"):
         real = getattr(implicit_gemm, name)
-        monkeypatch.setattr(implicit_gemm, name, lambda *a, _n=name, _f=real: (calls.append(_n), _f(*a)))
+        # one call per part and chunk of samples: record the first part of the first chunk, (t, n0) == (0, 0)
+        monkeypatch.setattr(implicit_gemm, name,
+                            lambda *a, _n=name, _f=real: (a[0] == a[21] == 0 and calls.append(_n), _f(*a)))
     y = nl.conv2d(x, w, padding=1)
     dy = rng.standard_normal(y.shape)
     dx, dw, _ = nl.conv2d_backward(dy, x, w, padding=1)
@@ -651,11 +654,24 @@ def test_zero_filters_and_zero_batch(rng):
 
 
 def test_empty_spatial_input_is_an_error_as_in_pytorch():
-    """H == 0 without padding: the kernel does not fit, as PyTorch says."""
+    """H == 0 without padding: the kernel does not fit; with padding, only padding would be
+    convolved: errors, as in PyTorch (which allows it for an empty batch or channel axis)."""
     with pytest.raises(ValueError, match="larger than the padded input"):
         nl.conv2d(np.ones((1, 3, 0, 5)), np.ones((4, 3, 1, 1)))
     with pytest.raises(RuntimeError):
         torch.nn.functional.conv2d(torch.ones(1, 3, 0, 5), torch.ones(4, 3, 1, 1))
+    for layout in ("NCHW", "NHWC"):
+        x = np.ones((1, 3, 0, 5)) if layout == "NCHW" else np.ones((1, 0, 5, 3))
+        w = np.ones((4, 3, 1, 1)) if layout == "NCHW" else np.ones((1, 1, 3, 4))
+        with pytest.raises(ValueError, match="empty spatial dimension"):
+            nl.conv2d(x, w, padding=1, layout=layout)
+        with pytest.raises(ValueError, match="empty spatial dimension"):
+            nl.conv2d_backward(np.ones((1, 4, 2, 7) if layout == "NCHW" else (1, 2, 7, 4)), x, w, padding=1,
+                               layout=layout)
+    with pytest.raises(RuntimeError, match="Only zero batch or zero channel"):
+        torch.nn.functional.conv2d(torch.ones(1, 3, 0, 5), torch.ones(4, 3, 1, 1), padding=1)
+    # an empty batch or channel axis with an empty image: as PyTorch, computed
+    assert nl.conv2d(np.ones((0, 3, 0, 5)), np.ones((4, 3, 1, 1)), padding=1).shape == (0, 4, 2, 7)
 
 
 def test_im2col_col2im_with_empty_dims():

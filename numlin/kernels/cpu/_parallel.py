@@ -54,14 +54,3 @@ def parallel_kernel(**options):
         return ParallelKernel(njit(parallel=True, **options)(fn))
 
     return wrap
-
-
-def dispatcher_scope(scope: dict) -> dict:
-    """A module's globals plus the dispatchers of its parallel kernels (as extra entries), for code
-    that finds a module's kernels by scanning its globals for Numba dispatchers
-    (:func:`.gemm.ensure_fresh_cache` flushing stale cache entries). Call at the module's end."""
-    out = dict(scope)
-    for name, obj in scope.items():
-        if isinstance(obj, ParallelKernel):
-            out[f"{name}.dispatcher"] = obj.dispatcher
-    return out

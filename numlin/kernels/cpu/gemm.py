@@ -641,54 +641,6 @@ def add_partial_sums(t, parts, m, n, c, coff, crs, ccs, tmp, nsums):
                 c[coff + i * crs + j * ccs] += tmp[base + i * n + j]
 
 
-# --------------------------------------------------------------------------- cache coherence
-@njit(cache=True)
-def _compiled_tile(buf):
-    """``(MR, NR, VW)`` as compiled into the cached kernels."""
-    mr, nr = _tile_shape(buf)
-    return mr, nr, _vector_width(buf)
-
-
-_fresh: set = set()
-
-
-def ensure_fresh_cache(dtype, scope: dict | None = None) -> None:
-    """Make the on-disk kernels agree with :func:`blocking` for ``dtype`` (once per process).
-
-    Numba's cache is keyed on this file's timestamp, not on ``blocking.py`` or
-    ``NUMLIN_BLOCKING``; the register tile is compiled in. If the cached tile differs from the
-    current one, every cache entry of this module is dropped, so kernels recompile on first use.
-    ``scope``: the globals of another module whose kernels compile the micro-kernel in (it
-    defines its own ``_compiled_tile`` probe, cached with that module); default: this module.
-    Another module's kernels also link this one's (``_pack_a`` packs for the tile it was
-    compiled with): if they were compiled while this module's cache was stale, they keep its
-    tile (a packed filter one tile-height too tall: a write past the buffer). So this module is
-    checked first, and another module's probe returns its own tile followed by the tile of this
-    module's probe as linked into it; every triple must match.
-    """
-    if scope is not None and scope is not globals():
-        ensure_fresh_cache(dtype)
-    scope = globals() if scope is None else scope
-    key = (np.dtype(dtype), scope["__name__"])
-    if key in _fresh:
-        return
-    from numba.core.registry import CPUDispatcher
-
-    bl = blocking(dtype)
-    probe = scope["_compiled_tile"]
-    want = (bl.mr, bl.nr, bl.vw)
-    got = tuple(probe(np.empty(1, dtype)))
-    if got != want * (len(got) // 3):
-        for obj in list(scope.values()):  # the probe included: the cache must keep telling the truth
-            if isinstance(obj, CPUDispatcher) and obj._cache is not None:
-                obj._cache.flush()
-                obj._reset_overloads()  # in-process entries too (a later call compiles afresh)
-        got = tuple(probe(np.empty(1, dtype)))  # recompiled for this tile, and cached as such
-        if got != want * (len(got) // 3):
-            raise RuntimeError(f"numlin: kernels compiled for tile {got}, blocking says {want}")
-    _fresh.add(key)
-
-
 # --------------------------------------------------------------------------- Python driver
 #: Per-matrix work (m*n*k) at or under which packing is skipped.
 SMALL_MNK = 16 * 16 * 16
@@ -794,7 +746,6 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     cbatch = tuple(c.shape[:-2])
     m, n, k = c.shape[-2], c.shape[-1], a.shape[-1]
     dtype = c.buf.dtype
-    ensure_fresh_cache(dtype)
     bl = blocking(dtype)
     if _tile_use(n, m, bl) > 1.15 * _tile_use(m, n, bl):  # sum_t Bᵀ Aᵀ = Cᵀ fills the tiles better
         a, b, c = b.mT, a.mT, c.mT
@@ -837,7 +788,6 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     if nb == 0 or m == 0 or n == 0:
         return
     dtype = c.buf.dtype
-    ensure_fresh_cache(dtype)
     bl = blocking(dtype)
     threads = num_threads()
     one_item = m * n * max(k, 1)

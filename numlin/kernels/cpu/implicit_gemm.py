@@ -62,17 +62,16 @@ import os
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types, uintp
+from numba import njit, types, uintp
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
-from .gemm import _compiled_tile as _gemm_compiled_tile
 from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _micro_kernel_split, _pack_a, _splat,
-                   _tile_shape, _vector_fma, _vector_width, ensure_fresh_cache, workspace)
+                   _tile_shape, _vector_fma, _vector_width, add_partial_sums, workspace)
 from .im2col import _q_range
-from ._parallel import dispatcher_scope, parallel_kernel
+from ._threads import launch, num_threads
 
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
            "NC_PIXELS", "DW_NC"]
@@ -203,16 +202,6 @@ def _dot_shape(typingctx, buf):
     return ret(buf), codegen
 
 
-@njit(cache=True)
-def _compiled_tile(buf):
-    """``(MR, NR, VW)`` as compiled into this module's cached kernels, then as compiled into the
-    :mod:`.gemm` kernels they link (``_pack_a``...), which may have come from that module's cache
-    (see ``ensure_fresh_cache``)."""
-    mr, nr = _tile_shape(buf)
-    gmr, gnr, gvw = _gemm_compiled_tile(buf)
-    return mr, nr, _vector_width(buf), gmr, gnr, gvw
-
-
 @njit(cache=True, nogil=True)
 def _q_ranges(Q, W, sw, pw, S, dw):
     """Per filter column ``s``: the output columns ``qlo[s] .. qhi[s]`` whose input column
@@ -335,14 +324,24 @@ def _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp):
     _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
 
 
-@parallel_kernel(cache=True, nogil=True)
-def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize, scratch,
-                      kc_blk, nc_blk, parts):
-    """``y = conv(x, w) + beta * y`` (NCHW, flat C-ordered buffers), see the module docstring.
+@njit(cache=True, nogil=True)
+def pack_filter(t, parts, w, ap, G, Kg, CgRS, kc_blk, mp):
+    """Part ``t`` of ``parts`` of packing the filter into ``ap`` (a run of its ``kc`` slices,
+    :func:`_pack_filter_slice`)."""
+    nsl = (CgRS + kc_blk - 1) // kc_blk
+    for u in range(G * nsl * t // parts, G * nsl * (t + 1) // parts):
+        _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
 
-    ``ap`` holds the packed filter (``G * mp * CgRS``); ``work`` ``parts`` slices of ``wsize``
-    (packed B panel, edge tile); ``scratch`` ``parts`` slices of ``Kg * nc_blk`` (blocks spanning
-    two samples). ``nc_blk`` is a multiple of NR.
+
+@njit(cache=True, nogil=True)
+def conv2d_nchw_fused(t, parts, x, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize,
+                      scratch, kc_blk, nc_blk):
+    """Part ``t`` of ``parts`` of ``y = conv(x, w) + beta * y`` (NCHW, flat C-ordered buffers), see
+    the module docstring: an equal share of the NR-wide micro-panels of output pixels.
+
+    ``ap`` holds the packed filter (``G * mp * CgRS``, :func:`pack_filter`); ``work`` ``parts``
+    slices of ``wsize`` (packed B panel, edge tile); ``scratch`` ``parts`` slices of ``Kg * nc_blk``
+    (blocks spanning two samples). ``nc_blk`` is a multiple of NR.
     """
     MR, NR = _tile_shape(work)
     t_ = y.dtype.type
@@ -353,37 +352,32 @@ def conv2d_nchw_fused(x, w, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q
     CgRS = Cg * R * S
     PQ = P * Q
     mp = (Kg + MR - 1) // MR * MR
-    nsl = (CgRS + kc_blk - 1) // kc_blk
-    for u in prange(G * nsl):
-        _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
     qlo, qhi = _q_ranges(Q, W, sw, pw, S, dw)
     total = N * PQ
     npan = (total + NR - 1) // NR
-    for t in prange(parts):
-        wk = work[t * wsize:(t + 1) * wsize]
-        bp = wk[:kc_blk * nc_blk]
-        ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
-        sc = t * Kg * nc_blk
-        seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
-        # the thread's columns: an equal share of the NR-wide micro-panels (not of the blocks)
-        t_end = min(total, (npan * (t + 1) // parts) * NR)
-        for j0 in range(npan * t // parts * NR, t_end, nc_blk):
-            nc = min(nc_blk, t_end - j0)
-            ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, sh, ph, NR, seg)
-            n0 = j0 // PQ
-            cross = (j0 + nc - 1) // PQ != n0
-            for gi in range(G):
-                if cross:
-                    dst, doff, drs, b0 = scratch, sc, nc_blk, t_(0)
-                else:
-                    dst, doff, drs, b0 = y, (n0 * K + gi * Kg) * PQ + j0 - n0 * PQ, PQ, beta
-                for pc in range(0, CgRS, kc_blk):
-                    kc = min(kc_blk, CgRS - pc)
-                    _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp)
-                    _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, dst, doff, drs, 1, one,
-                                  b0 if pc == 0 else one, ct)
-                if cross:  # scatter the block's columns, a run per sample
-                    _scatter_block(y, scratch, sc, nc_blk, j0, nc, PQ, 0, 0, PQ, K, gi * Kg, Kg, beta)
+    wk = work[t * wsize:(t + 1) * wsize]
+    bp = wk[:kc_blk * nc_blk]
+    ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
+    sc = t * Kg * nc_blk
+    seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
+    t_end = min(total, (npan * (t + 1) // parts) * NR)
+    for j0 in range(npan * t // parts * NR, t_end, nc_blk):
+        nc = min(nc_blk, t_end - j0)
+        ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, sh, ph, NR, seg)
+        n0 = j0 // PQ
+        cross = (j0 + nc - 1) // PQ != n0
+        for gi in range(G):
+            if cross:
+                dst, doff, drs, b0 = scratch, sc, nc_blk, t_(0)
+            else:
+                dst, doff, drs, b0 = y, (n0 * K + gi * Kg) * PQ + j0 - n0 * PQ, PQ, beta
+            for pc in range(0, CgRS, kc_blk):
+                kc = min(kc_blk, CgRS - pc)
+                _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi, bp)
+                _macro_kernel(kc, Kg, nc, ap[gi * mp * CgRS + pc * mp:], bp, dst, doff, drs, 1, one,
+                              b0 if pc == 0 else one, ct)
+            if cross:  # scatter the block's columns, a run per sample
+                _scatter_block(y, scratch, sc, nc_blk, j0, nc, PQ, 0, 0, PQ, K, gi * Kg, Kg, beta)
 
 
 @njit(cache=True, nogil=True)
@@ -404,19 +398,19 @@ def _scatter_block(y, scratch, sc, nc_blk, j0, nc, span, first, n0, PQ, K, k0, K
         jj += run
 
 
-@parallel_kernel(cache=True, nogil=True)
-def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, nb, work, wsize,
-                        scratch, kc_blk, nc_blk, parts, pr):
-    """``y = conv(x, w) + beta * y`` of a stride-1 convolution (NCHW, flat buffers) with B read
-    in place: per chunk of ``nb`` samples, x is copied once per filter column into ``xs``
-    (:func:`_shift_plane`), where every row of a sample's column matrix is a contiguous run, so
-    each NR-pixel tile of a sample runs :func:`.gemm._micro_kernel_indirect` straight on it
-    (through each tap's offset in a sample's copies, :func:`_tap_offsets`). No B packing. The last ``PQ mod NR``
-    pixels of every sample, gathered over the chunk, take the packed path of
-    :func:`conv2d_nchw_fused` through a scratch block. The ``parts`` threads form ``pr`` row
-    groups (equal runs of the filter's MR-row blocks) by ``parts / pr`` equal runs of the tiles
-    (tail panels last), ``nc_blk / NR`` tiles of one sample at a time for each ``kc`` slice of
-    the packed filter ``ap``."""
+@njit(cache=True, nogil=True)
+def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, work,
+                        wsize, scratch, kc_blk, nc_blk, pr):
+    """Part ``t`` of ``parts`` of ``y = conv(x, w) + beta * y`` for samples ``n0 .. n0+m`` of a
+    stride-1 convolution (NCHW, flat buffers) with B read in place: ``xs`` holds the chunk's
+    copies of x, one per filter column (:func:`shift_copies`), where every row of a sample's
+    column matrix is a contiguous run, so each NR-pixel tile of a sample runs
+    :func:`.gemm._micro_kernel_indirect` straight on it (through each tap's offset in a sample's
+    copies, :func:`_tap_offsets`). No B packing. The last ``PQ mod NR`` pixels of every sample,
+    gathered over the chunk, take the packed path of :func:`conv2d_nchw_fused` through a scratch
+    block. The ``parts`` form ``pr`` row groups (equal runs of the filter's MR-row blocks) by
+    ``parts / pr`` equal runs of the tiles (tail panels last), ``nc_blk / NR`` tiles of one
+    sample at a time for each ``kc`` slice of the packed filter ``ap`` (:func:`pack_filter`)."""
     MR, NR = _tile_shape(work)
     t_ = y.dtype.type
     one = t_(1)
@@ -431,9 +425,6 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
     HQ = Hp * Q
     SCHQ = S * C * HQ
     mp = (Kg + MR - 1) // MR * MR
-    nsl = (CgRS + kc_blk - 1) // kc_blk
-    for u in prange(G * nsl):
-        _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
     toff = _tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     VW = _vector_width(work)
@@ -444,85 +435,81 @@ def conv2d_nchw_shifted(x, w, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, b
     mblk = (Kg + MR - 1) // MR
     pt = parts // pr
     tg = max(1, nc_blk // NR)  # tiles per step
-    for n0 in range(0, N, nb):
-        m = min(nb, N - n0)
-        _shift_copies_nested(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
-        nd = (m + nvec - 1) // nvec if vmode else m * nfull
-        ntail = m * tail
-        units = nd + (ntail + NR - 1) // NR
-        for t in prange(parts):
-            wk = work[t * wsize:(t + 1) * wsize]
-            bp = wk[:kc_blk * nc_blk]
-            ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
-            tr = t % pr  # this thread's rows of the filter: r0 <= k < r1 of each group
-            r0 = mblk * tr // pr * MR
-            r1 = min(Kg, mblk * (tr + 1) // pr * MR)
-            sc = t * Kg * nc_blk
-            seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
-            lo = units * (t // pr) // pt
-            hi = units * (t // pr + 1) // pt
-            u = lo
-            while vmode and u < min(hi, nd):  # tiles of nvec samples (one vector each), tg at a time
-                u1 = min(u + tg, hi, nd)
-                for gi in range(G):
-                    for pc in range(0, CgRS, kc_blk):
-                        kc = min(kc_blk, CgRS - pc)
-                        a0 = gi * mp * CgRS + pc * mp
-                        b0 = beta if pc == 0 else one
-                        for jt in range(u, u1):
-                            ns = min(nvec, m - jt * nvec)  # samples in this tile
-                            boff = jt * nvec * SCHQ + gi * Cg * HQ
-                            coff = ((n0 + jt * nvec) * K + gi * Kg) * PQ
-                            bvs = SCHQ if ns == nvec else 0  # a short tile re-reads its first sample
-                            for i0 in range(r0, r1, MR):
-                                rows = min(MR, Kg - i0)
-                                if rows == MR and ns == nvec:
-                                    _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, y,
-                                                        coff + i0 * PQ, PQ, K * PQ, one, b0)
-                                else:
-                                    _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, ct, 0, NR, VW,
-                                                        one, zero)
-                                    for v in range(ns):
-                                        _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * K * PQ, PQ,
-                                                       1, b0)
-                u = u1
-            while u < min(hi, nd):  # in-place tiles, up to tg of one sample at a time
-                nl = u // nfull
-                j0 = u - nl * nfull
-                j1 = min(j0 + tg, nfull, j0 + min(hi, nd) - u)
-                for gi in range(G):
-                    for pc in range(0, CgRS, kc_blk):
-                        kc = min(kc_blk, CgRS - pc)
-                        a0 = gi * mp * CgRS + pc * mp
-                        b0 = beta if pc == 0 else one
-                        for jt in range(j0, j1):
-                            boff = nl * SCHQ + gi * Cg * HQ + jt * NR
-                            coff = ((n0 + nl) * K + gi * Kg) * PQ + jt * NR
-                            for i0 in range(r0, r1, MR):
-                                rows = min(MR, Kg - i0)
-                                if rows == MR:
-                                    _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, y,
-                                                           coff + i0 * PQ, PQ, one, b0)
-                                else:
-                                    _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, ct, 0, NR,
-                                                           one, zero)
-                                    _add_edge_tile(ct, NR, rows, NR, y, coff + i0 * PQ, PQ, 1, b0)
-                u += j1 - j0
-            # the chunk's sample tails: columns (sample, last `tail` pixels), packed from x
-            ta = (max(lo, nd) - nd) * NR
-            tb = min(ntail, (hi - nd) * NR)
-            for j0 in range(ta, tb, nc_blk):
-                nc = min(nc_blk, tb - j0)
-                ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, 1, ph, NR, seg,
-                                     tail, nfull * NR, n0)
-                for gi in range(G):
-                    for pc in range(0, CgRS, kc_blk):
-                        kc = min(kc_blk, CgRS - pc)
-                        _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, 1, pw, dh, dw, qlo, qhi, bp)
-                        _macro_kernel(kc, r1 - r0, nc, ap[gi * mp * CgRS + pc * mp + r0 * kc:], bp, scratch, sc,
-                                      nc_blk, 1, one, zero if pc == 0 else one, ct)
-                    _scatter_block(y, scratch, sc, nc_blk, j0, nc, tail, nfull * NR, n0, PQ, K, gi * Kg + r0, r1 - r0,
-                                   beta)
+    nd = (m + nvec - 1) // nvec if vmode else m * nfull
+    ntail = m * tail
+    units = nd + (ntail + NR - 1) // NR
+    wk = work[t * wsize:(t + 1) * wsize]
+    bp = wk[:kc_blk * nc_blk]
+    ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
+    tr = t % pr  # this part's rows of the filter: r0 <= k < r1 of each group
+    r0 = mblk * tr // pr * MR
+    r1 = min(Kg, mblk * (tr + 1) // pr * MR)
+    sc = t * Kg * nc_blk
+    seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
+    lo = units * (t // pr) // pt
+    hi = units * (t // pr + 1) // pt
+    u = lo
+    while vmode and u < min(hi, nd):  # tiles of nvec samples (one vector each), tg at a time
+        u1 = min(u + tg, hi, nd)
+        for gi in range(G):
+            for pc in range(0, CgRS, kc_blk):
+                kc = min(kc_blk, CgRS - pc)
+                a0 = gi * mp * CgRS + pc * mp
+                b0 = beta if pc == 0 else one
+                for jt in range(u, u1):
+                    ns = min(nvec, m - jt * nvec)  # samples in this tile
+                    boff = jt * nvec * SCHQ + gi * Cg * HQ
+                    coff = ((n0 + jt * nvec) * K + gi * Kg) * PQ
+                    bvs = SCHQ if ns == nvec else 0  # a short tile re-reads its first sample
+                    for i0 in range(r0, r1, MR):
+                        rows = min(MR, Kg - i0)
+                        if rows == MR and ns == nvec:
+                            _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, y,
+                                                coff + i0 * PQ, PQ, K * PQ, one, b0)
+                        else:
+                            _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, ct, 0, NR, VW,
+                                                one, zero)
+                            for v in range(ns):
+                                _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * K * PQ, PQ,
+                                               1, b0)
+        u = u1
+    while u < min(hi, nd):  # in-place tiles, up to tg of one sample at a time
+        nl = u // nfull
+        j0 = u - nl * nfull
+        j1 = min(j0 + tg, nfull, j0 + min(hi, nd) - u)
+        for gi in range(G):
+            for pc in range(0, CgRS, kc_blk):
+                kc = min(kc_blk, CgRS - pc)
+                a0 = gi * mp * CgRS + pc * mp
+                b0 = beta if pc == 0 else one
+                for jt in range(j0, j1):
+                    boff = nl * SCHQ + gi * Cg * HQ + jt * NR
+                    coff = ((n0 + nl) * K + gi * Kg) * PQ + jt * NR
+                    for i0 in range(r0, r1, MR):
+                        rows = min(MR, Kg - i0)
+                        if rows == MR:
+                            _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, y,
+                                                   coff + i0 * PQ, PQ, one, b0)
+                        else:
+                            _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, ct, 0, NR,
+                                                   one, zero)
+                            _add_edge_tile(ct, NR, rows, NR, y, coff + i0 * PQ, PQ, 1, b0)
+        u += j1 - j0
+    # the chunk's sample tails: columns (sample, last `tail` pixels), packed from x
+    ta = (max(lo, nd) - nd) * NR
+    tb = min(ntail, (hi - nd) * NR)
+    for j0 in range(ta, tb, nc_blk):
+        nc = min(nc_blk, tb - j0)
+        ns = _pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, 1, ph, NR, seg,
+                             tail, nfull * NR, n0)
+        for gi in range(G):
+            for pc in range(0, CgRS, kc_blk):
+                kc = min(kc_blk, CgRS - pc)
+                _pack_b_conv(x, seg, ns, gi * Cg, pc, kc, H, W, R, S, 1, pw, dh, dw, qlo, qhi, bp)
+                _macro_kernel(kc, r1 - r0, nc, ap[gi * mp * CgRS + pc * mp + r0 * kc:], bp, scratch, sc,
+                              nc_blk, 1, one, zero if pc == 0 else one, ct)
+            _scatter_block(y, scratch, sc, nc_blk, j0, nc, tail, nfull * NR, n0, PQ, K, gi * Kg + r0, r1 - r0,
+                           beta)
 
 
 @njit(cache=True, nogil=True)
@@ -567,16 +554,17 @@ def _pack_bt_conv(x, seg, ns, kc, crs0, ncols, C0, H, W, R, S, sw, pw, dh, dw, q
                 bp[uintp(d + i * NR)] = zero
 
 
-@parallel_kernel(cache=True, nogil=True)
-def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, tmp, work, wsize,
-                         kc_blk, nc_blk, parts):
-    """Filter gradient ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` per group (NCHW, flat buffers),
-    the columns packed from x (:func:`_pack_bt_conv`), dy packed as A (:func:`.gemm._pack_a`).
+@njit(cache=True, nogil=True)
+def conv2d_nchw_dw_fused(t, parts, x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, tmp,
+                         work, wsize, kc_blk, nc_blk):
+    """Part ``t`` of ``parts`` of the filter gradient ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
+    per group (NCHW, flat buffers), the columns packed from x (:func:`_pack_bt_conv`), dy packed
+    as A (:func:`.gemm._pack_a`).
 
-    The GEMM is ``Kg x CgRS`` with the pixels of all samples as its depth: ``parts`` threads take
-    a run of samples each, thread 0 accumulating into ``gw``, the others into their slice of
-    ``tmp`` (``K*CgRS`` values each), added to ``gw`` at the end. The depth is blocked by
-    ``kc_blk`` pixels within a sample, the columns by ``nc_blk`` (a multiple of NR).
+    The GEMM is ``Kg x CgRS`` with the pixels of all samples as its depth: each part takes a run
+    of samples, part 0 accumulating into ``gw``, part ``t`` into slice ``t - 1`` of ``tmp``
+    (``K*CgRS`` values each; :func:`.gemm.add_partial_sums` adds them to ``gw``). The depth is
+    blocked by ``kc_blk`` pixels within a sample, the columns by ``nc_blk`` (a multiple of NR).
     """
     MR, NR = _tile_shape(work)
     t_ = gw.dtype.type
@@ -591,36 +579,30 @@ def conv2d_nchw_dw_fused(x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw,
     mp = (Kg + MR - 1) // MR * MR
     qlo, qhi = _q_ranges(Q, W, sw, pw, S, dw)
     per = (N + parts - 1) // parts
-    for t in prange(parts):
-        wk = work[t * wsize:(t + 1) * wsize]
-        ap = wk[:mp * kc_blk]
-        bp = wk[mp * kc_blk:mp * kc_blk + kc_blk * nc_blk]
-        ct = wk[mp * kc_blk + kc_blk * nc_blk:mp * kc_blk + kc_blk * nc_blk + MR * NR]
-        lo = t * per
-        hi = min(N, lo + per)
-        seg = np.empty((kc_blk + 2, 5), np.int64)
-        for gi in range(G):
-            if t == 0:  # one macro-kernel call site below
-                dst, doff, b0 = gw, gi * Kg * CgRS, beta
-            else:
-                dst, doff, b0 = tmp, ((t - 1) * G + gi) * Kg * CgRS, t_(0)
-            for jc in range(0, CgRS, nc_blk):
-                nc = min(nc_blk, CgRS - jc)
-                for n in range(lo, hi):
-                    for t0 in range(0, PQ, kc_blk):
-                        kc = min(kc_blk, PQ - t0)
-                        _pack_a(dy, (n * K + gi * Kg) * PQ + t0, PQ, 1, Kg, kc, ap)
-                        ns = _pixel_segments(n * PQ + t0, kc, kc, PQ, Q, C * HW, sh, ph, kc, seg)
-                        for jr in range(0, nc, NR):
-                            _pack_bt_conv(x, seg, ns, kc, jc + jr, min(NR, CgRS - jc - jr), gi * Cg, H, W, R, S, sw,
-                                          pw, dh, dw, qlo, qhi, bp[jr * kc:])
-                        _macro_kernel(kc, Kg, nc, ap, bp, dst, doff + jc, CgRS, 1, one,
-                                      b0 if n == lo and t0 == 0 else one, ct)
-    size = G * Kg * CgRS
-    for t in range(1, parts):
-        if t * per < N:
-            for i in prange(size):
-                gw[i] += tmp[(t - 1) * size + i]
+    wk = work[t * wsize:(t + 1) * wsize]
+    ap = wk[:mp * kc_blk]
+    bp = wk[mp * kc_blk:mp * kc_blk + kc_blk * nc_blk]
+    ct = wk[mp * kc_blk + kc_blk * nc_blk:mp * kc_blk + kc_blk * nc_blk + MR * NR]
+    lo = t * per
+    hi = min(N, lo + per)
+    seg = np.empty((kc_blk + 2, 5), np.int64)
+    for gi in range(G):
+        if t == 0:  # one macro-kernel call site below
+            dst, doff, b0 = gw, gi * Kg * CgRS, beta
+        else:
+            dst, doff, b0 = tmp, ((t - 1) * G + gi) * Kg * CgRS, t_(0)
+        for jc in range(0, CgRS, nc_blk):
+            nc = min(nc_blk, CgRS - jc)
+            for n in range(lo, hi):
+                for t0 in range(0, PQ, kc_blk):
+                    kc = min(kc_blk, PQ - t0)
+                    _pack_a(dy, (n * K + gi * Kg) * PQ + t0, PQ, 1, Kg, kc, ap)
+                    ns = _pixel_segments(n * PQ + t0, kc, kc, PQ, Q, C * HW, sh, ph, kc, seg)
+                    for jr in range(0, nc, NR):
+                        _pack_bt_conv(x, seg, ns, kc, jc + jr, min(NR, CgRS - jc - jr), gi * Cg, H, W, R, S, sw,
+                                      pw, dh, dw, qlo, qhi, bp[jr * kc:])
+                    _macro_kernel(kc, Kg, nc, ap, bp, dst, doff + jc, CgRS, 1, one,
+                                  b0 if n == lo and t0 == 0 else one, ct)
 
 
 @njit(cache=True, nogil=True)
@@ -690,37 +672,36 @@ def _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
                 xs[uintp(d + u)] = x[uintp(src + u)]
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _shift_copies(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
-    """The shifted copies of samples ``n0 .. n0+m`` (:func:`_shift_plane`), in parallel: a block of
-    planes per (sample, filter column) for rows of up to :data:`SHIFT_BLOCK_Q` values, else a
-    plane per item."""
+@njit(cache=True, nogil=True)
+def shift_copies(t, parts, x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q):
+    """Part ``t`` of ``parts`` of the shifted copies of samples ``n0 .. n0+m`` (:func:`_shift_plane`):
+    a block of planes per (sample, filter column) for rows of up to :data:`SHIFT_BLOCK_Q` values,
+    else a plane per item."""
+    qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
     if Q <= SHIFT_BLOCK_Q:
-        for ns in prange(m * S):
+        for ns in range(m * S * t // parts, m * S * (t + 1) // parts):
             _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
     else:
-        for pl in prange(m * S * C):
+        for pl in range(m * S * C * t // parts, m * S * C * (t + 1) // parts):
             _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
 
 
-#: the dispatcher, for the parallel kernels below that call it from jitted code (already
-#: inside their caller's guard); Python code calls ``_shift_copies``, which takes the guard
-_shift_copies_nested = _shift_copies.dispatcher
+@njit(cache=True, nogil=True)
+def conv2d_nchw_dw_dot(t, parts, x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xs, n0, m, jg, offs,
+                       tile):
+    """Part ``t`` of ``parts`` of the filter gradient of a stride-1 convolution over samples
+    ``n0 .. n0+m``, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (NCHW, flat buffers; ``beta``
+    applies with ``n0 == 0``, later chunks add), as blocks of dot products along the pixels
+    (:func:`_dot_tile`).
 
-
-@parallel_kernel(cache=True, nogil=True)
-def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xs, nb, jg, offs, tile, parts):
-    """Filter gradient of a stride-1 convolution, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
-    (NCHW, flat buffers), as blocks of dot products along the pixels (:func:`_dot_tile`).
-
-    Per chunk of ``nb`` samples, x is copied once per filter column ``s`` into ``xs``: planes
-    of ``Hp x Q`` (``Hp = P + dh*(R-1)``), ``xs[n, s, c, hh, q] = x[n, c, hh - ph, q - pw + s*dw]``
-    or 0 outside x. Then the tap ``(c, r, s)`` at pixel ``t = p*Q + q`` is ``xs[n, s, c]``'s element
-    ``r*dh*Q + t``: every row of ``colsᵀ`` is a contiguous run, as is every row of dy (read in
-    place), so nothing is transposed and no pixel is wasted (the last ``PQ mod VW`` by masked
-    loads). Threads take equal runs of the ``MR' x NR'`` output tiles (``offs``, ``tile``:
-    ``MR'+NR'`` offsets and ``MR'*NR'`` sums per thread), ordered by groups of ``jg`` tile
-    columns (their planes stay in L2), then rows (dy rows in L1), then columns.
+    ``xs`` holds the chunk's copies of x, one per filter column ``s`` (:func:`shift_copies`):
+    planes of ``Hp x Q`` (``Hp = P + dh*(R-1)``), ``xs[n, s, c, hh, q] = x[n, c, hh - ph, q - pw +
+    s*dw]`` or 0 outside x. Then the tap ``(c, r, s)`` at pixel ``t = p*Q + q`` is ``xs[n, s, c]``'s
+    element ``r*dh*Q + t``: every row of ``colsᵀ`` is a contiguous run, as is every row of dy
+    (read in place), so nothing is transposed and no pixel is wasted (the last ``PQ mod VW`` by
+    masked loads). Each part takes an equal run of the ``MR' x NR'`` output tiles (``offs``,
+    ``tile``: ``MR'+NR'`` offsets and ``MR'*NR'`` sums per part), ordered by groups of ``jg``
+    tile columns (their planes stay in L2), then rows (dy rows in L1), then columns.
     """
     MR, NR = _dot_shape(gw)
     VW = _vector_width(gw)
@@ -737,35 +718,30 @@ def conv2d_nchw_dw_dot(x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, 
     jb = (CgRS + NR - 1) // NR
     ntile = G * mb * jb
     toff = _tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
-    qlo, qhi = _q_ranges(Q, W, 1, pw, S, dw)
-    for n0 in range(0, N, nb):
-        m = min(nb, N - n0)
-        _shift_copies_nested(x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
-        for t in prange(parts):
-            off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
-            tl = tile[t * MR * NR:(t + 1) * MR * NR]
-            for it in range(ntile * t // parts, ntile * (t + 1) // parts):
-                gi = it // (mb * jb)
-                rem = it - gi * mb * jb
-                j1 = rem // (mb * jg) * jg  # first tile column of the group
-                gs = min(jg, jb - j1)
-                rem -= j1 * mb
-                ib = rem // gs
-                i0 = ib * MR
-                j0 = (j1 + rem - ib * gs) * NR
-                for i in range(MR):  # rows and columns past the edge repeat the last one
-                    off[i] = (n0 * K + gi * Kg + min(i0 + i, Kg - 1)) * PQ
-                for j in range(NR):
-                    off[MR + j] = gi * Cg * HQ + toff[min(j0 + j, CgRS - 1)]
-                _dot_tile(m, PQ // VW, PQ % VW, dy, K * PQ, xs, S * C * HQ, off, tl)
-                for i in range(min(MR, Kg - i0)):
-                    o = (gi * Kg + i0 + i) * CgRS + j0
-                    for j in range(min(NR, CgRS - j0)):
-                        v = tl[i * NR + j]
-                        if n0 > 0:
-                            gw[o + j] += v
-                        else:
-                            gw[o + j] = v if beta == 0 else v + beta * gw[o + j]
+    off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
+    tl = tile[t * MR * NR:(t + 1) * MR * NR]
+    for it in range(ntile * t // parts, ntile * (t + 1) // parts):
+        gi = it // (mb * jb)
+        rem = it - gi * mb * jb
+        j1 = rem // (mb * jg) * jg  # first tile column of the group
+        gs = min(jg, jb - j1)
+        rem -= j1 * mb
+        ib = rem // gs
+        i0 = ib * MR
+        j0 = (j1 + rem - ib * gs) * NR
+        for i in range(MR):  # rows and columns past the edge repeat the last one
+            off[i] = (n0 * K + gi * Kg + min(i0 + i, Kg - 1)) * PQ
+        for j in range(NR):
+            off[MR + j] = gi * Cg * HQ + toff[min(j0 + j, CgRS - 1)]
+        _dot_tile(m, PQ // VW, PQ % VW, dy, K * PQ, xs, S * C * HQ, off, tl)
+        for i in range(min(MR, Kg - i0)):
+            o = (gi * Kg + i0 + i) * CgRS + j0
+            for j in range(min(NR, CgRS - j0)):
+                v = tl[i * NR + j]
+                if n0 > 0:
+                    gw[o + j] += v
+                else:
+                    gw[o + j] = v if beta == 0 else v + beta * gw[o + j]
 
 
 def _shift_bytes(g, dtype) -> int:
@@ -776,36 +752,49 @@ def _shift_bytes(g, dtype) -> int:
 def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: float) -> None:
     """``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (the filter gradient, NCHW, C-contiguous
     arrays of one dtype) without a column matrix. Stride 1 (unless :data:`DW_DOT` is off): dot
-    products, parallel over output tiles, workspace ``S`` shifted copies of x for a chunk of
+    products, threads over output tiles, workspace ``S`` shifted copies of x for a chunk of
     samples (:data:`DOT_A_BYTES`, at least one sample, if one sample's copies fit
-    :data:`SHIFT_BYTES`); otherwise the packed GEMM, parallel over samples (one thread for
-    N = 1)."""
-
+    :data:`SHIFT_BYTES`); otherwise the packed GEMM, threads over samples (one for N = 1)."""
     dtype = gw.dtype
-    ensure_fresh_cache(dtype, _SCOPE)
     bl = blocking(dtype)
+    threads = num_threads()
+    xf, dyf, gwf = x.reshape(-1), dy.reshape(-1), gw.reshape(-1)
     per = _shift_bytes(g, dtype)  # one sample's shifted copies
     if DW_DOT and g.sh == g.sw == 1 and per <= SHIFT_BYTES:
         mr, nr = DOT_TILE[isa()]
         nb = max(1, min(g.N, DOT_A_BYTES // (mr * g.P * g.Q * dtype.itemsize)))
         jg = max(1, DOT_B_BYTES // (nb * per // g.C) * g.R * g.S // nr)  # per // C: one channel's S planes
         ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
-        parts = max(1, min(get_num_threads(), ntile))
-        conv2d_nchw_dw_dot(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
-                           g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta,
-                           workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb, jg,
-                           np.empty(parts * (mr + nr), np.int64), workspace(dtype, parts * mr * nr, "conv.tile"),
-                           parts)
+        parts = max(1, min(threads, ntile))
+        xs = workspace(dtype, nb * per // dtype.itemsize, "conv.xshift")
+        offs = np.empty(parts * (mr + nr), np.int64)
+        tile = workspace(dtype, parts * mr * nr, "conv.tile")
+        Hp = g.P + g.dh * (g.R - 1)
+        for n0 in range(0, g.N, nb):
+            m = min(nb, g.N - n0)
+            launch(shift_copies, _copy_parts(g, m, parts), xf, xs, n0, m, g.C, g.H, g.W, g.S, g.ph0, g.pw0, g.dw,
+                   Hp, g.Q)
+            launch(conv2d_nchw_dw_dot, parts, xf, dyf, gwf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.ph0, g.pw0, g.dh,
+                   g.dw, g.P, g.Q, g.groups, beta, xs, n0, m, jg, offs, tile)
         return
     Kg = g.K // g.groups
     mp = -(-Kg // bl.mr) * bl.mr
     kc, nc = bl.kc, DW_NC
-    parts = max(1, min(get_num_threads(), g.N))
+    parts = max(1, min(threads, g.N))
     wsize = mp * kc + kc * nc + bl.mr * bl.nr
-    tmp = workspace(dtype, max(1, (parts - 1) * g.K * (g.C // g.groups) * g.R * g.S), "gemm.sum")
-    conv2d_nchw_dw_fused(x.reshape(-1), dy.reshape(-1), gw.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh,
-                         g.sw, g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp,
-                         workspace(dtype, wsize * parts), wsize, kc, nc, parts)
+    size = g.K * (g.C // g.groups) * g.R * g.S
+    tmp = workspace(dtype, max(1, (parts - 1) * size), "gemm.sum")
+    launch(conv2d_nchw_dw_fused, parts, xf, dyf, gwf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0,
+           g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp, workspace(dtype, wsize * parts), wsize, kc, nc)
+    per_part = -(-g.N // parts)
+    nsums = sum(1 for t in range(1, parts) if t * per_part < g.N)  # parts that got samples
+    if nsums:
+        launch(add_partial_sums, parts if size >= 1 << 14 else 1, size, 1, gwf, 0, 1, 1, tmp, nsums)
+
+
+def _copy_parts(g, m: int, parts: int) -> int:
+    """Parts for :func:`shift_copies` of ``m`` samples: as many as the kernel after it has."""
+    return max(1, min(parts, m * g.S * (1 if g.Q <= SHIFT_BLOCK_Q else g.C)))
 
 
 def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
@@ -813,36 +802,42 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     geometry ``g`` (:class:`numlin.nn.conv.Conv2dGeometry`), any stride, padding, dilation and
     groups. Workspace: the packed filter plus one ``kc x NC_PIXELS`` panel per thread."""
     dtype = y.dtype
-    ensure_fresh_cache(dtype, _SCOPE)
     bl = blocking(dtype)
+    threads = num_threads()
     Cg, Kg = g.C // g.groups, g.K // g.groups
     crs = Cg * g.R * g.S
     kc = -(-crs // -(-crs // bl.kc))  # equal kc slices of at most bl.kc rows
     nc = NC_PIXELS
     npan = -(-g.N * g.P * g.Q // bl.nr)
     work_fma = g.N * g.P * g.Q * g.K * crs
-    parts = max(1, min(get_num_threads(), npan, work_fma // (64 * 64 * 64) or 1))
+    parts = max(1, min(threads, npan, work_fma // (64 * 64 * 64) or 1))
     mp = -(-Kg // bl.mr) * bl.mr
     ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
     wsize = kc * nc + bl.mr * bl.nr
-
+    xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
+    launch(pack_filter, min(parts, g.groups * -(-crs // kc)), wf, ap, g.groups, Kg, crs, kc, mp)
     per = _shift_bytes(g, dtype)  # one sample's shifted copies
     pq = g.P * g.Q
     if SHIFTED and g.sh == g.sw == 1 and (pq >= bl.nr or pq == bl.vw < bl.nr) and per <= SHIFT_BYTES:
         nb = max(1, min(g.N, SHIFT_BYTES // per))
         units = g.N * (g.P * g.Q // bl.nr) + -(-g.N * (g.P * g.Q % bl.nr) // bl.nr)  # in-place tiles, tail panels
-        parts = max(1, min(get_num_threads(), units, work_fma // (64 * 64 * 64) or 1))
+        parts = max(1, min(threads, units, work_fma // (64 * 64 * 64) or 1))
         mblk = -(-Kg // bl.mr)
         pr = max((d for d in range(1, parts + 1) if parts % d == 0 and mblk // d >= ROW_SPLIT_BLOCKS), default=1)
-        conv2d_nchw_shifted(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S,
-                            g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap,
-                            workspace(dtype, nb * per // dtype.itemsize, "conv.xshift"), nb,
-                            workspace(dtype, wsize * parts), wsize,
-                            workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts, pr)
+        xs = workspace(dtype, nb * per // dtype.itemsize, "conv.xshift")
+        work = workspace(dtype, wsize * parts)
+        scratch = workspace(dtype, parts * Kg * nc, "conv.scatter")
+        Hp = g.P + g.dh * (g.R - 1)
+        for n0 in range(0, g.N, nb):
+            m = min(nb, g.N - n0)
+            launch(shift_copies, _copy_parts(g, m, parts), xf, xs, n0, m, g.C, g.H, g.W, g.S, g.ph0, g.pw0, g.dw,
+                   Hp, g.Q)
+            launch(conv2d_nchw_shifted, parts, xf, yf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.ph0, g.pw0, g.dh, g.dw,
+                   g.P, g.Q, g.groups, beta, ap, xs, n0, m, work, wsize, scratch, kc, nc, pr)
         return
-    conv2d_nchw_fused(x.reshape(-1), w.reshape(-1), y.reshape(-1), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw,
-                      g.ph0, g.pw0, g.dh, g.dw, g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts),
-                      wsize, workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc, parts)
+    launch(conv2d_nchw_fused, parts, xf, yf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw,
+           g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts), wsize,
+           workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc)
 
 
 def applies(g, filter_grad: bool = False) -> bool:
@@ -864,6 +859,3 @@ def flipped_filter(w: np.ndarray, g) -> np.ndarray:
     wg = w.reshape(G, g.K // G, g.C // G, g.R, g.S)[:, :, :, ::-1, ::-1]
     return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(g.C, g.K // G, g.R, g.S)
 
-
-#: this module's globals with its parallel kernels' dispatchers, for ensure_fresh_cache's flush
-_SCOPE = dispatcher_scope(globals())
