@@ -264,7 +264,10 @@ class _Linear(_Operator):
                              f"A's declared shape is {self.shape}, so it must return {want}")
         if np.iscomplexobj(Y):
             raise TypeError(f"{self.op_name}: A.{what} returned complex values ({Y.dtype}); use float32 or float64")
-        return np.asarray(Y, dtype=self.dtype).reshape(want)
+        Y = np.asarray(Y, dtype=self.dtype).reshape(want)
+        if not np.isfinite(Y).all():
+            raise ValueError(f"{self.op_name}: A.{what} returned NaN or Inf")
+        return Y
 
     def matmat(self, X):
         return self._checked("matmat", self.A.matmat(X), X, self.shape[0])

@@ -426,3 +426,84 @@ def test_tol_mode_rank_is_near_optimal(decay, j):
         U, S, Vt = nl.linalg.rsvd(A, 80, tol=tol, random_state=seed)
         assert _spectral_err(A, U, S, Vt) <= tol
         assert r_star <= S.size <= max(1.25 * r_star, r_star + 4)
+
+
+# --------------------------------------------------------------------------- bad-input sweep
+def _nan_linop():
+    from scipy.sparse.linalg import LinearOperator
+
+    return LinearOperator((20, 10), matvec=lambda x: np.full(20, np.nan), rmatvec=lambda y: np.full(10, np.nan),
+                          matmat=lambda X: np.full((20, X.shape[1]), np.nan), dtype=np.float64)
+
+
+_OK = np.random.default_rng(0).standard_normal((20, 10))
+_NAN = _OK.copy()
+_NAN[2, 3] = np.nan
+_INF = _OK.copy()
+_INF[0, 0] = -np.inf
+
+_SWEEP = [
+    # (A, k, kwargs, exception, message fragment)
+    ("abc", 2, {}, TypeError, "A must be"),
+    (None, 2, {}, TypeError, "A must be"),
+    (np.array([[object()] * 3] * 3), 1, {}, TypeError, "object"),
+    (_OK.astype(np.float16), 2, {}, TypeError, "float16"),
+    (_OK.astype(np.complex64), 2, {}, TypeError, "complex64"),
+    (sp.csr_matrix(_OK.astype(np.complex128)), 2, {}, TypeError, "complex128"),
+    (_NAN, 2, {}, ValueError, "NaN or Inf"),
+    (_INF, 2, {}, ValueError, "NaN or Inf"),
+    (sp.csr_matrix(_NAN), 2, {}, ValueError, "NaN or Inf"),
+    ("linop-nan", 2, {}, ValueError, "NaN or Inf"),
+    (np.zeros((0, 5)), 1, {}, ValueError, "k must be|at least 2 samples"),
+    (np.zeros((0, 0)), 1, {}, ValueError, "k must be|at least 2 samples"),
+    (np.zeros(5), 1, {}, ValueError, "2-D"),
+    (np.zeros((2, 3, 4)), 1, {}, ValueError, "2-D"),
+    (_OK, 0, {}, ValueError, "k must be"),
+    (_OK, -1, {}, ValueError, "k must be"),
+    (_OK, 11, {}, ValueError, "k must be"),
+    (_OK, True, {}, TypeError, "k must be"),
+    (_OK, 2.0, {}, TypeError, "k must be"),
+    (_OK, "2", {}, TypeError, "k must be"),
+    (_OK, None, {}, TypeError, "k must be"),
+    (_OK, 2, {"n_oversamples": -1}, ValueError, "n_oversamples"),
+    (_OK, 2, {"n_oversamples": True}, TypeError, "n_oversamples"),
+    (_OK, 2, {"n_oversamples": 1.5}, TypeError, "n_oversamples"),
+    (_OK, 2, {"n_oversamples": "10"}, TypeError, "n_oversamples"),
+    (_OK, 2, {"n_iter": "fast"}, ValueError, "n_iter"),
+    (_OK, 2, {"n_iter": -2}, ValueError, "n_iter"),
+    (_OK, 2, {"n_iter": 2.5}, TypeError, "n_iter"),
+    (_OK, 2, {"n_iter": None}, TypeError, "n_iter"),
+    (_OK, 2, {"n_iter": False}, TypeError, "n_iter"),
+    (_OK, 2, {"normalizer": "svd"}, ValueError, "normalizer"),
+    (_OK, 2, {"normalizer": "QR"}, ValueError, "normalizer"),
+    (_OK, 2, {"normalizer": None}, TypeError, "normalizer"),
+    (_OK, 2, {"normalizer": 1}, TypeError, "normalizer"),
+    (_OK, 2, {"tol": 0.0}, ValueError, "tol"),
+    (_OK, 2, {"tol": -1.0}, ValueError, "tol"),
+    (_OK, 2, {"tol": float("nan")}, ValueError, "tol"),
+    (_OK, 2, {"tol": "1e-3"}, TypeError, "tol"),
+    (_OK, 2, {"tol": True}, TypeError, "tol"),
+    (_OK, 2, {"random_state": "seed"}, TypeError, "random_state"),
+    (_OK, 2, {"random_state": 1.5}, TypeError, "random_state"),
+]
+
+
+@pytest.mark.parametrize("fn", ["rsvd", "pca"])
+@pytest.mark.parametrize("A,k,kw,exc,match", _SWEEP)
+def test_bad_input_sweep(fn, A, k, kw, exc, match):
+    """Every bad argument gives the right exception type, its message naming the argument."""
+    if isinstance(A, str) and A == "linop-nan":
+        A = _nan_linop()
+    f = getattr(nl.linalg, fn)
+    with pytest.raises(exc, match=match):
+        f(A, k, **kw)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: nl.linalg.pca(np.ones((1, 5)), 1), ValueError, "at least 2 samples"),
+    (lambda: nl.linalg.pca(_OK, 2, n_components=2), TypeError, "n_components"),
+    (lambda: nl.linalg.rsvd(_OK, 2, bogus=1), TypeError, "bogus"),
+])
+def test_bad_input_pca_specific(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
