@@ -311,16 +311,20 @@ def _pow_grad_a(a: Tensor, b: Tensor) -> Tensor:
     """d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (PyTorch's ``pow_backward``), also at a = 0.
     Where b == 0 the power reads a base of 1 instead of a (the "double where"): 0 * 0**-1 would be
     NaN in this rule's own derivative, so d²/da² of a**0 would be NaN instead of 0."""
-    b_nonzero = abs(b)
-    safe_a = add(_relu_grad(b_nonzero, a), _equal(b, 0.0))  # a where b != 0, else 1
-    return _relu_grad(b_nonzero, multiply(b, power(safe_a, subtract(b, 1.0))))
+    if b.size == 1 and b.device == "cpu" and np.all(b.data != 0):  # the common x ** 2.0: nothing to mask
+        return multiply(b, power(a, subtract(b, 1.0)))
+    # a where b != 0 (NaN included), else 1; the second term is -0.0 where b != 0 so that a = -0.0
+    # keeps its sign
+    b_zero = _equal(b, 0.0)
+    safe_a = add(_relu_grad(subtract(1.0, b_zero), a), negative(_relu_grad(b_zero, -1.0)))
+    return multiply(b, power(safe_a, subtract(b, 1.0)))  # exactly 0 where b == 0; NaN where b is NaN
 
 
 def _pow_grad_b(a: Tensor, y: Tensor) -> Tensor:
-    """d(a**b)/db = a**b log(a), log(a) taken as 0 where a <= 0 (TensorFlow's rule; PyTorch gives NaN
-    for a < 0); the log reads 1 there, so its own derivative stays finite (0, not 0/0)."""
+    """d(a**b)/db = a**b log(a), taken as 0 where a <= 0 (TensorFlow's rule; PyTorch gives NaN for a < 0);
+    the log reads 1 there, so its own derivative stays finite (0, not 0/0)."""
     safe_a = add(_relu_grad(a, a), subtract(1.0, _relu_grad(a, ones_like(a))))  # a where a > 0, else 1
-    return multiply(y, _relu_grad(a, log(safe_a)))
+    return _relu_grad(a, multiply(y, log(safe_a)))
 
 
 power = _binary("pow", lambda a, b, y, g, n: (multiply(g, _pow_grad_a(a, b)) if n[0] else None,

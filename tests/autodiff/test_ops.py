@@ -734,3 +734,26 @@ def test_power_exponent_gradient_stays_finite_at_a_zero_base():
     assert np.isfinite(float(dab))
     assert float(nl.grad(f, 1)(0.0, 2.0)) == 0.0
     assert float(nl.grad(f, 1)(2.0, 3.0)) == pytest.approx(8 * np.log(2.0), rel=1e-15)
+
+
+@pytest.mark.parametrize("e", [0.0, 1.0, 2.0, 3.0, -1.0, -2.0, np.nan])
+@pytest.mark.parametrize("x0", [0.0, -0.0, -2.0, 1.5])
+def test_power_with_a_tensor_exponent_matches_pytorch(e, x0):
+    """The masked rule (an exponent Tensor that may hold zeros) gives PyTorch's first and second
+    derivatives too, signed zeros (d/dx x**-2 at -0.0 is +inf) and NaN exponents included."""
+    ex = nl.Tensor(np.array([e, 2.0]))  # one zero-or-not exponent beside a plain one
+    f = lambda x: nl.sum(nl.power(x, ex))  # noqa: E731
+    xs = np.array([x0, 1.0])
+    d1 = nl.grad(f)(xs).numpy()[0]
+    d2 = nl.grad(lambda x: nl.sum(nl.grad(f)(x)))(xs).numpy()[0]
+    tx = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    (g1,) = torch.autograd.grad(torch.pow(tx, torch.tensor(e, dtype=torch.float64)), tx, create_graph=True)
+    g2 = torch.autograd.grad(g1, tx)[0] if g1.requires_grad else torch.zeros((), dtype=torch.float64)
+    if e == 0 and x0 == 0:
+        # PyTorch's tensor-exponent rule gives NaN here (0 * inf in its where's other branch); numlin
+        # gives 0, as PyTorch's scalar-exponent rule and HIPS autograd do
+        g2 = torch.zeros((), dtype=torch.float64)
+    np.testing.assert_allclose(d1, g1.item(), rtol=1e-15)
+    np.testing.assert_allclose(d2, g2.item(), rtol=1e-15)
+    if g1.item() != 0 and np.isinf(g1.item()):
+        assert np.sign(d1) == np.sign(g1.item())
