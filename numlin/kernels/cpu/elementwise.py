@@ -132,21 +132,27 @@ BINARY = {"add": add, "sub": sub, "mul": mul, "div": div, "pow": pow_, "relu_gra
 _UFUNCS: dict = {}
 
 
-def ufunc(name: str):
-    """The compiled ufunc of rule ``name`` (built on first use, so importing this module compiles
-    nothing; loaded from Numba's disk cache after the first run)."""
-    f = _UFUNCS.get(name)
+def ufunc(name: str, dtype=None):
+    """The compiled ufunc of rule ``name`` for ``dtype`` (float32 or float64; None: both), built on
+    first use, so importing this module compiles nothing, and loaded from Numba's disk cache
+    after the first run. One loop per dtype: a float64 program never compiles or loads the
+    float32 loops."""
+    dt = None if dtype is None else np.dtype(dtype).name
+    f = _UFUNCS.get((name, dt))
     if f is None:
         rule = UNARY.get(name)
-        f = vectorize(_F1 if rule is not None else _F2, cache=True)(rule or BINARY[name])
-        _UFUNCS[name] = f
+        sigs = _F1 if rule is not None else _F2
+        if dt is not None:
+            sigs = [sig for sig in sigs if sig.startswith(dt + "(")] or sigs
+        f = vectorize(sigs, cache=True)(rule or BINARY[name])
+        _UFUNCS[(name, dt)] = f
     return f
 
 
 def unary(name: str, x: np.ndarray) -> np.ndarray:
     """Rule ``UNARY[name]`` applied to every element of ``x`` (float32/float64), a new array."""
     with np.errstate(all="ignore"):  # special values follow the rules above, silently (as PyTorch)
-        out = ufunc(name)(x)
+        out = ufunc(name, x.dtype)(x)
     return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
 
 
@@ -154,7 +160,7 @@ def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rule ``BINARY[name]`` with numpy broadcasting fused into the loop; ``a`` and ``b`` share a
     dtype (the caller promotes)."""
     with np.errstate(all="ignore"):
-        out = ufunc(name)(a, b)
+        out = ufunc(name, a.dtype)(a, b)
     return out if isinstance(out, np.ndarray) else np.asarray(out)
 
 

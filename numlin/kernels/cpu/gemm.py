@@ -380,7 +380,7 @@ def _scale(c, coff, crs, ccs, m, n, beta):
 _ONE_ITEM = np.zeros(1, np.int64)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # a call of _gemm_items: no compiled layer of its own
 def gemm_strided_serial(m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, bcs, beta, c, coff, crs, ccs,
                         work, kc_blk, mc_blk, nc_blk):
     """``C = alpha * A @ B + beta * C`` on one thread over strided descriptors (BLIS loops 1-3).

@@ -315,7 +315,7 @@ def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi,
                     src += HW
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")  # one caller, pack_filter
 def _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp):
     """Pack slice ``u = gi*nsl + kc-slice`` of the filter (group ``gi``'s ``Kg x CgRS`` matrix,
     ``nsl`` slices of ``kc_blk`` columns) into ``ap``, laid out as the module docstring says."""
