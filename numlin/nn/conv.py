@@ -297,6 +297,9 @@ def _prepare(op: str, arrays: dict, **conv_args):
             out[name] = k.contiguous(k.cast(arr, dtype))
     x, w = out["x"], out["w"]
     g = geometry(op, tuple(x.shape), (), w_shape=tuple(w.shape), **conv_args)
+    if g.N and g.C and not (g.H and g.W):  # as PyTorch: nothing to convolve but padding
+        raise ValueError(f"{op}: x of shape {tuple(x.shape)} has an empty spatial dimension; only an empty "
+                         f"batch or channel axis is supported")
     return k, out, dtype, g
 
 
@@ -520,7 +523,16 @@ def _depthwise(k, g: Conv2dGeometry) -> bool:
 
 
 def _implicit(k, g: Conv2dGeometry, filter_grad: bool = False) -> bool:
-    return FUSED and k.implicit_gemm.applies(g, filter_grad)
+    return FUSED and _padding_inside_kernel(g) and k.implicit_gemm.applies(g, filter_grad)
+
+
+def _padding_inside_kernel(g: Conv2dGeometry) -> bool:
+    """Each padding narrower than the dilated kernel, so that every output pixel sees some of x.
+    Wider padding (outputs of padding alone; no CNN layer has it) takes im2col + GEMM: the CPU's
+    implicit GEMM gave wrong values and wrote out of bounds there (e.g. x (1, 2, 3, 1), w
+    (1, 2, 3, 2), stride (1, 2), padding (2, 3))."""
+    eh, ew = g.dh * (g.R - 1) + 1, g.dw * (g.S - 1) + 1
+    return max(g.ph0, g.ph1) < eh and max(g.pw0, g.pw1) < ew
 
 
 def _dx_geometry(g: Conv2dGeometry) -> Conv2dGeometry:
@@ -565,8 +577,8 @@ def col2im(cols: Any, input_shape: tuple, kernel_size: IntPair, *, stride: IntPa
     """The adjoint of :func:`im2col`: fold ``(N, C*R*S, P*Q)`` columns back into an array of
     ``input_shape``, adding the entries of overlapping patches (padding positions are dropped)."""
     op = "col2im"
-    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 4
-            or not all(_int(d) for d in input_shape)):
+    if (not isinstance(input_shape, (tuple, list, np.ndarray)) or np.ndim(input_shape) != 1
+            or len(input_shape) != 4 or not all(_int(d) for d in input_shape)):
         raise TypeError(f"{op}: input_shape must be x's full shape, a tuple of 4 ints, got {input_shape!r}")
     if min(input_shape) < 0:
         raise ValueError(f"{op}: input_shape must not have negative sizes, got {tuple(input_shape)}")

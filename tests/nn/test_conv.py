@@ -734,3 +734,21 @@ def test_bad_workspace_env_warns_and_uses_the_default(value):
     size, msgs = r.stdout.strip().splitlines()
     assert int(size) == 64 * 2**20
     assert "NUMLIN_CONV_WORKSPACE_MB" in msgs and repr(value) in msgs
+
+
+@pytest.mark.parametrize("W,S,sw,pw", [(1, 1, 2, 4), (1, 2, 2, 3), (2, 1, 3, 5), (3, 3, 2, 3)])
+def test_padding_wider_than_the_kernel(W, S, sw, pw, rng):
+    """Outputs that see padding alone: the CPU implicit GEMM gave wrong values (and wrote out of
+    bounds: a segfault for x (1, 2, 3, 1), w (1, 2, 3, 2), stride (1, 2), padding (2, 3)); such
+    geometries take im2col + GEMM."""
+    x = rng.standard_normal((2, 2, 3, W))
+    w = rng.standard_normal((3, 2, 3, S))
+    b = rng.standard_normal(3)
+    kw = dict(stride=(1, sw), padding=(2, pw))
+    y = nl.conv2d(x, w, b, **kw)
+    dy = rng.standard_normal(y.shape)
+    ref = conv2d_ref(x, w, b, dy=dy, **kw)
+    _check(y, ref["y"], np.abs(x).max() * np.abs(w).max() * 18, _tol(np.float64, 18))
+    dx, dw, db = nl.conv2d_backward(dy, x, w, **kw)
+    _check(dx, ref["dx"], np.abs(dy).max() * np.abs(w).max() * 18, _tol(np.float64, 18))
+    _check(dw, ref["dw"], np.abs(dy).max() * np.abs(x).max() * 100, _tol(np.float64, 100))
