@@ -142,6 +142,20 @@ def test_bad_layer_arguments(make, exc, match):
         make()
 
 
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("kw,exc,match", [
+    ({"kernel_size": 2**63}, ValueError, "kernel_size must be at most"),
+    ({"kernel_size": 2, "stride": np.uint64(2**63)}, ValueError, "stride must be at most"),
+    ({"kernel_size": 2, "stride": 0}, ValueError, "stride"),
+    ({"kernel_size": 2, "padding": True}, TypeError, "padding"),
+    ({"kernel_size": NAN}, TypeError, "kernel_size"),
+    ({"kernel_size": 2, "padding": 2}, ValueError, "padding .* at most half"),
+])
+def test_functional_pool_arguments(pool, kw, exc, match):
+    with pytest.raises(exc, match=f"{pool}: {match}"):
+        getattr(nl.nn, pool)(nl.Tensor(np.ones((1, 1, 4, 4))), **kw)
+
+
 def test_layers_refuse_bad_inputs_at_forward():
     conv = nl.nn.Conv2d(3, 2, 3, dtype=np.float64)
     with pytest.raises(ValueError, match="input channels"):
