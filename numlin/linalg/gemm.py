@@ -101,8 +101,12 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     dtype = result_dtype(a.dtype, b.dtype)
     a, b = k.cast(a, dtype), k.cast(b, dtype)
     scalar = out is None and not shape
-    out = k.empty(shape, dtype) if out is None else k.check_out(op, "out", out, shape, dtype, {"a": a, "b": b})
-    target, copy_back = out_target(out, keep=False)  # odd byte strides, np.matrix: through a temporary
+    if out is None:
+        out = target = k.empty(shape, dtype)
+        copy_back = False
+    else:
+        out = k.check_out(op, "out", out, shape, dtype, {"a": a, "b": b})
+        target, copy_back = out_target(out, keep=False)  # odd byte strides, np.matrix: through a temporary
 
     A = k.strided(a, writable=False)
     B = k.strided(b, writable=False)
@@ -187,10 +191,11 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
     if c is None:
         if beta != 0:
             raise ValueError(f"{op}: beta={beta} needs an input c to scale; pass c or beta=0")
-        c = k.empty(shape, dtype)
+        c = target = k.empty(shape, dtype)
+        copy_back = False
     else:
         c = k.check_out(op, "c", c, shape, dtype, {"a": a, "b": b})
-    target, copy_back = out_target(c, keep=beta != 0)  # odd byte strides, np.matrix: through a temporary
+        target, copy_back = out_target(c, keep=beta != 0)  # odd byte strides, np.matrix: through a temporary
     A = k.strided(a, writable=False)
     B = k.strided(b, writable=False)
     k.gemm.matmul_into(A.mT if trans_a else A, B.mT if trans_b else B, k.strided(target, writable=True), alpha, beta)
