@@ -16,18 +16,14 @@ def info(out=print) -> dict:
     import scipy
 
     import numlin
-    from numlin._dispatch import parallel_guard
+    from numlin.kernels.cpu._threads import num_threads
     from numlin.kernels.cpu.blocking import blocking, isa
 
     facts = {
         "numlin": numlin.__version__, "python": platform.python_version(), "numpy": np.__version__,
         "scipy": scipy.__version__, "numba": numba.__version__, "llvmlite": llvmlite.__version__,
     }
-    # start the threading layer the way numlin's kernels do, then report what Numba picked
-    with parallel_guard():
-        numlin.matmul(np.ones((128, 128)), np.ones((128, 128)))
-    facts["threading layer"] = numba.threading_layer()
-    facts["threads"] = numba.get_num_threads()
+    facts["threads"] = f"{num_threads()} (Python threads over nogil kernels; numba.set_num_threads)"
     import llvmlite.binding as ll
 
     facts["cpu"] = f"{ll.get_host_cpu_name()} ({platform.machine()}), SIMD level {isa()}"

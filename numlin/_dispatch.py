@@ -4,21 +4,18 @@ numpy arrays (and anything ``numpy.asarray`` accepts) run the ``kernels.cpu`` ke
 device arrays (the CUDA simulator's included) and any object exposing
 ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors) run the ``kernels.cuda`` kernels.
 
-Also home of the threading-layer policy for the CPU kernels: Numba's default ``workqueue`` layer
-aborts the process when two threads enter parallel regions at once, so numlin asks Numba for a
-thread-safe layer (``tbb`` or ``omp``, :data:`numba.config.THREADING_LAYER` = ``"threadsafe"``)
-before the first parallel launch, unless the user chose one with ``NUMBA_THREADING_LAYER``. If neither can load, or ``workqueue``
-was already started, parallel kernels are serialised by a lock instead.
+The CPU kernels do not use Numba's threading layer: they are serial ``nogil`` kernels that
+``numlin.kernels.cpu._threads.launch`` runs on Python threads, so numlin is safe to call from
+several threads with any layer.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import threading
 from typing import Any
 
-__all__ = ["backend", "kernels", "is_device_array", "is_dask_array", "device_id", "parallel_guard", "blas_single_thread"]
+__all__ = ["backend", "kernels", "is_device_array", "is_dask_array", "device_id", "blas_single_thread"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -128,46 +125,3 @@ def blas_single_thread():
             if _blas_depth == 0:
                 limiter, _blas_limiter = _blas_limiter, None
                 limiter.restore_original_limits()
-
-
-# --------------------------------------------------------------------------- threading layer
-_lock = threading.RLock()
-_need_lock: bool | None = None
-
-
-def _decide_lock() -> bool:
-    from numba.core import config
-    from numba.np.ufunc import parallel
-
-    if parallel._is_initialized:
-        return parallel._threading_layer == "workqueue"
-    if "NUMBA_THREADING_LAYER" not in os.environ and config.THREADING_LAYER == "default":
-        config.THREADING_LAYER = "threadsafe"
-    if config.THREADING_LAYER in ("threadsafe", "safe", "default"):
-        for name in ("tbbpool", "omppool"):
-            if config.THREADING_LAYER == "safe" and name == "omppool":
-                continue
-            try:
-                importlib.import_module(f"numba.np.ufunc.{name}")
-                return False
-            except Exception:  # the library (libtbb, libgomp) is missing or incompatible
-                continue
-        config.THREADING_LAYER = "workqueue"
-        return True
-    return config.THREADING_LAYER == "workqueue"
-
-
-@contextlib.contextmanager
-def parallel_guard():
-    """Enter around a call of a ``parallel=True`` kernel: a no-op with a thread-safe layer, a
-    process-wide lock with ``workqueue``."""
-    global _need_lock
-    if _need_lock is None:
-        with _lock:
-            if _need_lock is None:
-                _need_lock = _decide_lock()
-    if _need_lock:
-        with _lock:
-            yield
-    else:
-        yield

@@ -1,6 +1,7 @@
-"""Threads: every parallel CPU kernel takes numlin's threading-layer guard by construction
-(:mod:`numlin.kernels.cpu._parallel`), so concurrent calls from Python threads are safe with
-Numba's ``workqueue`` layer, which aborts the process on concurrent parallel regions."""
+"""Threads: the CPU kernels are serial ``nogil`` kernels run on Python threads
+(:mod:`numlin.kernels.cpu._threads`), never Numba parallel regions, so concurrent calls from
+Python threads are safe with any threading layer, ``workqueue`` included (which aborts the
+process on concurrent parallel regions)."""
 from __future__ import annotations
 
 import ast
@@ -9,6 +10,9 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+
+import numpy as np
+import pytest
 
 import numlin
 
@@ -28,31 +32,31 @@ def _parallel_njits(path: pathlib.Path) -> list:
     return found
 
 
-def test_no_parallel_njit_outside_the_guarded_helper():
-    """Structural: ``parallel=True`` appears only in ``_parallel.py`` (``parallel_kernel``), so no
-    parallel launch can forget the guard."""
-    offenders = [hit for p in sorted(CPU.glob("*.py")) if p.name != "_parallel.py" for hit in _parallel_njits(p)]
+def test_no_parallel_njit_in_the_cpu_kernels():
+    """Structural: no CPU kernel is ``parallel=True`` (nor a parallel ufunc): they are serial
+    ``nogil`` kernels run on Python threads by :func:`numlin.kernels.cpu._threads.launch`, so no
+    call enters Numba's threading layer, whose ``workqueue`` flavour aborts on concurrent use."""
+    offenders = [hit for p in sorted(CPU.glob("*.py")) for hit in _parallel_njits(p)]
     assert offenders == []
 
 
-def test_parallel_kernels_are_wrapped():
-    """Every module-level parallel kernel object is a ParallelKernel whose dispatcher is parallel."""
-    from numba.core.registry import CPUDispatcher
+def test_launch_runs_every_part_and_reraises_a_part_error():
+    from numba import njit
 
-    from numlin.kernels.cpu import _parallel, depthwise, elementwise, im2col, implicit_gemm, optim, pool, softmax, sparse
+    from numlin.kernels.cpu._threads import launch
 
-    n = 0
-    for mod in (depthwise, elementwise, im2col, implicit_gemm, optim, pool, softmax, sparse):
-        for name, obj in vars(mod).items():
-            if isinstance(obj, CPUDispatcher):
-                # a bare parallel dispatcher is allowed only as the jitted-callers alias of a wrapped one
-                if obj.targetoptions.get("parallel"):
-                    assert any(isinstance(o, _parallel.ParallelKernel) and o.dispatcher is obj
-                               for o in vars(mod).values()), f"{mod.__name__}.{name}"
-            if isinstance(obj, _parallel.ParallelKernel):
-                assert obj.dispatcher.targetoptions.get("parallel")
-                n += 1
-    assert n >= 20
+    @njit(nogil=True)
+    def fill(part, nparts, out, fail):
+        for i in range(out.size * part // nparts, out.size * (part + 1) // nparts):
+            out[i] = part + 1
+        if fail and part == nparts - 1:
+            raise ValueError("part failed")
+
+    out = np.zeros(10)
+    launch(fill, 3, out, False)
+    assert out.tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3, 3]
+    with pytest.raises(ValueError, match="part failed"):  # the last part runs on a worker thread
+        launch(fill, 3, out, True)
 
 
 SCRIPT = textwrap.dedent("""

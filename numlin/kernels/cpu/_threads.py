@@ -19,7 +19,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["launch", "num_threads"]
+__all__ = ["launch", "num_threads", "split"]
+
+#: elements of work per part below which a launch stays on the calling thread (a launch costs
+#: tens of microseconds; these kernels stream a few elements per nanosecond)
+GRAIN = 1 << 15
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -31,6 +35,11 @@ def num_threads() -> int:
     from numba import get_num_threads
 
     return get_num_threads()
+
+
+def split(work: int) -> int:
+    """Parts for a launch over ``work`` elements: one per thread, at least :data:`GRAIN` each."""
+    return max(1, min(num_threads(), work // GRAIN))
 
 
 def _workers(n: int) -> ThreadPoolExecutor:

@@ -35,9 +35,9 @@ Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta, bias=None)``,
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange, uintp
+from numba import njit, uintp
 
-from ._parallel import parallel_kernel
+from ._threads import launch, num_threads
 
 __all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
 
@@ -165,8 +165,8 @@ def _rows_in(pf, pb, ye, P, Q, Wq):
             ye[uintp(p * Wq + q)] = pf[pb + uintp(p * Q + q)]
 
 
-@parallel_kernel(cache=True, nogil=True, fastmath={"contract"})
-def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, S5, nth):
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _forward(part, nparts, x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, size, taps, cols, fused, S5, nth):
     """``y = depthwise(x, w) [+ bias] + beta * y`` (``y`` not read when ``beta == 0``; no bias
     when ``bias`` is empty): per input plane the phase copy, then per output plane the sum of
     the taps' runs, formed in rows of ``Wq``, with the bias added as it is stored. ``fused``:
@@ -178,7 +178,7 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
     be = y.dtype.type(beta)
     nt = N * C
     nch = min(nt, nth)  # one chunk of planes per thread: its buffers are kept across planes
-    for ch in prange(nch):
+    for ch in range((nch) * part // nparts, (nch) * (part + 1) // nparts):
         xp = np.zeros(size, x.dtype)
         ye = np.empty(L, y.dtype)
         for t in range(ch * nt // nch, (ch + 1) * nt // nch):
@@ -240,8 +240,8 @@ def _forward(x, w, y, bias, H, W, sh, sw, ph0, pw0, P, Q, M, beta, Hq, Wq, L, si
                             yf[yr + uintp(q)] = ye[er + uintp(q)]
 
 
-@parallel_kernel(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused, S5, exact):
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _filter_grad(part, nparts, x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, fused, S5, exact):
     """``dwt[k, j]`` = the sum over samples of the dot product of dy's plane ``(n, k)`` (rows of
     ``Wq``, zeros in the dropped columns) and tap ``j``'s run of x's phase copy (per-sample
     partials in the input dtype, float64 totals); ``exact``: over each row's ``Q`` columns
@@ -251,7 +251,7 @@ def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, t
     RS = taps.size
     xf, dyf = x.reshape(-1), dy.reshape(-1)
     t_ = dy.dtype.type
-    for k in prange(K):
+    for k in range((K) * part // nparts, (K) * (part + 1) // nparts):
         c = k // M
         xp = np.zeros(size, x.dtype)
         ye = np.zeros(L, dy.dtype)
@@ -324,8 +324,8 @@ def _filter_grad(x, dy, dwt, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, t
             dwt[k * RS + j] = tot[j]
 
 
-@parallel_kernel(cache=True, nogil=True, fastmath={"contract"})
-def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, nth, exact):
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _input_grad(part, nparts, dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, taps, cols, nth, exact):
     """``dx``: per input plane, each of its output planes' taps adds its run of ``w * dy``
     (dy in rows of ``Wq``, zeros in the dropped columns; ``exact``: each row's ``Q`` columns
     only) into a phase buffer, which is then copied back into the plane (:func:`_phase_copy`'s
@@ -336,7 +336,7 @@ def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, tap
     dyf, wf, dxf = dy.reshape(-1), w.reshape(-1), dx.reshape(-1)
     nt = N * C
     nch = min(nt, nth)  # one chunk of planes per thread: its buffers are kept across planes
-    for ch in prange(nch):
+    for ch in range((nch) * part // nparts, (nch) * (part + 1) // nparts):
         xp = np.empty(size, dx.dtype)
         ye = np.zeros(L, dy.dtype)
         for t in range(ch * nt // nch, (ch + 1) * nt // nch):
@@ -364,9 +364,8 @@ def _input_grad(dy, w, dx, H, W, sh, sw, ph0, pw0, P, Q, M, Hq, Wq, L, size, tap
 # Interface
 
 def _threads() -> int:
-    """The number of threads (chunks of planes) for the phase kernels: Numba's setting, read
-    outside the kernels (inside, its ctypes pointer keeps them out of the cache)."""
-    return get_num_threads()
+    """The number of threads (chunks of planes, one per part) for the phase kernels."""
+    return num_threads()
 
 
 def _phase_args(g):
@@ -381,7 +380,8 @@ def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float, bia
 
     geo, lay = _phase_args(g)
     b = np.empty(0, y.dtype) if bias is None else bias
-    _forward(x, w, y, b, *geo, beta, *lay, FUSED_TAPS, g.S == 5, _threads())
+    nth = _threads()
+    launch(_forward, nth, x, w, y, b, *geo, beta, *lay, FUSED_TAPS, g.S == 5, nth)
 
 
 def _dx_as_forward(g):
@@ -405,11 +405,13 @@ def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
     if pads is not None:
         wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
         lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
-        _forward(dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay, FUSED_TAPS,
-                 g.S == 5, _threads())
+        nth = _threads()
+        launch(_forward, nth, dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay,
+               FUSED_TAPS, g.S == 5, nth)
     else:
         geo, lay = _phase_args(g)
-        _input_grad(dy, w, dx, *geo, *lay, _threads(), not runs)
+        nth = _threads()
+        launch(_input_grad, nth, dy, w, dx, *geo, *lay, nth, not runs)
 
 
 def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
@@ -417,7 +419,8 @@ def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
 
     total = np.empty(dw.size, np.float64)
     geo, lay = _phase_args(g)
-    _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, not WHOLE_RUNS)
+    parts = max(1, min(_threads(), g.K))
+    launch(_filter_grad, parts, x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, not WHOLE_RUNS)
     if WHOLE_RUNS and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
-        _filter_grad(x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, True)
+        launch(_filter_grad, parts, x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, True)
     dw.reshape(-1)[:] = total

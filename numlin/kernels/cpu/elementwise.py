@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange, vectorize
+from numba import njit, vectorize
 
-from ._parallel import parallel_kernel
+from ._threads import launch, split
 
 __all__ = ["UNARY", "BINARY", "ufunc", "unary", "binary", "reduce", "full", "astype", "broadcast_to", "reshape",
            "transpose", "contiguous"]
@@ -165,22 +165,22 @@ def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- reductions
-@parallel_kernel(cache=True, nogil=True)
-def _sum_2d(x, out):
+@njit(cache=True, nogil=True)
+def _sum_2d(part, nparts, x, out):
     """``out[i] = sum_j x[i, j]`` for a 2-D ``x`` of any strides, accumulated in float64."""
     m, n = x.shape
-    for i in prange(m):
+    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
         s = 0.0
         for j in range(n):
             s += x[i, j]
         out[i] = s
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _max_2d(x, out):
+@njit(cache=True, nogil=True)
+def _max_2d(part, nparts, x, out):
     """``out[i] = max_j x[i, j]`` (NaN propagates, as in numpy); ``n >= 1``."""
     m, n = x.shape
-    for i in prange(m):
+    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
         s = x[i, 0]
         for j in range(1, n):
             v = x[i, j]
@@ -206,7 +206,7 @@ def reduce(name: str, x: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
         if inner == 0:
             out[:] = 0
         else:
-            _REDUCE[name](x2, out)
+            launch(_REDUCE[name], split(x2.size), x2, out)
     if keepdims:
         return out.reshape(tuple(1 if i in axes else x.shape[i] for i in range(x.ndim)))
     return out.reshape(kept_shape)

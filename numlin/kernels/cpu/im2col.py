@@ -14,9 +14,9 @@ Layouts (``x`` C-contiguous; a chunk covers samples ``n0 .. n0+nb`` and output r
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, uintp
+from numba import njit, uintp
 
-from ._parallel import parallel_kernel
+from ._threads import launch, num_threads, split
 
 __all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
 
@@ -31,12 +31,12 @@ def _q_range(Q, W, sw, pw, off):
     return min(lo, Q), max(min(hi_excl, Q), min(lo, Q))
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q):
+@njit(cache=True, nogil=True)
+def _im2col_nchw(part, nparts, x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q):
     """``x`` flat (N, C, H, W); ``cols`` flat (nb, C*R*S, pc*Q). Unsigned indices: no wraparound code."""
     zero = x.dtype.type(0)
     L = pc * Q
-    for t in prange(nb * C):
+    for t in range((nb * C) * part // nparts, (nb * C) * (part + 1) // nparts):
         n = t // C
         c = t - n * C
         xin = uintp(((n0 + n) * C + c) * H * W)
@@ -66,13 +66,13 @@ def _im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
                     cols[o + hi:o + Q] = zero
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _im2col_nhwc(x, cols, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
+@njit(cache=True, nogil=True)
+def _im2col_nhwc(part, nparts, x, cols, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
     """``x`` flat (N, H, W, C); ``cols`` flat (nb, pc*Q, G, R, S, Cg): one contiguous patch per pixel."""
     Cg = C // G
     zero = x.dtype.type(0)
     RSC = R * S * C
-    for t in prange(nb * pc):
+    for t in range((nb * pc) * part // nparts, (nb * pc) * (part + 1) // nparts):
         n = t // pc
         pi = t - n * pc
         for q in range(Q):
@@ -91,11 +91,11 @@ def _im2col_nhwc(x, cols, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
                             cols[dst:dst + Cg] = zero
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q):
+@njit(cache=True, nogil=True)
+def _col2im_nchw(part, nparts, cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q):
     """Adjoint of ``_im2col_nchw`` (adds into ``dx``); one (sample, channel) per task, no races."""
     L = pc * Q
-    for t in prange(nb * C):
+    for t in range((nb * C) * part // nparts, (nb * C) * (part + 1) // nparts):
         n = t // C
         c = t - n * C
         xin = uintp(((n0 + n) * C + c) * H * W)
@@ -117,13 +117,13 @@ def _col2im_nchw(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc
                             dx[dst + uintp(q * sw)] += cols[o + q]
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _col2im_nhwc(cols, dx, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G, CB):
+@njit(cache=True, nogil=True)
+def _col2im_nhwc(part, nparts, cols, dx, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G, CB):
     """Adjoint of ``_im2col_nhwc``; one (sample, block of CB channels) per task, no races."""
     Cg = C // G
     RSC = R * S * C
     nblk = (C + CB - 1) // CB
-    for t in prange(nb * nblk):
+    for t in range((nb * nblk) * part // nparts, (nb * nblk) * (part + 1) // nparts):
         n = t // nblk
         c0 = (t - n * nblk) * CB
         c1 = min(C, c0 + CB)
@@ -153,19 +153,23 @@ def _geom_args(geom):
 def im2col_into(x: np.ndarray, cols_flat: np.ndarray, geom, n0: int, nb: int, p0: int, pc: int) -> None:
     """Write the columns of samples ``n0:n0+nb``, output rows ``p0:p0+pc`` into ``cols_flat``."""
     g = geom
+    parts = split(cols_flat.size)
     if g.layout == "NCHW":
-        _im2col_nchw(x.reshape(-1), cols_flat, g.C, g.H, g.W, *_geom_args(g), n0, nb, p0, pc, g.Q)
+        launch(_im2col_nchw, parts, x.reshape(-1), cols_flat, g.C, g.H, g.W, *_geom_args(g), n0, nb, p0, pc, g.Q)
     else:
-        _im2col_nhwc(x.reshape(-1), cols_flat, g.H, g.W, g.C, *_geom_args(g), n0, nb, p0, pc, g.Q, g.groups)
+        launch(_im2col_nhwc, parts, x.reshape(-1), cols_flat, g.H, g.W, g.C, *_geom_args(g), n0, nb, p0, pc, g.Q,
+               g.groups)
 
 
 def col2im_into(cols_flat: np.ndarray, dx: np.ndarray, geom, n0: int, nb: int, p0: int, pc: int) -> None:
     """Add the chunk's columns into ``dx`` (C-contiguous) where im2col read them from."""
     g = geom
+    parts = split(cols_flat.size)
     if g.layout == "NCHW":
-        _col2im_nchw(cols_flat, dx.reshape(-1), g.C, g.H, g.W, *_geom_args(g), n0, nb, p0, pc, g.Q)
+        launch(_col2im_nchw, parts, cols_flat, dx.reshape(-1), g.C, g.H, g.W, *_geom_args(g), n0, nb, p0, pc, g.Q)
     else:
-        _col2im_nhwc(cols_flat, dx.reshape(-1), g.H, g.W, g.C, *_geom_args(g), n0, nb, p0, pc, g.Q, g.groups,
+        launch(_col2im_nhwc, parts, cols_flat, dx.reshape(-1), g.H, g.W, g.C, *_geom_args(g), n0, nb, p0, pc, g.Q,
+               g.groups,
                      min(g.C, 64))
 
 
@@ -174,12 +178,12 @@ def fill_bias(y: np.ndarray, bias: np.ndarray, layout: str) -> None:
     y[...] = bias[:, None, None] if layout == "NCHW" else bias
 
 
-@parallel_kernel(cache=True, nogil=True, fastmath={"reassoc"})
-def _channel_sum_planes(x3, out):
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _channel_sum_planes(part, nparts, x3, out):
     """``out[c] = sum(x3[:, c, :])``: each ``(n, c)`` plane summed in the input dtype (vector
     lanes: reassociation, nothing else, is allowed), the planes of a channel in float64."""
     N, C, L = x3.shape
-    for c in prange(C):
+    for c in range((C) * part // nparts, (C) * (part + 1) // nparts):
         s = 0.0
         for n in range(N):
             p = x3.dtype.type(0)
@@ -189,17 +193,15 @@ def _channel_sum_planes(x3, out):
         out[c] = s
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _channel_sum_rows(x2, part):
-    """``part[t] = sum(x2[r0:r1])`` over the ``t``-th of ``len(part)`` runs of rows (float64,
-    vectorised along the contiguous channel axis); the caller adds up ``part``."""
+@njit(cache=True, nogil=True)
+def _channel_sum_rows(part, nparts, x2, acc):
+    """``acc[part] = sum(x2[r0:r1])`` over the ``part``-th of ``nparts`` runs of rows (float64,
+    vectorised along the contiguous channel axis); the caller adds up ``acc``."""
     R, C = x2.shape
-    T = part.shape[0]
-    for t in prange(T):
-        part[t, :] = 0.0
-        for r in range(R * t // T, R * (t + 1) // T):
-            for c in range(C):
-                part[t, c] += x2[r, c]
+    acc[part, :] = 0.0
+    for r in range(R * part // nparts, R * (part + 1) // nparts):
+        for c in range(C):
+            acc[part, c] += x2[r, c]
 
 
 def channel_sum(dy: np.ndarray, layout: str) -> np.ndarray:
@@ -207,20 +209,18 @@ def channel_sum(dy: np.ndarray, layout: str) -> np.ndarray:
 
     numpy's strided multi-axis ``sum`` took 57-80 us on the demo's (64, 32, 8, 8) and
     (64, 64, 4, 4) gradients; these kernels 7-11 us (2 threads)."""
-    from numba import get_num_threads
-
     if not dy.flags.c_contiguous or dy.size == 0:
         return dy.sum(axis=(0, 2, 3) if layout == "NCHW" else (0, 1, 2))
     if layout == "NCHW":
         N, C = dy.shape[0], dy.shape[1]
         out = np.empty(C, np.float64)
-        _channel_sum_planes(dy.reshape(N, C, -1), out)
+        launch(_channel_sum_planes, split(dy.size), dy.reshape(N, C, -1), out)
     else:
         C = dy.shape[3]
         x2 = dy.reshape(-1, C)
-        part = np.empty((max(1, min(get_num_threads(), x2.shape[0] // 64)), C), np.float64)
-        _channel_sum_rows(x2, part)
-        out = part.sum(axis=0)
+        acc = np.empty((max(1, min(num_threads(), x2.shape[0] // 64)), C), np.float64)
+        launch(_channel_sum_rows, acc.shape[0], x2, acc)
+        out = acc.sum(axis=0)
     return out.astype(dy.dtype)
 
 

@@ -9,9 +9,9 @@ The backend interface (same names in ``numlin.kernels.cuda.pool``):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, uintp
+from numba import njit, uintp
 
-from ._parallel import parallel_kernel
+from ._threads import launch, split
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -84,50 +84,51 @@ def _max_pool_plane_padded(x, xf, y, arg, t, kh, kw, sh, sw, ph, pw):
             arg[n, c, p, q] = bi
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
+@njit(cache=True, nogil=True)
+def _max_pool(part, nparts, x, y, arg, kh, kw, sh, sw, ph, pw):
     """``y[n, c, p, q]`` = max of the window; ``arg`` = its flat index ``h * W + w`` in the plane
     (-1 for a window entirely in the padding, which then yields -inf)."""
     N, C = x.shape[0], x.shape[1]
     xf = x.reshape(-1)
-    for t in prange(N * C):  # without padding every window is interior: none is checked
+    # without padding every window is interior: none is checked
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         _max_pool_plane_padded(x, xf, y, arg, t, kh, kw, sh, sw, ph, pw)
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _max_pool_2x2(x, y, arg, sh, sw):
+@njit(cache=True, nogil=True)
+def _max_pool_2x2(part, nparts, x, y, arg, sh, sw):
     """:func:`_max_pool` for an unpadded 2x2 window (the common CNN case): the window is a literal
     in the inlined plane loop, so LLVM unrolls it (as a run-time value: 2.5-5x slower)."""
     N, C, H, W = x.shape
     xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
-    for t in prange(N * C):
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         _max_pool_plane(xf, yf, af, t, H, W, y.shape[2], y.shape[3], 2, 2, sh, sw)
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _max_pool_2x2_s2(x, y, arg):
+@njit(cache=True, nogil=True)
+def _max_pool_2x2_s2(part, nparts, x, y, arg):
     """:func:`_max_pool_2x2` with stride 2 literal too: LLVM vectorises the rows (3x faster than
     with a run-time stride at 8x64x112x112, 1.0 ms against 3.0-3.6). Faster at every row length
     (seventh session, paired, 2 threads: 8x8 planes 109 against 121 us, 16x16 66 against 340,
     4x4 61 against 65), so it serves every 2x2, stride-2, unpadded pooling."""
     N, C, H, W = x.shape
     xf, yf, af = x.reshape(-1), y.reshape(-1), arg.reshape(-1)
-    for t in prange(N * C):
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         _max_pool_plane(xf, yf, af, t, H, W, y.shape[2], y.shape[3], 2, 2, 2, 2)
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _max_pool_3x3(x, y, arg, sh, sw, ph, pw):
+@njit(cache=True, nogil=True)
+def _max_pool_3x3(part, nparts, x, y, arg, sh, sw, ph, pw):
     """:func:`_max_pool` for a 3x3 window (ResNet's stem: stride 2, padding 1), the window a
     literal in the inlined plane loop."""
     N, C = x.shape[0], x.shape[1]
     xf = x.reshape(-1)
-    for t in prange(N * C):
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         _max_pool_plane_padded(x, xf, y, arg, t, 3, 3, sh, sw, ph, pw)
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _max_pool_backward(g, arg, dx):
+@njit(cache=True, nogil=True)
+def _max_pool_backward(part, nparts, g, arg, dx):
     """``dx = 0``, then ``+= g`` at each window's argmax, one plane per iteration (zeroing the
     plane just before its scatter keeps it in cache: 4-5x faster than a separate ``np.zeros``
     and a 4-D indexed scatter on the demo's planes)."""
@@ -135,7 +136,7 @@ def _max_pool_backward(g, arg, dx):
     HW = dx.shape[2] * dx.shape[3]
     PQ = P * Q
     gf, af, df = g.reshape(-1), arg.reshape(-1), dx.reshape(-1)
-    for t in prange(N * C):
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         b = uintp(t * HW)
         for j in range(HW):
             df[b + uintp(j)] = 0
@@ -146,13 +147,13 @@ def _max_pool_backward(g, arg, dx):
                 df[b + uintp(i)] += gf[o + uintp(j)]
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _avg_pool(x, y, kh, kw, sh, sw, ph, pw):
+@njit(cache=True, nogil=True)
+def _avg_pool(part, nparts, x, y, kh, kw, sh, sw, ph, pw):
     """``y`` = window mean, padding counted as zeros (PyTorch's ``count_include_pad=True``)."""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     scale = 1.0 / (kh * kw)
-    for t in prange(N * C):
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         n = t // C
         c = t - n * C
         for p in range(P):
@@ -169,13 +170,13 @@ def _avg_pool(x, y, kh, kw, sh, sw, ph, pw):
                 y[n, c, p, q] = s_ * scale
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _avg_pool_backward(g, dx, kh, kw, sh, sw, ph, pw):
+@njit(cache=True, nogil=True)
+def _avg_pool_backward(part, nparts, g, dx, kh, kw, sh, sw, ph, pw):
     """``dx`` (zeroed) ``+= g / (kh kw)`` over each window."""
     N, C, P, Q = g.shape
     H, W = dx.shape[2], dx.shape[3]
     scale = 1.0 / (kh * kw)
-    for t in prange(N * C):
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
         n = t // C
         c = t - n * C
         for p in range(P):
@@ -204,20 +205,20 @@ def max_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple):
     arg = np.empty(shape, np.int64)
     if tuple(k) == (2, 2) and tuple(p) == (0, 0):
         if tuple(s) == (2, 2):
-            _max_pool_2x2_s2(x, y, arg)
+            launch(_max_pool_2x2_s2, split(x.size), x, y, arg)
         else:
-            _max_pool_2x2(x, y, arg, s[0], s[1])
+            launch(_max_pool_2x2, split(x.size), x, y, arg, s[0], s[1])
     elif tuple(k) == (3, 3):
-        _max_pool_3x3(x, y, arg, s[0], s[1], p[0], p[1])
+        launch(_max_pool_3x3, split(x.size), x, y, arg, s[0], s[1], p[0], p[1])
     else:
-        _max_pool(x, y, arg, k[0], k[1], s[0], s[1], p[0], p[1])
+        launch(_max_pool, split(x.size), x, y, arg, k[0], k[1], s[0], s[1], p[0], p[1])
     return y, arg
 
 
 def max_pool2d_backward(g: np.ndarray, arg: np.ndarray, x_shape: tuple) -> np.ndarray:
     """Gradient of max pooling: ``g`` routed to each window's argmax."""
     dx = np.empty(x_shape, g.dtype)
-    _max_pool_backward(np.ascontiguousarray(g), np.ascontiguousarray(arg), dx)
+    launch(_max_pool_backward, split(dx.size), np.ascontiguousarray(g), np.ascontiguousarray(arg), dx)
     return dx
 
 
@@ -225,12 +226,13 @@ def avg_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple) -> np.ndarray:
     """Average pooling (zero padding counted in the mean)."""
     x = np.ascontiguousarray(x)
     y = np.empty(_out_shape(x.shape, k, s, p), x.dtype)
-    _avg_pool(x, y, k[0], k[1], s[0], s[1], p[0], p[1])
+    launch(_avg_pool, split(x.size), x, y, k[0], k[1], s[0], s[1], p[0], p[1])
     return y
 
 
 def avg_pool2d_backward(g: np.ndarray, x_shape: tuple, k: tuple, s: tuple, p: tuple) -> np.ndarray:
     """Gradient of average pooling: ``g / (kh kw)`` spread over each window."""
     dx = np.zeros(x_shape, g.dtype)
-    _avg_pool_backward(np.ascontiguousarray(g), dx, k[0], k[1], s[0], s[1], p[0], p[1])
+    launch(_avg_pool_backward, split(dx.size), np.ascontiguousarray(g), dx, k[0], k[1], s[0], s[1], p[0],
+           p[1])
     return dx

@@ -11,17 +11,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit
 
-from ._parallel import parallel_kernel
+from ._threads import launch, split
 
 __all__ = ["log_softmax", "labels", "cross_entropy", "cross_entropy_backward"]
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _log_softmax(x, y):
+@njit(cache=True, nogil=True)
+def _log_softmax(part, nparts, x, y):
     m, n = x.shape
-    for i in prange(m):
+    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
         mx = x[i, 0]
         for j in range(1, n):
             mx = max(mx, x[i, j])
@@ -33,11 +33,11 @@ def _log_softmax(x, y):
             y[i, j] = x[i, j] - lse
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _cross_entropy(x, labels, loss, prob):
+@njit(cache=True, nogil=True)
+def _cross_entropy(part, nparts, x, labels, loss, prob):
     """``loss[i] = logsumexp(x[i]) - x[i, labels[i]]``; ``prob`` = softmax rows (for backward)."""
     m, n = x.shape
-    for i in prange(m):
+    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
         mx = x[i, 0]
         for j in range(1, n):
             mx = max(mx, x[i, j])
@@ -52,11 +52,11 @@ def _cross_entropy(x, labels, loss, prob):
         loss[i] = mx + math.log(s) - x[i, labels[i]]
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _cross_entropy_backward(prob, labels, g, dx):
+@njit(cache=True, nogil=True)
+def _cross_entropy_backward(part, nparts, prob, labels, g, dx):
     """``dx[i] = g[i] * (prob[i] - onehot(labels[i]))``."""
     m, n = prob.shape
-    for i in prange(m):
+    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
         gi = g[i]
         for j in range(n):
             dx[i, j] = gi * prob[i, j]
@@ -67,7 +67,7 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     """Row-wise ``x - logsumexp(x)`` of a 2-D array."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _log_softmax(x, y)
+    launch(_log_softmax, split(x.size), x, y)
     return y
 
 
@@ -82,12 +82,12 @@ def cross_entropy(x: np.ndarray, labels: np.ndarray):
     x = np.ascontiguousarray(x)
     loss = np.empty(x.shape[0], x.dtype)
     prob = np.empty_like(x)
-    _cross_entropy(x, labels, loss, prob)
+    launch(_cross_entropy, split(x.size), x, labels, loss, prob)
     return loss, prob
 
 
 def cross_entropy_backward(prob: np.ndarray, labels: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Gradient of ``sum(g * loss)`` with respect to the logits."""
     dx = np.empty_like(prob)
-    _cross_entropy_backward(prob, labels, np.ascontiguousarray(g), dx)
+    launch(_cross_entropy_backward, split(prob.size), prob, labels, np.ascontiguousarray(g), dx)
     return dx

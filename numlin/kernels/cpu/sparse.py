@@ -1,23 +1,23 @@
 """Sparse x dense products for randomized SVD: never densify the sparse operand.
 
 Layout: CSR ``(indptr, indices, data)`` of an ``m x n`` matrix; ``X`` C-contiguous ``(n, l)``;
-``Y`` C-contiguous ``(m, l)``. Rows of Y are independent, so the loop over them is parallel.
+``Y`` C-contiguous ``(m, l)``. Rows of Y are independent, so each thread takes a run of them.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import njit
 
-from ._parallel import parallel_kernel
+from ._threads import launch, split
 
 __all__ = ["csr_matmat"]
 
 
-@parallel_kernel(cache=True, nogil=True)
-def _csr_matmat(indptr, indices, data, X, Y):
+@njit(cache=True, nogil=True)
+def _csr_matmat(part, nparts, indptr, indices, data, X, Y):
     m = indptr.size - 1
     L = X.shape[1]
-    for i in prange(m):
+    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
         for c in range(L):
             Y[i, c] = 0
         for jj in range(indptr[i], indptr[i + 1]):
@@ -33,5 +33,5 @@ def csr_matmat(A, X: np.ndarray) -> np.ndarray:
     X = np.ascontiguousarray(X)
     Y = np.empty((A.shape[0], X.shape[1]), X.dtype)
     data = A.data if A.data.dtype == X.dtype else A.data.astype(X.dtype)
-    _csr_matmat(A.indptr, A.indices, data, X, Y)
+    launch(_csr_matmat, split(A.nnz * X.shape[1] + Y.size), A.indptr, A.indices, data, X, Y)
     return Y
