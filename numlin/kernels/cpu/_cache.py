@@ -125,7 +125,7 @@ class _CompileNotice(event.Listener):
         if any(k[0] == key[0] for k in self._timers):
             return  # nested in a numlin compile already announced (or about to be)
         name = f"{func.__module__.removeprefix('numlin.kernels.')}.{func.__name__}"
-        dtypes = sorted({str(a.dtype) for a in ev.data["args"] if hasattr(a, "dtype")})
+        dtypes = sorted({str(a.dtype) for a in ev.data["args"] if str(getattr(a, "dtype", "")).startswith("float")})
         what = f"{name} ({', '.join(dtypes)})" if dtypes else name
         timer = threading.Timer(self.after, log.info, (
             "compiling %s on first use; it is cached for next time", what))
