@@ -523,16 +523,7 @@ def _depthwise(k, g: Conv2dGeometry) -> bool:
 
 
 def _implicit(k, g: Conv2dGeometry, filter_grad: bool = False) -> bool:
-    return FUSED and _padding_inside_kernel(g) and k.implicit_gemm.applies(g, filter_grad)
-
-
-def _padding_inside_kernel(g: Conv2dGeometry) -> bool:
-    """Each padding narrower than the dilated kernel, so that every output pixel sees some of x.
-    Wider padding (outputs of padding alone; no CNN layer has it) takes im2col + GEMM: the CPU's
-    implicit GEMM gave wrong values and wrote out of bounds there (e.g. x (1, 2, 3, 1), w
-    (1, 2, 3, 2), stride (1, 2), padding (2, 3))."""
-    eh, ew = g.dh * (g.R - 1) + 1, g.dw * (g.S - 1) + 1
-    return max(g.ph0, g.ph1) < eh and max(g.pw0, g.pw1) < ew
+    return FUSED and k.implicit_gemm.applies(g, filter_grad)
 
 
 def _dx_geometry(g: Conv2dGeometry) -> Conv2dGeometry:

@@ -844,8 +844,13 @@ def applies(g, filter_grad: bool = False) -> bool:
     """Whether the implicit GEMMs take the convolution ``g`` (its filter gradient with
     ``filter_grad``): NCHW and a filter larger than 1x1 (a strided 1x1 one's columns are a
     subsample of x: im2col + GEMM was 1.2x faster); for the strided forward of a grouped
-    convolution, also at least :data:`FUSED_MIN_CHANNELS` input channels per group."""
+    convolution, also at least :data:`FUSED_MIN_CHANNELS` input channels per group; and each
+    padding narrower than the dilated kernel (wider padding, whose outputs read padding alone and
+    which no CNN layer has, gave wrong values and wrote out of bounds here: e.g. x (1, 2, 3, 1),
+    w (1, 2, 3, 2), stride (1, 2), padding (2, 3); it takes im2col + GEMM)."""
     if g.layout != "NCHW" or g.R * g.S == 1:
+        return False
+    if max(g.ph0, g.ph1) >= g.dh * (g.R - 1) + 1 or max(g.pw0, g.pw1) >= g.dw * (g.S - 1) + 1:
         return False
     return (filter_grad or g.groups == 1 or g.sh == g.sw == 1
             or g.C // g.groups >= FUSED_MIN_CHANNELS)
