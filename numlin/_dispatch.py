@@ -15,7 +15,7 @@ import importlib
 import threading
 from typing import Any
 
-__all__ = ["backend", "kernels", "is_device_array", "is_dask_array", "device_id", "blas_single_thread"]
+__all__ = ["backend", "kernels", "is_device_array", "is_dask_array", "holds_tensor", "device_id", "blas_single_thread"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -30,6 +30,14 @@ def is_dask_array(x: Any) -> bool:
     """True for Dask collections, told by the type's module so that Dask is never imported here
     (``import numlin`` stays light; Dask is an optional dependency)."""
     return (type(x).__module__ or "").startswith("dask")
+
+
+def holds_tensor(x: Any) -> bool:
+    """True for a :class:`numlin.Tensor` or a (nested) list/tuple holding one: an operand that
+    goes on the autodiff tape (told by the type's module: autodiff is not imported here)."""
+    if isinstance(x, (list, tuple)):
+        return any(holds_tensor(i) for i in x)
+    return type(x).__module__ == "numlin.autodiff.tensor"
 
 
 def device_id(x: Any) -> int | None:

@@ -8,14 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .._dispatch import is_dask_array, kernels
+from .._dispatch import holds_tensor, is_dask_array, kernels
 from .._validate import as_real_scalar, out_target, result_dtype
 
 __all__ = ["matmul", "gemm"]
-
-
-def _is_tensor(x: Any) -> bool:
-    return type(x).__module__ == "numlin.autodiff.tensor"
 
 
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
@@ -69,7 +65,7 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     (2, 4)
     """
     op = "matmul"
-    if _is_tensor(a) or _is_tensor(b):
+    if holds_tensor(a) or holds_tensor(b):
         if out is not None:
             raise TypeError("matmul: out= is not supported with Tensor operands")
         from ..autodiff.ops import matmul as tensor_matmul

@@ -31,7 +31,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .._dispatch import kernels
+from .._dispatch import holds_tensor, kernels
 from .._strided import Strided
 from .._validate import result_dtype
 
@@ -342,7 +342,7 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
     :data:`WORKSPACE_BYTES`; a 1x1 unpadded stride-1 convolution skips im2col entirely, and so
     do most NCHW convolutions (implicit GEMMs, see the module docstring).
     """
-    if any(type(t).__module__ == "numlin.autodiff.tensor" for t in (x, w, bias)):
+    if any(holds_tensor(t) for t in (x, w, bias)):
         from ..autodiff.ops import conv2d as tensor_conv2d
 
         return tensor_conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,

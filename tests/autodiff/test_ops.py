@@ -757,3 +757,18 @@ def test_power_with_a_tensor_exponent_matches_pytorch(e, x0):
     np.testing.assert_allclose(d2, g2.item(), rtol=1e-15)
     if g1.item() != 0 and np.isinf(g1.item()):
         assert np.sign(d1) == np.sign(g1.item())
+
+
+def test_array_front_ends_put_lists_holding_tensors_on_the_tape():
+    """``nl.matmul`` and ``nl.conv2d`` given a (nested) list holding Tensors record the op (as
+    ``nl.mean([x, x + 2])`` does) instead of reading the list through numpy, off the tape."""
+    a = nl.constant(3.0)
+    g = nl.grad(lambda a: nl.sum(nl.matmul([[a, a], [1.0, a]], [a, 2.0])))(a)
+    # [[a, a], [1, a]] @ [a, 2] = [a^2 + 2a, a + 2a]; d/da of the sum = 2a + 2 + 3 = 11 at a = 3
+    assert float(g) == pytest.approx(11.0)
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    s = nl.constant(2.0)
+    gs = nl.grad(lambda s: nl.sum(nl.conv2d(x, [[[[s, s], [s, s]]]])))(s)
+    # y = s * (sum of each 2x2 window); d/ds of the sum over the 9 windows = sum of all window sums
+    windows = sum(x[0, 0, i:i + 2, j:j + 2].sum() for i in range(3) for j in range(3))
+    assert float(gs) == pytest.approx(windows)
