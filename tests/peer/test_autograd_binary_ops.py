@@ -16,24 +16,7 @@ import numpy as np
 import numpy.random as npr
 
 import numlin as nl
-
-
-def check_grads(f, argnum=0, modes=None, order=2):
-    """autograd.test_util.check_grads(f, argnum)(*args) on numlin's tape, reverse mode only:
-    finite differences of ``f`` against the tape in the arguments ``argnum`` (the others fixed)."""
-    argnums = (argnum,) if isinstance(argnum, int) else tuple(argnum)
-
-    def check(*args, **kwargs):
-        def g(*xs):
-            full = list(args)
-            for i, x in zip(argnums, xs):
-                full[i] = x
-            return f(*full, **kwargs)
-
-        nl.testing.check_grads(g, [np.asarray(args[i], np.float64) for i in argnums], order=order,
-                              n_directions=1)  # one random direction per check, as autograd
-
-    return check
+from ._shims import check_grads
 
 
 rs = npr.RandomState(0)

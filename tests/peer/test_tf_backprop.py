@@ -30,28 +30,7 @@ import numpy as np
 import pytest
 
 import numlin as nl
-
-
-def gradients_function(f, params=None):
-    """TensorFlow's backprop.gradients_function: a list of gradients, one per parameter (all
-    positional arguments when ``params`` is None)."""
-
-    def decorated(*args):
-        argnums = tuple(range(len(args))) if params is None else tuple(params)
-        return list(nl.grad(f, argnums)(*args))
-
-    return decorated
-
-
-def val_and_grad_function(f, params=None):
-    """TensorFlow's backprop.val_and_grad_function: ``(value, [gradients])``."""
-
-    def decorated(*args):
-        argnums = tuple(range(len(args))) if params is None else tuple(params)
-        val, grads = nl.value_and_grad(f, argnums)(*args)
-        return val, list(grads)
-
-    return decorated
+from ._shims import gradients_function, val_and_grad_function
 
 
 def _v(t):

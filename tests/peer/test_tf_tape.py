@@ -19,27 +19,7 @@ import numpy as np
 
 import numlin as nl
 from numlin.autodiff import ops
-
-
-def gradients_function(f, params=None):
-    """TensorFlow's backprop.gradients_function: a list of gradients, one per parameter."""
-
-    def decorated(*args):
-        argnums = tuple(range(len(args))) if params is None else tuple(params)
-        return list(nl.grad(f, argnums)(*args))
-
-    return decorated
-
-
-def val_and_grad_function(f, params=None):
-    """TensorFlow's backprop.val_and_grad_function: ``(value, [gradients])``."""
-
-    def decorated(*args):
-        argnums = tuple(range(len(args))) if params is None else tuple(params)
-        val, grads = nl.value_and_grad(f, argnums)(*args)
-        return val, list(grads)
-
-    return decorated
+from ._shims import gradients_function, val_and_grad_function
 
 
 def testBasicFunctional():
