@@ -19,6 +19,18 @@ if not HAS_GPU:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 
+def pytest_collection_finish(session):
+    """Start the slow subprocess checks of the collected modules (``start_in_background()``, e.g.
+    the PTX build) now, so that they run beside the rest of the suite."""
+    started = set()
+    for item in session.items:
+        mod = getattr(item, "module", None)
+        start = getattr(mod, "start_in_background", None)
+        if start is not None and mod not in started:
+            started.add(mod)
+            start()
+
+
 def pytest_collection_modifyitems(config, items):
     if HAS_GPU:
         return

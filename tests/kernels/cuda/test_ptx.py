@@ -7,28 +7,53 @@ to sm_90 machine code and the tests check its registers, spills and shared memor
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-@pytest.fixture(scope="module")
-def ptx_report():
+_RUN: dict = {}
+
+
+def start_in_background() -> None:
+    """Start the PTX check's process (once). tests/conftest.py calls this when collection ends,
+    so the check (minutes of NVVM on one core) overlaps the rest of the suite."""
+    if _RUN:
+        return
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["NUMBA_ENABLE_CUDASIM"] = "0"
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "numlin.kernels.cuda._ptx", "9", "0"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=1200)
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen([sys.executable, "-m", "numlin.kernels.cuda._ptx", "9", "0"], env=env, cwd=ROOT,
+                            stdout=out, stderr=err, text=True)
+    _RUN.update(proc=proc, out=out, err=err)
+    atexit.register(lambda: proc.poll() is None and proc.kill())  # a session ended before the check
+
+
+@pytest.fixture(scope="module")
+def ptx_report():
+    start_in_background()
+    proc = _RUN["proc"]
     try:
-        report = json.loads(proc.stdout)
+        code = proc.wait(timeout=1200)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("PTX check still running after 20 minutes")
+    _RUN["out"].seek(0)
+    _RUN["err"].seek(0)
+    stdout, stderr = _RUN["out"].read(), _RUN["err"].read()
+    try:
+        report = json.loads(stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"PTX check produced no report (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.returncode, report
+        pytest.fail(f"PTX check produced no report (exit {code}):\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return code, report
 
 
 def test_every_kernel_compiles_to_ptx_for_sm90(ptx_report):
