@@ -43,3 +43,15 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def _threads_at_test_sizes(monkeypatch):
+    """The work thresholds under which a kernel stays on one thread are sized for real launch
+    costs (tens of microseconds a launch); the tests' small operands would then never take the
+    multi-part paths. Here they keep the smaller thresholds the tests were written for."""
+    from numlin.kernels.cpu import _threads, gemm, implicit_gemm
+
+    monkeypatch.setattr(gemm, "PARALLEL_MNK", 96 * 96 * 96)
+    monkeypatch.setattr(implicit_gemm, "PARALLEL_MNK", 64 * 64 * 64)
+    monkeypatch.setattr(_threads, "GRAIN", 1 << 15)

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["launch", "num_threads", "split"]
 
-#: elements of work per part below which a launch stays on the calling thread (a launch costs
-#: tens of microseconds; these kernels stream a few elements per nanosecond)
-GRAIN = 1 << 15
+#: elements of work per part below which a launch stays on the calling thread: waking a pool
+#: thread and handing it the GIL costs 50-100 us on the 2-core VMs (futex wake-up of an idle
+#: vCPU), and these kernels stream a few elements per nanosecond
+GRAIN = 1 << 18
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0

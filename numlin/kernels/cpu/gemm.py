@@ -646,7 +646,7 @@ def add_partial_sums(t, parts, m, n, c, coff, crs, ccs, tmp, nsums):
 SMALL_MNK = 16 * 16 * 16
 #: Total work under which no parallel region is opened (one costs ~40-110 us): the sum over the
 #: batch of m*n*k plus ITEM_COST per matrix (the fixed cost of one small product, in FMAs).
-PARALLEL_MNK = 96 * 96 * 96
+PARALLEL_MNK = 192 * 192 * 192  # a launch on two threads costs 50-100 us (_threads.GRAIN)
 ITEM_COST = 2048
 #: Batches whose products share one B pack it once per thread (off: once per product; for A/B timing).
 SHARE_B = True

@@ -69,7 +69,7 @@ from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
 from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _micro_kernel_split, _pack_a, _splat,
-                   _tile_shape, _vector_fma, _vector_width, add_partial_sums, workspace)
+                   _tile_shape, _vector_fma, _vector_width, add_partial_sums, workspace, PARALLEL_MNK)
 from .im2col import _q_range
 from ._threads import launch, num_threads
 
@@ -810,7 +810,7 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     nc = NC_PIXELS
     npan = -(-g.N * g.P * g.Q // bl.nr)
     work_fma = g.N * g.P * g.Q * g.K * crs
-    parts = max(1, min(threads, npan, work_fma // (64 * 64 * 64) or 1))
+    parts = max(1, min(threads, npan, work_fma // PARALLEL_MNK or 1))
     mp = -(-Kg // bl.mr) * bl.mr
     ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
     wsize = kc * nc + bl.mr * bl.nr
@@ -821,7 +821,7 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     if SHIFTED and g.sh == g.sw == 1 and (pq >= bl.nr or pq == bl.vw < bl.nr) and per <= SHIFT_BYTES:
         nb = max(1, min(g.N, SHIFT_BYTES // per))
         units = g.N * (g.P * g.Q // bl.nr) + -(-g.N * (g.P * g.Q % bl.nr) // bl.nr)  # in-place tiles, tail panels
-        parts = max(1, min(threads, units, work_fma // (64 * 64 * 64) or 1))
+        parts = max(1, min(threads, units, work_fma // PARALLEL_MNK or 1))
         mblk = -(-Kg // bl.mr)
         pr = max((d for d in range(1, parts + 1) if parts % d == 0 and mblk // d >= ROW_SPLIT_BLOCKS), default=1)
         xs = workspace(dtype, nb * per // dtype.itemsize, "conv.xshift")
