@@ -85,15 +85,47 @@ def isa() -> str:
 def blocking(dtype) -> Blocking:
     """Blocking sizes for ``dtype`` (float32 or float64) on this machine's instruction set.
 
-    ``NUMLIN_BLOCKING`` overrides fields for tuning, e.g. ``"float32:mr=8,kc=128;float64:mc=120"``.
-    Changing ``mr``/``nr``/``vw`` needs a fresh Numba cache (``NUMBA_CACHE_DIR``): they are
-    compiled into the kernels.
+    ``NUMLIN_BLOCKING`` overrides fields for tuning, e.g. ``"float32:mr=8,kc=128;float64:mc=120"``
+    (:func:`overrides`; a malformed value is a ``ValueError`` naming the variable). Kernels
+    compiled for other ``mr``/``nr``/``vw`` are cached apart (:mod:`._cache`).
     """
     name = np.dtype(dtype).name
     base = _TABLES[isa()][name]
+    fields = overrides().get(name)
+    if not fields:
+        return base
+    try:
+        return replace(base, **fields)
+    except ValueError as exc:
+        raise ValueError(f"NUMLIN_BLOCKING={os.environ.get('NUMLIN_BLOCKING')!r}: {name} gives an {exc}; mc must be "
+                         "a multiple of mr, nc of nr and nr of vw") from None
+
+
+_FIELDS = ("mr", "nr", "vw", "kc", "mc", "nc")
+
+
+@functools.lru_cache(maxsize=None)
+def overrides() -> dict:
+    """``NUMLIN_BLOCKING`` parsed: ``{dtype: {field: int}}``, or ``ValueError`` naming the
+    variable and the offending part (before, malformed parts were silently ignored)."""
     spec = os.environ.get("NUMLIN_BLOCKING", "")
-    for part in filter(None, spec.split(";")):
-        dt, _, fields = part.partition(":")
-        if dt.strip() == name:
-            base = replace(base, **{k.strip(): int(v) for k, v in (f.split("=") for f in fields.split(","))})
-    return base
+    out: dict = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        dt, sep, fields = part.partition(":")
+        dt = dt.strip()
+        if not sep or dt not in ("float32", "float64"):
+            raise ValueError(f"NUMLIN_BLOCKING={spec!r}: {part!r} must read 'float32:field=value,...' or "
+                             "'float64:field=value,...'")
+        for item in filter(None, (f.strip() for f in fields.split(","))):
+            key, eq, value = (x.strip() for x in item.partition("="))
+            if not eq or key not in _FIELDS:
+                raise ValueError(f"NUMLIN_BLOCKING={spec!r}: {item!r} must be field=value with a field among "
+                                 f"{', '.join(_FIELDS)}")
+            try:
+                number = int(value)
+            except ValueError:
+                number = 0
+            if number < 1 or str(number) != value.lstrip("+"):
+                raise ValueError(f"NUMLIN_BLOCKING={spec!r}: {key} must be a positive integer, got {value!r}")
+            out.setdefault(dt, {})[key] = number
+    return out

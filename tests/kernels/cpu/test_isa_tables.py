@@ -103,3 +103,46 @@ def test_cache_built_for_another_tile_is_dropped(tmp_path):
                               capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
         assert proc.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("spec, named", [
+    ("float32:kc=abc", "'abc'"),
+    ("float32:kc", "'kc'"),
+    ("float16:kc=128", "'float16:kc=128'"),
+    ("float32 kc=128", "'float32 kc=128'"),
+    ("float32:kx=128", "'kx=128'"),
+    ("float32:kc=0", "'0'"),
+    ("float32:kc=-8", "'-8'"),
+    ("float32:kc=1.5", "'1.5'"),
+    ("float64:mr=5", "multiple"),
+])
+def test_malformed_numlin_blocking_is_a_value_error_naming_it(spec, named):
+    """Issue 16: a malformed NUMLIN_BLOCKING was silently ignored (or half applied). The first
+    GEMM now raises ValueError naming the variable and the offending part; numlin still imports."""
+    env = dict(os.environ, NUMLIN_BLOCKING=spec)
+    code = ("import numpy as np, numlin as nl\n"
+            "try:\n"
+            "    nl.matmul(np.ones((40, 40)), np.ones((40, 40)))\n"
+            "except ValueError as e:\n"
+            "    print('ValueError:', e)\n")
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ValueError: NUMLIN_BLOCKING="), r.stdout + r.stderr
+    assert named in r.stdout
+
+
+def test_numlin_blocking_overrides_parse():
+    from numlin.kernels.cpu import blocking as bmod
+
+    old = os.environ.get("NUMLIN_BLOCKING")
+    try:
+        os.environ["NUMLIN_BLOCKING"] = " float32: kc=128 , mc=384 ; float64:nc=2040;"
+        bmod.overrides.cache_clear()
+        assert bmod.overrides() == {"float32": {"kc": 128, "mc": 384}, "float64": {"nc": 2040}}
+    finally:
+        if old is None:
+            os.environ.pop("NUMLIN_BLOCKING", None)
+        else:
+            os.environ["NUMLIN_BLOCKING"] = old
+        bmod.overrides.cache_clear()
