@@ -30,6 +30,9 @@ from .blocking import blocking
 
 __all__ = ["TiledLocator", "install", "tile_tag"]
 
+#: Numba's cache implementation base (``_CacheImpl`` before Numba 0.68)
+_CACHE_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+
 log = logging.getLogger("numlin")
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../numlin
@@ -92,7 +95,7 @@ class TiledLocator(caching._CacheLocator):
     def from_function(cls, py_func, py_file):
         if not os.path.abspath(py_file).startswith(_PACKAGE + os.sep):
             return None  # not numlin's: Numba's own locators decide
-        for loc in caching.CacheImpl._locator_classes:
+        for loc in _CACHE_IMPL._locator_classes:
             if loc is cls:
                 continue
             inner = loc.from_function(py_func, py_file)
@@ -150,5 +153,5 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    caching.CacheImpl._locator_classes.insert(0, TiledLocator)
+    _CACHE_IMPL._locator_classes.insert(0, TiledLocator)
     event.register("numba:compile", _CompileNotice())
