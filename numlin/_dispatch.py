@@ -34,10 +34,11 @@ def is_dask_array(x: Any) -> bool:
 
 def holds_tensor(x: Any) -> bool:
     """True for a :class:`numlin.Tensor` or a (nested) list/tuple holding one: an operand that
-    goes on the autodiff tape (told by the type's module: autodiff is not imported here)."""
+    goes on the autodiff tape (told by the classes' names, subclasses included: autodiff is not
+    imported here)."""
     if isinstance(x, (list, tuple)):
         return any(holds_tensor(i) for i in x)
-    return type(x).__module__ == "numlin.autodiff.tensor"
+    return any(c.__module__ == "numlin.autodiff.tensor" and c.__name__ == "Tensor" for c in type(x).__mro__)
 
 
 def device_id(x: Any) -> int | None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FLOAT_DTYPES", "as_host_array", "check_dtype", "check_out", "out_target", "result_dtype", "as_real_scalar"]
+__all__ = ["FLOAT_DTYPES", "as_host_array", "check_dtype", "check_out", "out_target", "result_dtype", "as_real_scalar",
+           "is_int"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -42,6 +43,11 @@ def as_host_array(op: str, name: str, x: Any) -> np.ndarray:
 def result_dtype(*dtypes: Any) -> np.dtype:
     """numpy's promotion restricted to float32/float64 (float32 with float64 gives float64)."""
     return np.result_type(*dtypes)
+
+
+def is_int(value: Any) -> bool:
+    """An integer (Python or numpy) and not a bool: what counts, sizes, axes and strides take."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def as_real_scalar(op: str, name: str, value: Any) -> float:

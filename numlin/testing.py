@@ -5,6 +5,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ._validate import is_int
 from .autodiff import ops
 from .autodiff.tape import GradientTape
 from .autodiff.tensor import Tensor
@@ -59,7 +60,7 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float 
     if not callable(f):
         raise TypeError(f"check_grads: f must be callable, got {type(f).__name__}")
     for name, v in (("order", order), ("n_directions", n_directions)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+        if not is_int(v):
             raise TypeError(f"check_grads: {name} must be an int, got {v!r}")
         if v < 1:
             raise ValueError(f"check_grads: {name} must be >= 1, got {v}")

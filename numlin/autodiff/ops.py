@@ -23,6 +23,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._dispatch import holds_tensor
+from .._validate import is_int
 from . import tape as _tape
 from .tensor import Tensor
 
@@ -83,7 +85,7 @@ def _is_weak(x: Any) -> bool:
 
 def _holds_tensor(x: Any) -> bool:
     """True for a (nested) list or tuple with a Tensor somewhere inside."""
-    return isinstance(x, (list, tuple)) and any(isinstance(i, Tensor) or _holds_tensor(i) for i in x)
+    return isinstance(x, (list, tuple)) and holds_tensor(x)
 
 
 def _as_tensor(x: TensorLike, op: str) -> Tensor:
@@ -353,11 +355,6 @@ _equal = _binary("equal", None, "1 where a == b else 0 (not differentiable)")
 
 
 # --------------------------------------------------------------------------- reductions
-def _is_int(v: Any) -> bool:
-    """An int (Python or numpy), not a bool: what axes, shapes and permutations take."""
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
-
-
 def _axes(op: str, axis: Any, ndim: int) -> tuple:
     if axis is None:
         return tuple(range(ndim))
@@ -368,7 +365,7 @@ def _axes(op: str, axis: Any, ndim: int) -> tuple:
         raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}") from None
     out = []
     for a in items:
-        if not _is_int(a):
+        if not is_int(a):
             raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise np.exceptions.AxisError(int(a), ndim, op)
@@ -438,7 +435,7 @@ def reshape(x: TensorLike, shape: Any) -> Tensor:
     if not isinstance(shape, (numbers.Integral, np.integer, tuple, list)):
         raise TypeError(f"reshape: shape must be an int or a tuple of ints, got {shape!r}")
     shape = (shape,) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(shape)
-    if any(not _is_int(d) for d in shape):
+    if any(not is_int(d) for d in shape):
         raise TypeError(f"reshape: shape must be ints, got {shape!r}")
     if x.shape == shape:
         return x
@@ -456,7 +453,7 @@ def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     if axes is None:
         perm = tuple(range(x.ndim))[::-1]
     else:
-        if not isinstance(axes, (tuple, list)) or any(not _is_int(a) for a in axes):
+        if not isinstance(axes, (tuple, list)) or any(not is_int(a) for a in axes):
             raise TypeError(f"transpose: axes must be None or a tuple of ints, got {axes!r}")
         perm = tuple(int(a) % x.ndim if -x.ndim <= int(a) < x.ndim else -1 for a in axes)
         if sorted(perm) != list(range(x.ndim)):
@@ -583,7 +580,7 @@ def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     x = _tensor(x, "log_softmax")
     if x.ndim == 0:
         raise ValueError("log_softmax: x must be at least 1-D")
-    if not _is_int(axis):
+    if not is_int(axis):
         raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
     (ax,) = _axes("log_softmax", axis, x.ndim)
     if x.shape[ax] == 0:

@@ -11,12 +11,12 @@ pass of an inner one: nested tapes give higher derivatives.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import threading
 from typing import Any, Callable
 
 import numpy as np
 
+from .._validate import is_int
 from .tensor import Tensor, Variable
 
 __all__ = ["GradientTape", "grad", "value_and_grad", "record", "active"]
@@ -301,10 +301,6 @@ class GradientTape:
 # --------------------------------------------------------------------------- functional face
 def _check_argnums(argnums: Any) -> None:
     """``argnums`` must be an int or a non-empty tuple/list of ints (bools are not ints here)."""
-
-    def is_int(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
     if is_int(argnums):
         return
     if not isinstance(argnums, (tuple, list)) or not all(is_int(i) for i in argnums):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._dispatch import blas_single_thread, is_dask_array, is_device_array
+from .._validate import is_int
 
 __all__ = ["rsvd", "rsvd_error_estimate", "pca", "PCAResult"]
 
@@ -360,19 +361,15 @@ def _gaussian(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype, copy=False)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
-
-
 def _check_args(op_name, k, n_oversamples, n_iter, normalizer, tol, m, n) -> int | None:
     """Validate rsvd's options (TypeError for a wrong type, bool included; ValueError for a
     value out of range); returns the power iterations (None for "auto": adaptive)."""
-    if not _is_int(k):
+    if not is_int(k):
         raise TypeError(f"{op_name}: k must be an int, got {type(k).__name__} {k!r}")
     if not 1 <= k <= min(m, n):
         raise ValueError(f"{op_name}: k must be an integer in [1, min(m, n)] = [1, {min(m, n)}] for A of shape "
                          f"{(m, n)}, got {k!r}")
-    if not _is_int(n_oversamples):
+    if not is_int(n_oversamples):
         raise TypeError(f"{op_name}: n_oversamples must be an int, got {type(n_oversamples).__name__} "
                         f"{n_oversamples!r}")
     if n_oversamples < 0:
@@ -386,7 +383,7 @@ def _check_args(op_name, k, n_oversamples, n_iter, normalizer, tol, m, n) -> int
         if n_iter != "auto":
             raise ValueError(f"{op_name}: n_iter must be 'auto' or a non-negative int, got {n_iter!r}")
         q = None
-    elif _is_int(n_iter):
+    elif is_int(n_iter):
         if n_iter < 0:
             raise ValueError(f"{op_name}: n_iter must be 'auto' or a non-negative int, got {n_iter!r}")
         q = int(n_iter)

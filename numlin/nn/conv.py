@@ -33,7 +33,7 @@ import numpy as np
 
 from .._dispatch import holds_tensor, kernels
 from .._strided import Strided
-from .._validate import result_dtype
+from .._validate import is_int, result_dtype
 
 __all__ = ["conv2d", "conv2d_backward", "im2col", "col2im", "geometry", "Conv2dGeometry", "WORKSPACE_BYTES"]
 
@@ -120,15 +120,11 @@ class Conv2dGeometry:
 GEOMETRY_MAX = 2**31 - 1
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _pair(op: str, name: str, v: Any, minimum: int) -> tuple:
     """An int or a pair of ints as a pair of Python ints in ``[minimum, GEOMETRY_MAX]``."""
-    if _int(v):
+    if is_int(v):
         v = (v, v)
-    if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(_int(e) for e in v):
+    if not isinstance(v, (tuple, list)) or len(v) != 2 or not all(is_int(e) for e in v):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
     a, b = int(v[0]), int(v[1])
     if min(a, b) < minimum:
@@ -143,7 +139,7 @@ def conv_args(op: str, kernel: Any, *, stride: IntPair = 1, padding: Any = 0, di
     """Validate a convolution's geometry arguments (no shapes needed: layers call it at
     construction, :func:`geometry` at every call) and return them as Python ints:
     ``((R, S), (sh, sw), (ph0, ph1, pw0, pw1), (dh, dw), groups)``."""
-    if not _int(groups):
+    if not is_int(groups):
         raise TypeError(f"{op}: groups must be a positive int, got {groups!r}")
     if not 1 <= groups <= GEOMETRY_MAX:
         raise ValueError(f"{op}: groups must be a positive int (at most {GEOMETRY_MAX}), got {groups!r}")
@@ -569,7 +565,7 @@ def col2im(cols: Any, input_shape: tuple, kernel_size: IntPair, *, stride: IntPa
     ``input_shape``, adding the entries of overlapping patches (padding positions are dropped)."""
     op = "col2im"
     if (not isinstance(input_shape, (tuple, list, np.ndarray)) or np.ndim(input_shape) != 1
-            or len(input_shape) != 4 or not all(_int(d) for d in input_shape)):
+            or len(input_shape) != 4 or not all(is_int(d) for d in input_shape)):
         raise TypeError(f"{op}: input_shape must be x's full shape, a tuple of 4 ints, got {input_shape!r}")
     if min(input_shape) < 0:
         raise ValueError(f"{op}: input_shape must not have negative sizes, got {tuple(input_shape)}")

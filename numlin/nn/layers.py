@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .._validate import is_int
 from ..autodiff import ops
 from ..autodiff.tensor import Tensor, Variable
 
@@ -21,7 +22,7 @@ def _rng(random_state: Any) -> np.random.Generator:
 
 
 def _positive_int(layer: str, name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+    if not is_int(v):
         raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
     if v < 1:
         raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
