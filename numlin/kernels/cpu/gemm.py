@@ -644,9 +644,10 @@ def add_partial_sums(t, parts, m, n, c, coff, crs, ccs, tmp, nsums):
 # --------------------------------------------------------------------------- Python driver
 #: Per-matrix work (m*n*k) at or under which packing is skipped.
 SMALL_MNK = 16 * 16 * 16
-#: Total work under which no parallel region is opened (one costs ~40-110 us): the sum over the
-#: batch of m*n*k plus ITEM_COST per matrix (the fixed cost of one small product, in FMAs).
-PARALLEL_MNK = 192 * 192 * 192  # a launch on two threads costs 50-100 us (_threads.GRAIN)
+#: Total work under which a product stays on the calling thread (a launch on several threads
+#: costs 50-100 us, see ``_threads.GRAIN``): the sum over the batch of m*n*k plus ITEM_COST per
+#: matrix (the fixed cost of one small product, in FMAs).
+PARALLEL_MNK = 192 * 192 * 192
 ITEM_COST = 2048
 #: Batches whose products share one B pack it once per thread (off: once per product; for A/B timing).
 SHARE_B = True
@@ -766,16 +767,21 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     parts = 1 if work_items < PARALLEL_MNK else max(1, min(num_threads(), nb))
     work = workspace(dtype, wsize * parts)
     tmp = workspace(dtype, max(1, (parts - 1) * m * n), "gemm.sum")
-    per = -(-nb // parts)
-    nsums = sum(1 for t in range(1, parts) if t * per < nb)  # parts that got products
     for g in range(ng):
         coff = int(coffs[g])
         launch(gemm_batched_sum, parts, m, n, k, 1.0, a.buf, np.ascontiguousarray(aoffs[:, g]), a.strides[-2],
                a.strides[-1], b.buf, np.ascontiguousarray(boffs[:, g]), b.strides[-2], b.strides[-1], beta,
                c.buf, coff, c.strides[-2], c.strides[-1], tmp, work, wsize, kc, mc, nc)
-        if nsums:
-            launch(add_partial_sums, parts if m * n >= 1 << 14 else 1, m, n, c.buf, coff, c.strides[-2],
-                   c.strides[-1], tmp, nsums)
+        add_partials(parts, nb, m, n, c.buf, coff, c.strides[-2], c.strides[-1], tmp)
+
+
+def add_partials(parts: int, items: int, m: int, n: int, c, coff: int, crs: int, ccs: int, tmp) -> None:
+    """``C += `` the partial sums in ``tmp`` of the parts after the first of a reduction over
+    ``items`` in runs of ``ceil(items / parts)`` (:func:`gemm_batched_sum`), those that got any."""
+    per = -(-items // parts)
+    nsums = sum(1 for t in range(1, parts) if t * per < items)
+    if nsums:
+        launch(add_partial_sums, parts if m * n >= 1 << 14 else 1, m, n, c, coff, crs, ccs, tmp, nsums)
 
 
 def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: float = 0.0) -> None:

@@ -69,7 +69,7 @@ from numba.np.numpy_support import as_dtype
 
 from .blocking import blocking, isa
 from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _micro_kernel_split, _pack_a, _splat,
-                   _tile_shape, _vector_fma, _vector_width, add_partial_sums, workspace, PARALLEL_MNK)
+                   _tile_shape, _vector_fma, _vector_width, add_partials, workspace, PARALLEL_MNK)
 from .im2col import _q_range
 from ._threads import launch, num_threads
 
@@ -786,10 +786,7 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     tmp = workspace(dtype, max(1, (parts - 1) * size), "gemm.sum")
     launch(conv2d_nchw_dw_fused, parts, xf, dyf, gwf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0,
            g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp, workspace(dtype, wsize * parts), wsize, kc, nc)
-    per_part = -(-g.N // parts)
-    nsums = sum(1 for t in range(1, parts) if t * per_part < g.N)  # parts that got samples
-    if nsums:
-        launch(add_partial_sums, parts if size >= 1 << 14 else 1, size, 1, gwf, 0, 1, 1, tmp, nsums)
+    add_partials(parts, g.N, size, 1, gwf, 0, 1, 1, tmp)
 
 
 def _copy_parts(g, m: int, parts: int) -> int:
