@@ -132,3 +132,33 @@ def test_workqueue_concurrent_calls_from_threads():
     r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-4000:])
     assert r.stdout.strip().endswith("ok")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity (Linux)")
+def test_a_part_moves_off_a_cpu_another_part_runs_on_and_pins_nothing():
+    """A woken pool thread queued on the launching thread's CPU moves itself to a free CPU of the
+    process's mask, and the mask is left as it was (no pinning)."""
+    import threading
+
+    from numlin.kernels.cpu import _threads
+
+    if _threads._getcpu is None:
+        pytest.skip("no sched_getcpu in this C library")
+    mask = os.sched_getaffinity(0)
+    seen = {}
+
+    def body():
+        here = _threads._getcpu()
+        taken = {here}
+        _threads._spread(taken)
+        seen.update(before=here, after=_threads._getcpu(), taken=set(taken), mask=os.sched_getaffinity(0))
+
+    th = threading.Thread(target=body)
+    th.start()
+    th.join()
+    assert seen["mask"] == mask
+    if len(mask) > 1:
+        assert seen["after"] != seen["before"]
+        assert seen["taken"] == {seen["before"], seen["after"]}
+    else:
+        assert seen["taken"] == {seen["before"]}

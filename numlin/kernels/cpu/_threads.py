@@ -13,9 +13,18 @@ from several Python threads are safe with any layer, ``workqueue`` included.
 
 The number of threads is :func:`numba.get_num_threads` (``NUMBA_NUM_THREADS``,
 ``numba.set_num_threads``), read at each launch.
+
+Placement: a pool thread woken by a launch may be queued on the launching thread's CPU while
+another CPU idles (on VMs an idle vCPU counts as unavailable to the wake-up placement, and the
+load balancer leaves the two cache-hot threads sharing one CPU for milliseconds: the launch then
+takes twice as long). Each part therefore starts by checking its CPU (``sched_getcpu``) against
+those the launch's other parts run on and, on a collision, moves itself to another CPU of the
+process's affinity mask (set the mask without those CPUs, then restore it at once: nothing stays
+pinned, so several numlin processes on one machine do not crowd onto the same CPUs).
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,6 +52,46 @@ def split(work: int) -> int:
     return max(1, min(num_threads(), work // GRAIN))
 
 
+def _cpu_reader():
+    """``sched_getcpu`` from the C library, or None where it (or ``os.sched_setaffinity``) is missing."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return fn if fn() >= 0 else None
+
+
+_getcpu = _cpu_reader()
+
+
+def _spread(taken: set) -> None:
+    """Run the calling thread on a CPU no other part of its launch runs on, if there is one."""
+    cpu = _getcpu()
+    if cpu in taken:
+        try:
+            mask = os.sched_getaffinity(0)
+            free = mask - taken
+            if free:
+                os.sched_setaffinity(0, free)  # migrates now
+                os.sched_setaffinity(0, mask)  # and lets the scheduler move it later
+                cpu = _getcpu()
+        except OSError:  # a mask the process may not set (containers, cpusets changed meanwhile)
+            pass
+    taken.add(cpu)
+
+
+def _part(kernel, t: int, parts: int, args: tuple, taken: set | None) -> None:
+    if taken is not None:
+        _spread(taken)
+    kernel(t, parts, *args)
+
+
 def _workers(n: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _lock:
@@ -58,7 +107,8 @@ def launch(kernel, parts: int, *args) -> None:
         kernel(0, 1, *args)
         return
     pool = _workers(parts - 1)
-    futures = [pool.submit(kernel, t, parts, *args) for t in range(1, parts)]
+    taken = {_getcpu()} if _getcpu is not None else None
+    futures = [pool.submit(_part, kernel, t, parts, args, taken) for t in range(1, parts)]
     try:
         kernel(0, parts, *args)
     finally:
