@@ -109,10 +109,31 @@ def _flatten(structure: Any, what: str, op: str = "gradient") -> tuple[list, Cal
                     f"got {type(structure).__name__}")
 
 
+def _check_unconnected(value: Any, op: str) -> None:
+    if not isinstance(value, str) or value not in ("none", "zero"):
+        raise ValueError(f"{op}: Unknown value for unconnected_gradients: {value!r} (must be 'none' or 'zero')")
+
+
 def _check_differentiable(t: Tensor, what: str) -> None:
     if t.dtype.kind != "f":
         raise TypeError(f"gradient: {what} has integer dtype {t.dtype}; integer tensors are not differentiable "
                         "(use float32 or float64)")
+
+
+def _one_hot(target: Tensor, k: int, batch: int | None = None) -> Tensor:
+    """A seed of ``target``'s shape, dtype and device: 1 at flat index ``k``, or, with ``batch``,
+    at element ``k`` of every one of the ``batch`` rows."""
+    arr = np.zeros(target.size, target.dtype)
+    if batch is None:
+        arr[k] = 1
+    else:
+        arr.reshape(batch, -1)[:, k] = 1
+    return Tensor(arr.reshape(target.shape), device=target.device)
+
+
+def _zeros(shape: tuple, like: Tensor) -> Tensor:
+    """Zeros of ``shape`` in ``like``'s dtype, on its device (not recorded)."""
+    return Tensor(np.zeros(shape, like.dtype), device=like.device)
 
 
 class GradientTape:
@@ -227,12 +248,8 @@ class GradientTape:
         """
         from . import ops
 
-        if not isinstance(unconnected_gradients, str) or unconnected_gradients not in ("none", "zero"):
-            raise ValueError(f"gradient: Unknown value for unconnected_gradients: {unconnected_gradients!r} "
-                             "(must be 'none' or 'zero')")
-        if self._nodes is None:
-            raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape "
-                               "(use GradientTape(persistent=True) to ask several times)")
+        _check_unconnected(unconnected_gradients, "gradient")
+        self._check_alive("gradient")
         targets, _ = _flatten(target, "target")
         srcs, rebuild = _flatten(sources, "sources")
         for t in targets:
@@ -246,6 +263,184 @@ class GradientTape:
                 and isinstance(target, (list, tuple)) else [output_gradients]
             if len(seeds) != len(targets):
                 raise ValueError(f"gradient: {len(seeds)} output_gradients for {len(targets)} targets")
+        result = self._backward(targets, seeds, srcs)
+        if unconnected_gradients == "zero":
+            result = [ops.zeros_like(s) if g is None else g for s, g in zip(srcs, result)]
+        self._finish()
+        return rebuild(result)
+
+    def jacobian(self, target: Tensor, sources: Any, unconnected_gradients: str = "none") -> Any:
+        """The Jacobian of ``target`` with respect to each source (TensorFlow's ``tape.jacobian``).
+
+        Parameters
+        ----------
+        target : Tensor
+            Any shape (0-d included).
+        sources : Tensor, or a list, tuple or dict (nested) of Tensors
+        unconnected_gradients : {"none", "zero"}
+            What a source that ``target`` does not depend on gets: None, or zeros of shape
+            ``target.shape + source.shape``.
+
+        Returns
+        -------
+        Tensors in the structure of ``sources``; the one for ``source`` has shape
+        ``target.shape + source.shape`` and ``source``'s dtype, and
+        ``J[i..., j...] = d target[i...] / d source[j...]``.
+
+        Raises
+        ------
+        RuntimeError
+            A second gradient / jacobian / batch_jacobian call on a non-persistent tape.
+        TypeError
+            ``target`` not a Tensor; integer targets or sources.
+
+        Notes
+        -----
+        Cost: one reverse pass per element of ``target`` (seeded with a one-hot
+        ``output_gradients``), then a stack; for a wide ``target`` and few source elements the
+        forward-mode :func:`numlin.jvp` per source element is cheaper. As in TensorFlow (whose
+        default vectorised path answers in one call), a non-persistent tape answers one
+        ``jacobian`` and is then used up. The result is built from differentiable ops, so an
+        outer tape records it (``outer.jacobian(inner.jacobian(y, x), x)`` is a Hessian).
+
+        Examples
+        --------
+        >>> x = nl.constant([1.0, 2.0])
+        >>> with nl.GradientTape() as g:
+        ...     g.watch(x)
+        ...     y = x * x
+        >>> g.jacobian(y, x).numpy()
+        array([[2., 0.],
+               [0., 4.]])
+        """
+        from . import ops
+
+        _check_unconnected(unconnected_gradients, "jacobian")
+        self._check_alive("jacobian")
+        if not isinstance(target, Tensor):
+            raise TypeError(f"jacobian: target must be a Tensor, got {type(target).__name__}")
+        _check_differentiable(target, "the target")
+        srcs, rebuild = _flatten(sources, "sources", "jacobian")
+        for s in srcs:
+            _check_differentiable(s, "a source")
+        n = target.size
+        if n == 0:  # no rows to seed: one pass (ones of no elements) tells which sources connect
+            rows = [self._backward([target], [None], srcs)]
+        else:
+            rows = [self._backward([target], [_one_hot(target, k)], srcs) for k in range(n)]
+        result = []
+        for i, s in enumerate(srcs):
+            shape = target.shape + s.shape
+            if rows[0][i] is None:
+                result.append(_zeros(shape, s) if unconnected_gradients == "zero" else None)
+            elif n == 0 or s.size == 0:
+                result.append(_zeros(shape, s))
+            else:
+                result.append(ops.reshape(ops.stack([r[i] for r in rows]), shape))
+        self._finish()
+        return rebuild(result)
+
+    def batch_jacobian(self, target: Tensor, source: Tensor, unconnected_gradients: str = "none") -> Tensor | None:
+        """Per-example Jacobians, stacked (TensorFlow's ``tape.batch_jacobian``).
+
+        ``target[b, ...]`` must depend on ``source[b, ...]`` only (rows independent, as in a
+        batch through a network without batch statistics); then the result equals
+        ``stack([jacobian(target[b], source[b]) for b in range(B)])``. A dependence between rows
+        is not detected: it is summed into the diagonal blocks.
+
+        Parameters
+        ----------
+        target : Tensor
+            Shape ``(B, y1, ..., yn)``, rank 2 or more.
+        source : Tensor
+            Shape ``(B, x1, ..., xm)``, rank 2 or more, the same ``B``.
+        unconnected_gradients : {"none", "zero"}
+            What an unconnected ``source`` gets: None or zeros.
+
+        Returns
+        -------
+        Tensor of shape ``(B, y1, ..., yn, x1, ..., xm)`` in ``source``'s dtype (or None).
+
+        Raises
+        ------
+        ValueError
+            A rank below 2 ("must have rank at least 2"), or batch sizes that differ ("Need
+            first dimension of target shape ... and source shape ... to match.").
+        RuntimeError
+            A second call on a non-persistent tape.
+        TypeError
+            ``target`` or ``source`` not a Tensor; integer dtypes.
+
+        Notes
+        -----
+        Cost: one reverse pass per element of one row of ``target`` (``y1 * ... * yn`` passes),
+        each seeding that element in all ``B`` rows at once, not ``B`` times as many. TensorFlow
+        returns zeros for an unconnected source whatever ``unconnected_gradients`` says; numlin
+        follows the argument, as ``jacobian`` does.
+
+        Examples
+        --------
+        >>> x = nl.constant([[1.0, 2.0], [3.0, 4.0]])
+        >>> with nl.GradientTape() as g:
+        ...     g.watch(x)
+        ...     y = x * x
+        >>> g.batch_jacobian(y, x).numpy()
+        array([[[2., 0.],
+                [0., 4.]],
+        <BLANKLINE>
+               [[6., 0.],
+                [0., 8.]]])
+        """
+        from . import ops
+
+        _check_unconnected(unconnected_gradients, "batch_jacobian")
+        self._check_alive("batch_jacobian")
+        for what, t in (("target", target), ("source", source)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"batch_jacobian: {what} must be a Tensor, got {type(t).__name__}")
+            if t.ndim < 2:
+                raise ValueError(f"batch_jacobian: Shape {t.shape} of the {what} must have rank at least 2 "
+                                 "(a batch axis first)")
+        if target.shape[0] != source.shape[0]:
+            raise ValueError(f"batch_jacobian: Need first dimension of target shape {target.shape} and source "
+                             f"shape {source.shape} to match.")
+        _check_differentiable(target, "the target")
+        _check_differentiable(source, "a source")
+        shape = target.shape + source.shape[1:]
+        if target.size == 0 or source.size == 0:
+            g = self._backward([target], [None], [source])[0]  # which sources connect
+            out = None if g is None and unconnected_gradients == "none" else _zeros(shape, source)
+        else:
+            batch = target.shape[0]
+            cols = [self._backward([target], [_one_hot(target, j, batch)], [source])[0]
+                    for j in range(target.size // batch)]
+            if cols[0] is None:
+                out = _zeros(shape, source) if unconnected_gradients == "zero" else None
+            else:  # (row, B, x...) -> (B, row, x...) -> (B, y..., x...)
+                stacked = ops.stack(cols)
+                perm = (1, 0) + tuple(range(2, stacked.ndim))
+                out = ops.reshape(ops.transpose(stacked, perm), shape)
+        self._finish()
+        return out
+
+    def _check_alive(self, op: str) -> None:
+        if self._nodes is None:
+            raise RuntimeError(f"GradientTape.{op} can only be called once on a non-persistent tape (one "
+                               "gradient, jacobian or batch_jacobian call; use GradientTape(persistent=True) "
+                               "to ask several times)")
+
+    def _finish(self) -> None:
+        """A non-persistent tape frees its records after answering (TensorFlow's rule)."""
+        if not self._persistent:
+            self._variables = self.watched_variables()
+            self._nodes = None
+            self._watched = None
+        self._used = True
+
+    def _backward(self, targets: list, seeds: list, srcs: list) -> list:
+        """One reverse pass: the gradient of each source (None where unconnected) for the targets
+        weighted by ``seeds`` (None: ones). Frees nothing; ``gradient`` and the Jacobians call it."""
+        from . import ops
 
         was_recording = self._recording
         # The backward pass is recorded by the outer tapes, and by this one too when it is
@@ -284,36 +479,24 @@ class GradientTape:
                     grads[tid] = gi if prev is None else ops.add(prev, gi)
         finally:
             self._recording = was_recording
-        result = []
-        for s in srcs:
-            g = grads.get(id(s))
-            if g is None and unconnected_gradients == "zero":
-                g = ops.zeros_like(s)
-            result.append(g)
-        if not self._persistent:
-            self._variables = self.watched_variables()
-            self._nodes = None
-            self._watched = None
-        self._used = True
-        return rebuild(result)
-
+        return [grads.get(id(s)) for s in srcs]
 
 # --------------------------------------------------------------------------- functional face
-def _check_argnums(argnums: Any) -> None:
+def _check_argnums(argnums: Any, op: str = "grad") -> None:
     """``argnums`` must be an int or a non-empty tuple/list of ints (bools are not ints here)."""
     if is_int(argnums):
         return
     if not isinstance(argnums, (tuple, list)) or not all(is_int(i) for i in argnums):
-        raise TypeError(f"grad: argnums must be an int or a tuple of ints, got {argnums!r}")
+        raise TypeError(f"{op}: argnums must be an int or a tuple of ints, got {argnums!r}")
     if not argnums:
-        raise ValueError("grad: argnums must not be empty")
+        raise ValueError(f"{op}: argnums must not be empty")
 
 
-def _argnums(argnums, n: int) -> tuple:
+def _argnums(argnums, n: int, op: str = "grad") -> tuple:
     nums = (int(argnums),) if not isinstance(argnums, (tuple, list)) else tuple(int(i) for i in argnums)
     for i in nums:
         if not -n <= i < n:
-            raise ValueError(f"grad: argnums {argnums!r} out of range for a function called with {n} arguments")
+            raise ValueError(f"{op}: argnums {argnums!r} out of range for a function called with {n} arguments")
     return tuple(i % n for i in nums)
 
 
