@@ -19,7 +19,8 @@ KERNELS: list[tuple[str, Callable, tuple]] = []
 #: modules that declare kernels (imported by the PTX check)
 MODULES = ("numlin.kernels.cuda.depthwise", "numlin.kernels.cuda.elementwise", "numlin.kernels.cuda.gemm",
            "numlin.kernels.cuda.im2col", "numlin.kernels.cuda.implicit_gemm", "numlin.kernels.cuda.reductions",
-           "numlin.kernels.cuda.pool", "numlin.kernels.cuda.softmax", "numlin.kernels.cuda.optim")
+           "numlin.kernels.cuda.pool", "numlin.kernels.cuda.softmax", "numlin.kernels.cuda.optim",
+           "numlin.kernels.cuda.batchnorm")
 
 
 def kernel(*signatures, **jit_options):
