@@ -122,21 +122,29 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
            [3., 4.],
            [5., 6.]])
     """
+    return _jacobian(f, argnums, "jacobian")
+
+
+def _jacobian(f: Callable, argnums: int | Sequence[int], op: str) -> Callable:
     if not callable(f):
-        raise TypeError(f"jacobian: f must be callable, got {type(f).__name__}")
-    _check_argnums(argnums, "jacobian")
+        raise TypeError(f"{op}: f must be callable, got {type(f).__name__}")
+    _check_argnums(argnums, op)
     several = isinstance(argnums, (tuple, list))
 
     def wrapped(*args, **kwargs):
-        idx = _argnums(argnums, len(args), "jacobian")
+        idx = _argnums(argnums, len(args), op)
         args = list(args)
         for i in dict.fromkeys(idx):
-            args[i] = _fresh(_arg(args[i]))
+            x = _arg(args[i])
+            if x.dtype.kind != "f":
+                raise TypeError(f"{op}: argument {i} has integer dtype {x.dtype}; only float32/float64 arguments "
+                                "are differentiable")
+            args[i] = _fresh(x)
         with GradientTape(persistent=True, watch_accessed_variables=False) as tape:
             for i in idx:
                 tape.watch(args[i])
             out = f(*args, **kwargs)
-        leaves, rebuild = _outputs(out, "jacobian")
+        leaves, rebuild = _outputs(out, op)
         srcs = [args[i] for i in idx]
         per_leaf = []
         for y in leaves:
@@ -183,10 +191,7 @@ def hessian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    if not callable(f):
-        raise TypeError(f"hessian: f must be callable, got {type(f).__name__}")
-    _check_argnums(argnums, "hessian")
-    h = jacobian(jacobian(f, argnums), argnums)
+    h = _jacobian(_jacobian(f, argnums, "hessian"), argnums, "hessian")
     h.__doc__ = f"Hessian of {getattr(f, '__name__', 'f')}"
     return h
 
