@@ -3,9 +3,13 @@
 Forward: the jitted kernel of the backend the data lives on (``numlin.kernels.cpu`` or
 ``numlin.kernels.cuda``: elementwise ufuncs with fused broadcasting, reductions, numlin's GEMM
 and im2col convolution, pooling, softmax). Backward (``vjp``): written with these same ops, so
-it runs the same kernels and nested tapes can differentiate it again. A few heavy ops (conv2d,
-the pools, cross-entropy) run a dedicated backward kernel on raw arrays; differentiating those
-a second time raises NotImplementedError instead of returning a wrong zero.
+it runs the same kernels and nested tapes can differentiate it again, to any order. The heavy
+ops (conv2d, the pools, cross-entropy) run a dedicated backward kernel, whose result is itself
+a differentiable op with its own vjp: the convolution's input and filter gradients
+(:func:`_conv2d_dx`, :func:`_conv2d_dw`; conv2d is bilinear), the pools' scatters (linear in
+the seed: their adjoints are max pooling's gather at the argmax and average pooling itself),
+and cross-entropy's ``(softmax - onehot) * g``. Without a recording tape these wrappers record
+nothing, so first derivatives cost the kernel calls alone.
 
 Dtypes: float32 and float64 (numpy promotion between them); integer tensors are cast to float64
 when an op needs floats (numpy's rule) and are never differentiable; Python scalars adopt the
@@ -66,16 +70,6 @@ def _make(name: str, data, inputs: tuple, vjp: Callable | None) -> Tensor:
     if vjp is not None and _tape._STACK.tapes:
         _tape.record(name, inputs, out, vjp)
     return out
-
-
-def _opaque(name: str, data, inputs: tuple) -> Tensor:
-    """The result of a backward kernel on raw arrays: recorded so that an outer tape asking for a
-    second derivative through it gets a clear error, not a silent zero."""
-
-    def no_second(g, needs):
-        raise NotImplementedError(f"second derivatives through {name} are not implemented")
-
-    return _make(name, data, inputs, no_second)
 
 
 def _is_weak(x: Any) -> bool:
@@ -504,7 +498,10 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
 def conv2d(x: TensorLike, w: TensorLike, bias: TensorLike | None = None, *, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1, layout: str = "NCHW") -> Tensor:
     """:func:`numlin.conv2d` on Tensors; the backward pass is numlin's ``conv2d_backward``
-    (GEMMs + col2im), skipping ``dx`` when the input needs no gradient."""
+    (GEMMs + col2im, one call for both gradients, reusing the forward's columns), skipping ``dx``
+    or ``dw`` when that operand needs no gradient. Its results are themselves differentiable
+    (:func:`_conv2d_dx`, :func:`_conv2d_dw`): the convolution is bilinear, so every derivative of
+    any order is again a convolution, an input gradient or a filter gradient."""
     from ..nn import conv as _conv
 
     x = _tensor(x, "conv2d")
@@ -516,18 +513,78 @@ def conv2d(x: TensorLike, w: TensorLike, bias: TensorLike | None = None, *, stri
     recording = bool(_tape._STACK.tapes)
     data, cols = _conv._conv2d(ts[0].data, ts[1].data, ts[2].data if bias is not None else None,
                                keep_cols=recording, **kw)
+    xt, wt = ts[0], ts[1]
 
     def vjp(g, needs):
-        dx, dw, db = _conv._conv2d_backward(g.data, ts[0].data, ts[1].data, need_dx=needs[0], need_dw=needs[1],
+        dx, dw, db = _conv._conv2d_backward(g.data, xt.data, wt.data, need_dx=needs[0], need_dw=needs[1],
                                             cols=cols, **kw)
-        saved = (g, ts[0], ts[1])
-        out = [_opaque("conv2d_backward", dx, saved) if needs[0] else None,
-               _opaque("conv2d_backward", dw, saved) if needs[1] else None]
+        out = [_make("conv2d_dx", dx, (g, wt), _conv2d_dx_vjp(g, wt, kw)) if needs[0] else None,
+               _make("conv2d_dw", dw, (g, xt), _conv2d_dw_vjp(g, xt, kw)) if needs[1] else None]
         if bias is not None:
-            out.append(_opaque("conv2d_backward", db, saved))
+            out.append(_make("conv2d_db", db, (g,), _channel_sum_vjp(g, layout)))
         return tuple(out)
 
     return _make("conv2d", data, tuple(ts), vjp)
+
+
+def _conv2d_dx_vjp(g: Tensor, w: Tensor, kw: dict) -> Callable:
+    """The vjp of ``dx = Dx(g, w)`` (bilinear): with ``h`` of x's shape, ``<Dx(g, w), h> =
+    <g, conv2d(h, w)>``, so ``dg = conv2d(h, w)`` and ``dw = Dw(g, h)``."""
+
+    def vjp(h, needs):
+        return (conv2d(h, w, **kw) if needs[0] else None,
+                _conv2d_dw(g, h, w.shape, **kw) if needs[1] else None)
+
+    return vjp
+
+
+def _conv2d_dw_vjp(g: Tensor, x: Tensor, kw: dict) -> Callable:
+    """The vjp of ``dw = Dw(g, x)`` (bilinear): with ``h`` of w's shape, ``<Dw(g, x), h> =
+    <g, conv2d(x, h)>``, so ``dg = conv2d(x, h)`` and ``dx = Dx(g, h)``."""
+
+    def vjp(h, needs):
+        return (conv2d(x, h, **kw) if needs[0] else None,
+                _conv2d_dx(g, h, x.shape, **kw) if needs[1] else None)
+
+    return vjp
+
+
+def _channel_sum_vjp(g: Tensor, layout: str) -> Callable:
+    """The vjp of the bias gradient ``db = g`` summed over all axes but the channel one: ``h``
+    (one value per channel) broadcast back over ``g``'s shape."""
+    keep = (1, -1, 1, 1) if layout == "NCHW" else (1, 1, 1, -1)
+    return lambda h, needs: (broadcast_to(reshape(h, keep), g.shape),)
+
+
+def _empty_like(t: Tensor, shape: tuple) -> Any:
+    """An uninitialised array of ``shape`` in ``t``'s dtype on its device (a stand-in operand
+    whose values a kernel never reads, only its shape and dtype)."""
+    if t.device == "cuda":
+        from numba import cuda
+
+        return cuda.device_array(tuple(shape), t.dtype)
+    return np.empty(tuple(shape), t.dtype)
+
+
+def _conv2d_dx(g: Tensor, w: Tensor, x_shape: tuple, **kw) -> Tensor:
+    """The input gradient of :func:`conv2d` (a transposed convolution of ``g`` with ``w``) for
+    an input of shape ``x_shape``; differentiable in ``g`` and ``w``. ``kw``: the convolution's
+    ``stride, padding, dilation, groups, layout``."""
+    from ..nn import conv as _conv
+
+    g, w = _pair(g, w, "conv2d_dx")
+    dx = _conv._conv2d_backward(g.data, _empty_like(g, x_shape), w.data, need_dx=True, need_dw=False, **kw)[0]
+    return _make("conv2d_dx", dx, (g, w), _conv2d_dx_vjp(g, w, kw))
+
+
+def _conv2d_dw(g: Tensor, x: Tensor, w_shape: tuple, **kw) -> Tensor:
+    """The filter gradient of :func:`conv2d` (``g`` correlated with ``x``) for a filter of shape
+    ``w_shape``; differentiable in ``g`` and ``x``. ``kw`` as :func:`_conv2d_dx`."""
+    from ..nn import conv as _conv
+
+    g, x = _pair(g, x, "conv2d_dw")
+    dw = _conv._conv2d_backward(g.data, x.data, _empty_like(g, w_shape), need_dx=False, need_dw=True, **kw)[1]
+    return _make("conv2d_dw", dw, (g, x), _conv2d_dw_vjp(g, x, kw))
 
 
 # --------------------------------------------------------------------------- pooling
@@ -552,13 +609,26 @@ def max_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any
     -inf); the gradient goes to each window's maximum (the first one on ties)."""
     x = _tensor(x, "max_pool2d")
     k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    kp = _k(x).pool
-    data, arg = kp.max_pool2d(x.data, k, s, p)
+    data, arg = _k(x).pool.max_pool2d(x.data, k, s, p)
+    return _make("max_pool2d", data, (x,), lambda g, needs: (_max_pool2d_scatter(g, arg, x.shape),))
 
-    def vjp(g, needs):
-        return (_opaque("max_pool2d_backward", kp.max_pool2d_backward(g.data, arg, x.shape), (g, x)),)
 
-    return _make("max_pool2d", data, (x,), vjp)
+def _max_pool2d_scatter(g: Tensor, arg: Any, x_shape: tuple) -> Tensor:
+    """Max pooling's backward: ``g`` added at each window's argmax ``arg`` (the backend's int64
+    array), an array of ``x_shape``. Linear in ``g``; its adjoint is :func:`_max_pool2d_gather`.
+    ``arg`` is piecewise constant in the pooled input, so the second derivative through it is
+    zero almost everywhere (as in PyTorch)."""
+    y_shape = g.shape
+    data = _k(g).pool.max_pool2d_backward(g.data, arg, x_shape)
+    return _make("max_pool2d_backward", data, (g,), lambda h, needs: (_max_pool2d_gather(h, arg, y_shape),))
+
+
+def _max_pool2d_gather(h: Tensor, arg: Any, y_shape: tuple) -> Tensor:
+    """``h`` (of the pooled input's shape) read at each window's argmax ``arg``: the adjoint of
+    :func:`_max_pool2d_scatter`, whose vjp it is (and the other way round)."""
+    x_shape = h.shape
+    data = _k(h).pool.max_pool2d_gather(h.data, arg, y_shape)
+    return _make("max_pool2d_gather", data, (h,), lambda g, needs: (_max_pool2d_scatter(g, arg, x_shape),))
 
 
 def avg_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
@@ -566,12 +636,16 @@ def avg_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any
     padding counted in the mean, PyTorch's default)."""
     x = _tensor(x, "avg_pool2d")
     k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
-    kp = _k(x).pool
+    return _make("avg_pool2d", _k(x).pool.avg_pool2d(x.data, k, s, p), (x,),
+                 lambda g, needs: (_avg_pool2d_backward(g, x.shape, k, s, p),))
 
-    def vjp(g, needs):
-        return (_opaque("avg_pool2d_backward", kp.avg_pool2d_backward(g.data, x.shape, k, s, p), (g,)),)
 
-    return _make("avg_pool2d", kp.avg_pool2d(x.data, k, s, p), (x,), vjp)
+def _avg_pool2d_backward(g: Tensor, x_shape: tuple, k: tuple, s: tuple, p: tuple) -> Tensor:
+    """Average pooling's backward: ``g / (kh kw)`` spread over each window, an array of
+    ``x_shape``. Linear in ``g``, and the adjoint of :func:`avg_pool2d` itself (every window
+    divides by ``kh kw``, padding counted), so its vjp is ``avg_pool2d(h)``."""
+    data = _k(g).pool.avg_pool2d_backward(g.data, x_shape, k, s, p)
+    return _make("avg_pool2d_backward", data, (g,), lambda h, needs: (avg_pool2d(h, k, s, p),))
 
 
 # --------------------------------------------------------------------------- softmax and loss
@@ -635,11 +709,35 @@ def cross_entropy(logits: TensorLike, labels: Any, reduction: str = "mean") -> T
     lab_dev = ks.labels(lab_host)
     loss, prob = ks.cross_entropy(x.data, lab_dev)
 
-    def vjp(g, needs):
-        return (_opaque("cross_entropy_backward", ks.cross_entropy_backward(prob, lab_dev, g.data), (g, x)),)
+    def vjp(g, needs):  # the fused kernel; differentiable through the softmax it read and g
+        return (_cross_entropy_backward(x, prob, lab_host, ks.cross_entropy_backward(prob, lab_dev, g.data), g),)
 
     per_row = _make("cross_entropy", loss, (x,), vjp)
     if reduction == "none":
         return per_row
     total = sum(per_row)
     return total if reduction == "sum" else multiply(total, 1.0 / x.shape[0] if x.shape[0] else np.nan)
+
+
+def _cross_entropy_backward(x: Tensor, prob: Any, labels: np.ndarray, dx: Any, g: Tensor) -> Tensor:
+    """The fused kernel's ``dx = (softmax(x) - onehot(labels)) * g[:, None]`` (computed, as
+    ``dx``, from the forward's softmax ``prob``), recorded as a function of ``softmax(x)`` and
+    ``g`` so that an outer tape differentiates it again. Without a recording tape nothing is
+    recorded and this costs two wrappers."""
+    n = x.shape[0]
+
+    def softmax_vjp(h, needs):  # d softmax: P * (h - sum(h * P))
+        return (multiply(sm, subtract(h, sum(multiply(h, sm), 1, keepdims=True))),)
+
+    sm = _make("softmax", prob, (x,), softmax_vjp)
+
+    def vjp(h, needs):
+        dsm = multiply(h, reshape(g, (n, 1))) if needs[0] else None
+        dg = None
+        if needs[1]:
+            onehot = np.zeros(x.shape, x.dtype)
+            onehot[np.arange(n), labels] = 1
+            dg = sum(multiply(h, subtract(sm, Tensor(onehot, device=x.device))), 1)
+        return dsm, dg
+
+    return _make("cross_entropy_backward", dx, (sm, g), vjp)

@@ -4,7 +4,8 @@ parallel iteration, so the backward scatter-adds never race.
 
 The backend interface (same names in ``numlin.kernels.cuda.pool``):
 ``max_pool2d(x, k, s, p) -> (y, argmax)``, ``max_pool2d_backward(g, argmax, x_shape)``,
-``avg_pool2d(x, k, s, p)``, ``avg_pool2d_backward(g, x_shape, k, s, p)``.
+``max_pool2d_gather(h, argmax, y_shape)`` (the adjoint of the backward scatter, for second
+derivatives), ``avg_pool2d(x, k, s, p)``, ``avg_pool2d_backward(g, x_shape, k, s, p)``.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from numba import njit, uintp
 
 from ._threads import launch, split
 
-__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "max_pool2d_gather", "avg_pool2d", "avg_pool2d_backward"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -148,6 +149,25 @@ def _max_pool_backward(part, nparts, g, arg, dx):
 
 
 @njit(cache=True, nogil=True)
+def _max_pool_gather(part, nparts, h, arg, out):
+    """``out[n, c, p, q] = h`` at the window's argmax (0 for a window wholly in the padding),
+    one plane per iteration: the adjoint of :func:`_max_pool_backward`'s scatter."""
+    N, C, P, Q = out.shape
+    HW = h.shape[2] * h.shape[3]
+    PQ = P * Q
+    hf, af, of = h.reshape(-1), arg.reshape(-1), out.reshape(-1)
+    for t in range((N * C) * part // nparts, (N * C) * (part + 1) // nparts):
+        b = uintp(t * HW)
+        o = uintp(t * PQ)
+        for j in range(PQ):
+            i = af[o + uintp(j)]
+            if i >= 0:
+                of[o + uintp(j)] = hf[b + uintp(i)]
+            else:
+                of[o + uintp(j)] = 0
+
+
+@njit(cache=True, nogil=True)
 def _avg_pool(part, nparts, x, y, kh, kw, sh, sw, ph, pw):
     """``y`` = window mean, padding counted as zeros (PyTorch's ``count_include_pad=True``)."""
     N, C, H, W = x.shape
@@ -220,6 +240,14 @@ def max_pool2d_backward(g: np.ndarray, arg: np.ndarray, x_shape: tuple) -> np.nd
     dx = np.empty(x_shape, g.dtype)
     launch(_max_pool_backward, split(dx.size), np.ascontiguousarray(g), np.ascontiguousarray(arg), dx)
     return dx
+
+
+def max_pool2d_gather(h: np.ndarray, arg: np.ndarray, y_shape: tuple) -> np.ndarray:
+    """The adjoint of :func:`max_pool2d_backward`: ``h`` (of the input's shape) read at each
+    window's argmax, an array of the pooled shape ``y_shape`` (0 where a window is all padding)."""
+    out = np.empty(tuple(y_shape), h.dtype)
+    launch(_max_pool_gather, split(out.size), np.ascontiguousarray(h), np.ascontiguousarray(arg), out)
+    return out
 
 
 def avg_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple) -> np.ndarray:

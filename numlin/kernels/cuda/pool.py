@@ -1,12 +1,14 @@
 """CUDA pooling kernels, NCHW, the interface and semantics of ``numlin.kernels.cpu.pool``:
 ``max_pool2d(x, k, s, p) -> (y, argmax)``, ``max_pool2d_backward(g, argmax, x_shape)``,
-``avg_pool2d(x, k, s, p)``, ``avg_pool2d_backward(g, x_shape, k, s, p)``.
+``max_pool2d_gather(h, argmax, y_shape)``, ``avg_pool2d(x, k, s, p)``,
+``avg_pool2d_backward(g, x_shape, k, s, p)``.
 
 ``x (N, C, H, W)`` (any strides), windows ``kh x kw`` with stride ``(sh, sw)`` and padding
 ``(ph, pw)`` (-inf for max, counted zeros for the mean); ``y (N, C, P, Q)``; ``argmax`` int64,
 the flat index ``h * W + w`` of each window's maximum within its plane (-1: all padding).
 
-The forwards run one thread per output element. The backwards never race: average pooling
+The forwards, and the gather that is the adjoint of max pooling's backward (for second
+derivatives), run one thread per output element. The backwards never race: average pooling
 gathers, one thread per input element summing ``g / (kh kw)`` over the windows that cover it;
 max pooling (whose interface carries no window geometry) scatters with one thread per (n, c)
 plane. Both accumulate in the CPU kernels' order (float64 results match them bit for bit).
@@ -21,7 +23,7 @@ from numba import cuda, float32, float64, int64
 from ._registry import kernel
 from .elementwise import launch_1d
 
-__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "max_pool2d_gather", "avg_pool2d", "avg_pool2d_backward"]
 
 _GEOM = (int64,) * 6  # kh kw sh sw ph pw
 
@@ -73,6 +75,26 @@ def max_pool_bwd(g, arg, dx):
                 if i >= 0:
                     h = i // W
                     dx[n, c, h, i - h * W] += g[n, c, p, q]
+
+
+@kernel(*[(t[:, :, :, :], int64[:, :, :, :], t[:, :, :, :]) for t in (float32, float64)])
+def max_pool_gather(h, arg, out):
+    """One thread per output element: ``out = h`` at the window's argmax (0 where the window is
+    all padding), the adjoint of :func:`max_pool_bwd`."""
+    N, C, P, Q = out.shape
+    W = h.shape[3]
+    total = N * C * P * Q
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        q = idx % Q
+        p = (idx // Q) % P
+        c = (idx // (Q * P)) % C
+        n = idx // (Q * P * C)
+        i = arg[n, c, p, q]
+        if i >= 0:
+            hh = i // W
+            out[n, c, p, q] = h[n, c, hh, i - hh * W]
+        else:
+            out[n, c, p, q] = 0
 
 
 @kernel(*[(t[:, :, :, :], t[:, :, :, :]) + _GEOM for t in (float32, float64)])
@@ -153,6 +175,18 @@ def max_pool2d_backward(g, arg, x_shape: tuple):
     if int(np.prod(x_shape, dtype=np.int64)):
         max_pool_bwd[launch_1d(planes, threads=64)](g, arg, dx)
     return dx
+
+
+def max_pool2d_gather(h, arg, y_shape: tuple):
+    """The adjoint of :func:`max_pool2d_backward`: ``h`` (of the input's shape) read at each
+    window's argmax, a device array of the pooled shape ``y_shape`` (0 where a window is all
+    padding)."""
+    y_shape = tuple(int(d) for d in y_shape)
+    out = cuda.device_array(y_shape, h.dtype)
+    total = int(np.prod(y_shape, dtype=np.int64))
+    if total:
+        max_pool_gather[launch_1d(total)](h, arg, out)
+    return out
 
 
 def avg_pool2d(x, k: tuple, s: tuple, p: tuple):
