@@ -6,6 +6,7 @@ Parameters are initialised as PyTorch does (Kaiming-uniform weights, ``U(-1/sqrt
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterator
 
 import numpy as np
@@ -13,8 +14,11 @@ import numpy as np
 from .._validate import is_int
 from ..autodiff import ops
 from ..autodiff.tensor import Tensor, Variable
+from ._batchnorm import batch_norm, check_eps, check_momentum
+from .module import IncompatibleKeys, Module, _params_in  # noqa: F401  (Module is part of this module's face)
 
-__all__ = ["Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Flatten", "Sequential"]
+__all__ = ["Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Flatten", "Sequential", "BatchNorm2d",
+           "Dropout", "GlobalAvgPool2d"]
 
 
 def _rng(random_state: Any) -> np.random.Generator:
@@ -27,54 +31,6 @@ def _positive_int(layer: str, name: str, v: Any) -> int:
     if v < 1:
         raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
     return int(v)
-
-
-class Module:
-    """Base class: ``__call__`` runs ``forward``; ``parameters()`` lists every Variable the module
-    and its sub-modules hold, in definition order."""
-
-    def forward(self, x: Any) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __call__(self, x: Any) -> Tensor:
-        return self.forward(x)
-
-    def parameters(self) -> list[Variable]:
-        """The trainable Variables, each once."""
-        seen: dict[int, Variable] = {}
-        for p in self._walk():
-            seen.setdefault(id(p), p)
-        return list(seen.values())
-
-    def _walk(self) -> Iterator[Variable]:
-        for v in vars(self).values():
-            yield from _params_in(v)
-
-    def to(self, device: str) -> "Module":
-        """Move every parameter's value to ``device`` ("cpu" or "cuda") in place: the same Variable
-        objects (earlier ``parameters()`` lists and optimizer state stay valid); returns the module."""
-        if device not in ("cpu", "cuda"):
-            raise ValueError(f"to: device must be 'cpu' or 'cuda', got {device!r}")
-        for p in self.parameters():
-            p._move(device)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-def _params_in(v: Any) -> Iterator[Variable]:
-    """Variables held by an attribute: directly, in sub-modules, or in lists/tuples/dicts of them."""
-    if isinstance(v, Variable):
-        yield v
-    elif isinstance(v, Module):
-        yield from v._walk()
-    elif isinstance(v, (list, tuple)):
-        for item in v:
-            yield from _params_in(item)
-    elif isinstance(v, dict):
-        for item in v.values():
-            yield from _params_in(item)
 
 
 class Linear(Module):
@@ -215,6 +171,10 @@ class Sequential(Module):
             x = layer(x)
         return x
 
+    def _named_children(self) -> Iterator[tuple[str, Any]]:
+        """The layers named ``"0"``, ``"1"``, ... (PyTorch's state-dict keys ``"0.weight"``)."""
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
@@ -224,3 +184,139 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Sequential(\n  {inner}\n)"
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over the channels of NCHW input (:func:`numlin.nn.batch_norm`), as
+    PyTorch's ``nn.BatchNorm2d``.
+
+    In training mode each channel is normalised by its batch mean and biased variance, and the
+    running statistics are updated in place with the unbiased variance,
+    ``running = (1 - momentum) running + momentum batch``; in eval mode (:meth:`Module.eval`)
+    the running statistics normalise. Then ``y = x̂ weight + bias``.
+
+    Parameters
+    ----------
+    num_features : int
+        The number of channels ``C``.
+    eps : float > 0
+        Added to the variance before its square root.
+    momentum : float in [0, 1], or None
+        Weight of each batch in the running statistics; None: their cumulative average
+        (``1 / num_batches_tracked``), as PyTorch.
+    affine : bool
+        Learn ``weight`` (ones) and ``bias`` (zeros).
+    dtype : float32 (default) or float64
+        Of the parameters and the running statistics.
+
+    Attributes
+    ----------
+    weight, bias : Variable (C,) or None
+    running_mean, running_var : array (C,)
+        Zeros and ones at first; numpy arrays, device arrays after ``to("cuda")``.
+    num_batches_tracked : int
+        Training-mode forward passes so far.
+
+    Notes
+    -----
+    ``state_dict()`` holds ``weight``, ``bias`` (when affine), ``running_mean``, ``running_var``
+    and ``num_batches_tracked`` (a 0-d int64 array), PyTorch's five keys, so a PyTorch
+    BatchNorm2d's state dict (as numpy arrays) loads.
+    """
+
+    _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True, *,
+                 dtype: Any = np.float32):
+        self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
+        self.eps = check_eps("BatchNorm2d", eps)
+        self.momentum = None if momentum is None else check_momentum("BatchNorm2d", momentum)
+        if not isinstance(affine, (bool, np.bool_)):
+            raise TypeError(f"BatchNorm2d: affine must be True or False, got {affine!r}")
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"BatchNorm2d: dtype must be float32 or float64, got {dt}")
+        C = self.num_features
+        self.weight = Variable(np.ones(C), dt, name="BatchNorm2d.weight") if affine else None
+        self.bias = Variable(np.zeros(C), dt, name="BatchNorm2d.bias") if affine else None
+        self.running_mean = np.zeros(C, dt)
+        self.running_var = np.ones(C, dt)
+        self.num_batches_tracked = 0
+
+    @property
+    def affine(self) -> bool:
+        return self.weight is not None
+
+    def forward(self, x: Any) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W) with C = num_features = "
+                             f"{self.num_features}, got shape {x.shape}")
+        momentum = self.momentum
+        if self.training:
+            if x.shape[0] * x.shape[2] * x.shape[3] <= 1:  # checked before the count moves
+                raise ValueError(f"BatchNorm2d: expected more than 1 value per channel when training, got input "
+                                 f"of shape {x.shape}")
+            self.num_batches_tracked += 1
+            if momentum is None:
+                momentum = 1.0 / self.num_batches_tracked
+        return batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+                          0.0 if momentum is None else momentum, self.eps)
+
+    def __repr__(self) -> str:
+        return (f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine})")
+
+
+class Dropout(Module):
+    """Inverted dropout: in training mode each element is kept with probability ``1 - p`` and
+    scaled by ``1 / (1 - p)`` (zeroed otherwise), so the expectation is unchanged; in eval mode,
+    and for ``p == 0``, the input passes through. ``p == 1`` gives zeros.
+
+    Parameters
+    ----------
+    p : float in [0, 1]
+        The probability of zeroing an element.
+    random_state : int, Generator or None
+        The source of the masks (drawn on the host with numpy; copied to the GPU for GPU input).
+
+    Notes
+    -----
+    The output is ``x * mask`` (:func:`numlin.multiply` with a constant mask of zeros and
+    ``1 / (1 - p)``), so its gradient is ``g * mask``, to any order.
+    """
+
+    def __init__(self, p: float = 0.5, *, random_state: Any = None):
+        if not isinstance(p, numbers.Real) or isinstance(p, (bool, np.bool_)):
+            raise TypeError(f"Dropout: p must be a real number, got {p!r}")
+        if not 0.0 <= float(p) <= 1.0:  # NaN fails too
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
+        self.p = float(p)
+        self._rng = _rng(random_state)
+
+    def forward(self, x: Any) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if not self.training or self.p == 0.0:
+            return x
+        dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+        draw = self._rng.random(x.shape, dtype=np.float32 if dt == np.float32 else np.float64)
+        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
+        mask = np.where(draw >= self.p, dt.type(scale), dt.type(0))  # kept with probability 1 - p
+        return ops.multiply(x, Tensor(mask, device="cuda" if x.device == "cuda" else None))
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+class GlobalAvgPool2d(Module):
+    """The mean over each channel's plane: ``(N, C, H, W) -> (N, C)`` (:func:`numlin.mean` over
+    axes 2 and 3; differentiable)."""
+
+    def forward(self, x: Any) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool2d: expected 4-D input (N, C, H, W), got shape {x.shape}")
+        return ops.mean(x, (2, 3))
+
+    def __repr__(self) -> str:
+        return "GlobalAvgPool2d()"
