@@ -98,6 +98,25 @@ def _autodiff(dt) -> None:
         y = nl.log(x) + nl.exp(x) * nl.sin(x) - nl.cos(x) / nl.sqrt(x) + nl.tanh(x) * nl.sigmoid(x) + nl.relu(x)
         out = nl.sum(y - nl.abs(x) + nl.mean(x, axis=0) + nl.max(x, axis=1, keepdims=True)) + nl.sum(x @ nl.transpose(x)) ** 2
     g.gradient(out, x)
+    _batchnorm(dt)
+
+
+def _batchnorm(dt) -> None:
+    """BatchNorm2d's fused kernels (part of the ``autodiff`` job)."""
+    import numlin as nl
+
+    rng = np.random.default_rng(0)
+    bn = nl.nn.BatchNorm2d(4, dtype=dt)
+    x = nl.Tensor(rng.standard_normal((2, 4, 3, 3)).astype(dt))
+    for training in (True, False):                            # fused forward and backward, both modes
+        bn.train(training)
+        with nl.GradientTape() as tape:
+            tape.watch(x)
+            loss = nl.sum(bn(x) ** 2)
+        tape.gradient(loss, [x, bn.weight, bn.bias])
+    with nl.GradientTape() as tape:                           # weight and bias only: no dx
+        loss = nl.sum(bn(x.numpy()) ** 2)
+    tape.gradient(loss, bn.parameters())
 
 
 OPS = {"matmul": _matmul, "conv": _conv, "rsvd": _rsvd, "autodiff": _autodiff}
