@@ -71,6 +71,7 @@ from .blocking import blocking, isa
 from .gemm import (_add_edge_tile, _load, _macro_kernel, _micro_kernel_indirect, _micro_kernel_split, _pack_a, _splat,
                    _tile_shape, _vector_fma, _vector_width, add_partials, workspace, PARALLEL_MNK)
 from .im2col import _q_range
+from . import _threads
 from ._threads import launch, num_threads
 
 __all__ = ["applies", "conv2d_nchw_into", "conv2d_nchw_dw_into", "flipped_filter", "FUSED_MIN_CHANNELS",
@@ -765,7 +766,8 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
         nb = max(1, min(g.N, DOT_A_BYTES // (mr * g.P * g.Q * dtype.itemsize)))
         jg = max(1, DOT_B_BYTES // (nb * per // g.C) * g.R * g.S // nr)  # per // C: one channel's S planes
         ntile = g.groups * -(-(g.K // g.groups) // mr) * -(-(g.C // g.groups) * g.R * g.S // nr)
-        parts = max(1, min(threads, ntile))
+        work_fma = g.N * g.P * g.Q * g.K * (g.C // g.groups) * g.R * g.S
+        parts = max(1, min(threads, ntile, work_fma // PARALLEL_MNK or 1))
         xs = workspace(dtype, nb * per // dtype.itemsize, "conv.xshift")
         offs = np.empty(parts * (mr + nr), np.int64)
         tile = workspace(dtype, parts * mr * nr, "conv.tile")
@@ -790,8 +792,10 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
 
 
 def _copy_parts(g, m: int, parts: int) -> int:
-    """Parts for :func:`shift_copies` of ``m`` samples: as many as the kernel after it has."""
-    return max(1, min(parts, m * g.S * (1 if g.Q <= SHIFT_BLOCK_Q else g.C)))
+    """Parts for :func:`shift_copies` of ``m`` samples: as many as the kernel after it has, but
+    one while the copy is smaller than a launch's grain (waking a thread costs more)."""
+    elems = m * g.S * g.C * (g.P + g.dh * (g.R - 1)) * g.Q
+    return max(1, min(parts, m * g.S * (1 if g.Q <= SHIFT_BLOCK_Q else g.C), elems // _threads.GRAIN))
 
 
 def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float) -> None:
@@ -812,7 +816,8 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
     ap = workspace(dtype, g.groups * mp * crs, "conv.filter")
     wsize = kc * nc + bl.mr * bl.nr
     xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
-    launch(pack_filter, min(parts, g.groups * -(-crs // kc)), wf, ap, g.groups, Kg, crs, kc, mp)
+    launch(pack_filter, max(1, min(parts, g.groups * -(-crs // kc), g.groups * mp * crs // _threads.GRAIN)), wf, ap,
+           g.groups, Kg, crs, kc, mp)
     per = _shift_bytes(g, dtype)  # one sample's shifted copies
     pq = g.P * g.Q
     if SHIFTED and g.sh == g.sw == 1 and (pq >= bl.nr or pq == bl.vw < bl.nr) and per <= SHIFT_BYTES:
