@@ -159,7 +159,8 @@ class _TorchBlock(torch.nn.Module):
         self.bn1 = torch.nn.BatchNorm2d(cout)
         self.conv2 = torch.nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = torch.nn.BatchNorm2d(cout)
-        self.shortcut = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, stride, bias=False), torch.nn.BatchNorm2d(cout))
+        self.shortcut = torch.nn.Sequential(torch.nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                            torch.nn.BatchNorm2d(cout))
 
     def forward(self, x):
         h = torch.relu(self.bn1(self.conv1(x)))
