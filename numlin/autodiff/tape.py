@@ -297,8 +297,9 @@ class GradientTape:
         Notes
         -----
         Cost: one reverse pass per element of ``target`` (seeded with a one-hot
-        ``output_gradients``), then a stack; for a wide ``target`` and few source elements the
-        forward-mode :func:`numlin.jvp` per source element is cheaper. As in TensorFlow (whose
+        ``output_gradients``, built on the host and copied to ``target``'s device), then a
+        stack; for a wide ``target`` and few source elements, :func:`numlin.jvp` per source
+        element is cheaper. As in TensorFlow (whose
         default vectorised path answers in one call), a non-persistent tape answers one
         ``jacobian`` and is then used up. The result is built from differentiable ops, so an
         outer tape records it (``outer.jacobian(inner.jacobian(y, x), x)`` is a Hessian).
