@@ -602,24 +602,37 @@ def test_third_derivative_by_three_tapes():
 
 
 @pytest.mark.parametrize("name", ["conv2d", "max_pool2d", "avg_pool2d", "cross_entropy"])
-def test_second_derivatives_through_dedicated_backward_kernels_raise(rng, name):
-    x = nl.Tensor(rng.standard_normal((1, 2, 4, 4)))
-    w = nl.Tensor(rng.standard_normal((2, 2, 3, 3)))
+def test_second_derivatives_through_dedicated_backward_kernels_match_torch(rng, name):
+    """The backward kernels' results are differentiable ops (tests/autodiff/test_higher_order.py
+    covers the geometries)."""
+    x = rng.standard_normal((1, 2, 4, 4))
+    w = rng.standard_normal((2, 2, 3, 3))
+    labels = np.array([0, 1, 2, 3])
     fn = {
         "conv2d": lambda t: nl.conv2d(t, w, padding=1),
         "max_pool2d": lambda t: nl.nn.max_pool2d(t, 2),
         "avg_pool2d": lambda t: nl.nn.avg_pool2d(t, 2),
-        "cross_entropy": lambda t: nl.nn.cross_entropy(nl.reshape(t, (4, 8)), np.array([0, 1, 2, 3])),
+        "cross_entropy": lambda t: nl.nn.cross_entropy(nl.reshape(t, (4, 8)), labels),
     }[name]
+    tfn = {
+        "conv2d": lambda t: torch.nn.functional.conv2d(t, torch.tensor(w), padding=1),
+        "max_pool2d": lambda t: torch.nn.functional.max_pool2d(t, 2),
+        "avg_pool2d": lambda t: torch.nn.functional.avg_pool2d(t, 2),
+        "cross_entropy": lambda t: torch.nn.functional.cross_entropy(t.reshape(4, 8), torch.tensor(labels)),
+    }[name]
+    xt = nl.Tensor(x)
     with nl.GradientTape() as outer:
-        outer.watch(x)
+        outer.watch(xt)
         with nl.GradientTape() as inner:
-            inner.watch(x)
-            y = nl.sum(fn(x) ** 2)  # the backward kernel's seed depends on x
-        g = inner.gradient(y, x)  # first order is fine
+            inner.watch(xt)
+            y = nl.sum(fn(xt) ** 2)  # the backward kernel's seed depends on x
+        g = inner.gradient(y, xt)
         s = nl.sum(g * g)
-    with pytest.raises(NotImplementedError, match="second derivatives through"):
-        outer.gradient(s, x)
+    got = outer.gradient(s, xt).numpy()
+    tx = torch.tensor(x, requires_grad=True)
+    (tg,) = torch.autograd.grad((tfn(tx) ** 2).sum(), tx, create_graph=True)
+    (want,) = torch.autograd.grad((tg * tg).sum(), tx)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-11, atol=1e-11)
 
 
 # --------------------------------------------------------------------------- bad input

@@ -25,9 +25,8 @@ Deliberate differences (each kept as a test of numlin's documented behaviour, ma
 float32/float64 operands promote (numpy's rule) where PyTorch raises; zero input channels give
 the bias broadcast over an (N, K, P, Q) output where PyTorch returns an (N, 0, P, Q) tensor (so the
 bias gradient is dy summed, not zero); ``nn.Conv2d`` refuses ``in_channels=0`` and bad
-``stride``/``padding`` at construction rather than warning or failing at the first forward;
-second derivatives through conv2d raise NotImplementedError (the double-backward tests check
-first derivatives and that refusal).
+``stride``/``padding`` at construction rather than warning or failing at the first forward.
+The double-backward tests compare second derivatives through conv2d with PyTorch's.
 """
 from __future__ import annotations
 
@@ -306,21 +305,30 @@ def test_permute_conv2d_issue_120211():
 
 # =========================================================================== TestConvolutionNNDeviceType
 def _double_back(rng, kern, stride, padding, chan_in, chan_out, batch_size, inp_size, dilation, groups=1):
-    """run_conv_double_back_test: first derivatives as PyTorch; the second raise
-    NotImplementedError in numlin (DELIBERATE, documented)."""
+    """run_conv_double_back_test: first derivatives as PyTorch, then the double backward
+    (upstream's ``gradgradcheck``, whose inputs are x, w, b and the output gradient): the
+    gradient of ``<dx, vx> + <dw, vw> + <db, vb>`` with respect to x, w and dy, against PyTorch's."""
     x = rng.standard_normal((batch_size, chan_in, inp_size, inp_size))
     w = rng.standard_normal((chan_out, chan_in // groups, kern, kern))
     b = rng.standard_normal(chan_out)
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    _check_conv(x, w, b, rng, **kw)
-    xv = nl.Variable(x)
+    y, *_ = _check_conv(x, w, b, rng, **kw)
+    dy = rng.standard_normal(y.shape)
+    vx, vw, vb = rng.standard_normal(x.shape), rng.standard_normal(w.shape), rng.standard_normal(b.shape)
+    xv, wv, bv, dyv = nl.Variable(x), nl.Variable(w), nl.Variable(b), nl.Variable(dy)
     with nl.GradientTape(persistent=True) as outer:
         with nl.GradientTape() as inner:
-            y = nl.sum(nl.conv2d(xv, nl.constant(w), nl.constant(b), **kw))
-        g = inner.gradient(y, xv)
-        s = nl.sum(g)
-    with pytest.raises(NotImplementedError):
-        outer.gradient(s, xv)
+            out = nl.sum(nl.conv2d(xv, wv, bv, **kw) * dyv)
+        gx, gw, gb = inner.gradient(out, [xv, wv, bv])
+        s = nl.sum(gx * vx) + nl.sum(gw * vw) + nl.sum(gb * vb)
+    got = outer.gradient(s, [xv, wv, dyv])
+
+    tx, tw, tb, tdy = (_t(a, True) for a in (x, w, b, dy))
+    tg = torch.autograd.grad((F.conv2d(tx, tw, tb, **kw) * tdy).sum(), [tx, tw, tb], create_graph=True)
+    ts = sum((g * _t(v)).sum() for g, v in zip(tg, (vx, vw, vb)))
+    want = torch.autograd.grad(ts, [tx, tw, tdy])
+    for g, t in zip(got, want):
+        _close(g, t.numpy(), 1e-10)
 
 
 def test_conv_double_backward_no_bias(rng):
