@@ -62,3 +62,46 @@ class OpOverhead:
         return op_overhead_us()[1]
 
     track_overhead_taped_us.unit = "us"
+
+
+class ResNet8Step:
+    """One training step of ResNet-8 (BatchNorm, residual blocks; batch 64 of 32x32x3, float32),
+    numlin and PyTorch CPU, and their paired ratio (issue 19: must reach 0.8)."""
+    params = ([1, 2],)
+    param_names = ["threads"]
+    timeout = 600
+
+    def setup(self, threads):
+        import numba
+        import torch
+
+        from numlin._bench import torch_resnet8
+        from numlin.demo import build_resnet8
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        torch.set_num_threads(threads)
+        rng = np.random.default_rng(0)
+        xn = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
+        self.x, self.y = nl.Tensor(xn), rng.integers(0, 10, 64)
+        self.model, self.opt = build_resnet8(), nl.optim.Adam(1e-3)
+        self.tm = torch_resnet8()
+        self.topt = torch.optim.Adam(self.tm.parameters(), 1e-3)
+        self.tx, self.ty = torch.from_numpy(xn), torch.from_numpy(self.y)
+        self.time_numlin(threads)
+        self.time_torch(threads)
+
+    def time_numlin(self, threads):
+        train_step(self.model, self.opt, self.x, self.y)
+
+    def time_torch(self, threads):
+        import torch
+
+        self.topt.zero_grad()
+        torch.nn.functional.cross_entropy(self.tm(self.tx), self.ty).backward()
+        self.topt.step()
+
+    def track_ratio_torch_over_numlin(self, threads):
+        return paired(lambda: self.time_numlin(threads), lambda: self.time_torch(threads), rounds=5, reps=5,
+                      pause=0.05)[2]
+
+    track_ratio_torch_over_numlin.unit = "ratio"

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["paired", "Row", "gemm_rows", "conv_rows", "rsvd_rows", "autodiff_rows", "op_overhead_us", "preload_anchors", "run"]
+__all__ = ["paired", "Row", "gemm_rows", "conv_rows", "rsvd_rows", "autodiff_rows", "resnet8_rows", "torch_resnet8", "op_overhead_us", "preload_anchors", "run"]
 
 
 @dataclass
@@ -297,6 +297,76 @@ def autodiff_rows(quick: bool, threads: int) -> list[Row]:
             torch.set_num_threads(threads)
         rows.append(Row("autodiff", "CNN train step, batch 64", "float32", thr, flops, tn, ta, r, "PyTorch CPU",
                         f"{n_ops} ops fwd; per-op overhead {bare:.1f} us ({taped:.1f} us taped)"))
+    rows += resnet8_rows(quick, threads)
+    return rows
+
+
+def torch_resnet8(num_classes: int = 10):
+    """PyTorch's twin of :func:`numlin.demo.build_resnet8` (same layers, same order)."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                             if stride != 1 or cin != cout else None)
+
+        def forward(self, x):
+            h = torch.relu(self.bn1(self.conv1(x)))
+            h = self.bn2(self.conv2(h))
+            return torch.relu(h + (x if self.shortcut is None else self.shortcut(x)))
+
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), Block(16, 16, 1),
+                         Block(16, 32, 2), Block(32, 64, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, num_classes))
+
+
+def resnet8_rows(quick: bool, threads: int) -> list[Row]:
+    """One training step (forward, cross-entropy, gradients, Adam) of ResNet-8 on 64 images of
+    32x32x3, float32, train mode, vs the same model in PyTorch CPU; at numba's thread count and
+    at 1 thread."""
+    import numba
+    import torch
+
+    import numlin as nl
+    from numlin.demo import build_resnet8, train_step
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    model = build_resnet8()
+    opt = nl.optim.Adam(1e-3)
+    tm = torch_resnet8()
+    topt = torch.optim.Adam(tm.parameters(), 1e-3)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    xt = nl.Tensor(x)
+
+    def torch_step():
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(tm(tx), ty).backward()
+        topt.step()
+
+    # forward FLOPs of the convolutions and the head (output pixels x filter size x 2); a step is ~3x
+    convs = [(32, 3, 16, 3), (32, 16, 16, 3), (32, 16, 16, 3), (16, 16, 32, 3), (16, 32, 32, 3), (16, 16, 32, 1),
+             (8, 32, 64, 3), (8, 64, 64, 3), (8, 32, 64, 1)]
+    flops = 3 * 2.0 * 64 * (sum(p * p * cin * cout * k * k for p, cin, cout, k in convs) + 64 * 10)
+    rounds, reps = (3, 5) if quick else (5, 10)
+    rows = []
+    for thr in sorted({threads, 1}, reverse=True):
+        numba.set_num_threads(thr)
+        torch.set_num_threads(thr)
+        try:
+            tn, ta, r = paired(lambda: train_step(model, opt, xt, y), torch_step, rounds=rounds, reps=reps, pause=0.05)
+        finally:
+            numba.set_num_threads(threads)
+            torch.set_num_threads(threads)
+        rows.append(Row("autodiff", "ResNet-8 train step, 64x3x32x32", "float32", thr, flops, tn, ta, r,
+                        "PyTorch CPU", "BatchNorm2d, residual blocks, Adam"))
     return rows
 
 

@@ -1,11 +1,16 @@
 """``python -m numlin demo``: the seed's story in one run.
 
-Trains a small CNN (conv-relu-pool, conv-relu-pool, linear) on scikit-learn's bundled digits
-(1,797 8x8 images, no download) with numlin's autodiff (im2col + GEMM convolutions, GEMM
-linear layer, GradientTape, Adam), printing loss, accuracy and time per epoch; then compresses
-the trained linear layer with ``nl.linalg.rsvd`` at several ranks and prints rank, parameters
-kept and test accuracy. ``--device cuda`` trains on the GPU; ``--plot PATH`` writes a PNG of the
-training curves and the layer's singular values (needs matplotlib).
+1. The seed's ``GradientTape`` example (its gradient 5.5) and its Hessian by ``nl.hessian``.
+2. A small CNN (conv-relu-pool, conv-relu-pool, linear) trained on scikit-learn's bundled digits
+   (1,797 8x8 images, no download) with numlin's autodiff (convolutions, GEMM linear layer,
+   GradientTape, Adam), printing loss, accuracy and time per epoch; then the trained linear
+   layer compressed with ``nl.linalg.rsvd`` at several ranks (rank, parameters kept, accuracy).
+3. A ResNet-8 (batch normalization, residual blocks written as a ``Module`` subclass, global
+   average pooling) trained briefly on a synthetic 32x32 task, and its last convolution's
+   filters (reshaped to a matrix) compressed with ``nl.linalg.rsvd``.
+
+``--device cuda`` trains on the GPU; ``--plot PATH`` writes a PNG of the digits CNN's training
+curves and the layer's singular values (needs matplotlib).
 """
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["build_model", "load_digits_split", "train", "compress_table", "main", "DemoResult"]
+from .nn.layers import Module
+
+__all__ = ["build_model", "load_digits_split", "train", "compress_table", "main", "DemoResult", "BasicBlock",
+           "build_resnet8", "synthetic_images", "seed_example"]
 
 
 @dataclass
@@ -25,6 +33,10 @@ class DemoResult:
     singular_values: np.ndarray | None = None
     train_seconds: float = 0.0
     test_accuracy: float = 0.0
+    seed_gradient: float = float("nan")
+    seed_hessian: np.ndarray | None = None
+    resnet_epochs: list = field(default_factory=list)  # (epoch, loss, test acc, seconds)
+    resnet_compression: list = field(default_factory=list)  # (rank, params kept, fraction, test acc)
 
 
 def load_digits_split(dtype=np.float32, random_state: int = 0):
@@ -78,14 +90,14 @@ def train_step(model, opt, xb, yb):
 
 
 def train(model, data, *, epochs: int = 12, batch: int = 64, learning_rate: float = 3e-3, device: str = "cpu",
-          random_state: int = 0, out: Callable = print) -> DemoResult:
+          random_state: int = 0, out: Callable = print, res: DemoResult | None = None) -> DemoResult:
     """Adam on shuffled mini-batches; prints one line per epoch."""
     import numlin as nl
 
     Xtr, Xte, ytr, yte = data
     opt = nl.optim.Adam(learning_rate)
     rng = np.random.default_rng(random_state)
-    res = DemoResult()
+    res = res or DemoResult()
     out(f"{'epoch':>5}  {'loss':>8}  {'train acc':>9}  {'test acc':>8}  {'time s':>7}")
     t_start = time.perf_counter()
     for ep in range(1, epochs + 1):
@@ -135,6 +147,140 @@ def compress_table(model, data, ranks=(1, 2, 3, 4, 5, 6, 7, 8, 9), device: str =
     return res
 
 
+def seed_example(out: Callable = print, res: DemoResult | None = None) -> DemoResult:
+    """The seed's example, ``f(x, y) = log x + x y - sin y`` at (2, 5): the tape's gradient in x
+    (5.5) and the 2x2 Hessian in (x, y) from ``nl.hessian`` (exact: [[-1/x², 1], [1, sin y]])."""
+    import numlin as nl
+
+    res = res or DemoResult()
+    x = nl.constant(2.0)
+    y = nl.constant(5.0)
+    with nl.GradientTape() as g:
+        g.watch(x)
+        out_ = nl.log(x) + nl.subtract(nl.multiply(x, y), nl.sin(y))
+    res.seed_gradient = float(g.gradient(out_, x))
+
+    def f(x, y):
+        return nl.log(x) + nl.subtract(nl.multiply(x, y), nl.sin(y))
+
+    h = nl.hessian(f, argnums=(0, 1))(2.0, 5.0)
+    res.seed_hessian = np.array([[float(np.asarray(h[i][j])) for j in range(2)] for i in range(2)])
+    out("seed example: f(x, y) = log(x) + x*y - sin(y) at x = 2, y = 5")
+    out(f"  GradientTape: df/dx = {res.seed_gradient:g}")
+    out(f"  nl.hessian:   [[{res.seed_hessian[0, 0]: .4f}, {res.seed_hessian[0, 1]: .4f}], "
+        f"[{res.seed_hessian[1, 0]: .4f}, {res.seed_hessian[1, 1]: .4f}]]  (exact [[-1/4, 1], [1, sin 5]])\n")
+    return res
+
+
+class BasicBlock(Module):
+    """ResNet's basic block: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; the shortcut
+    is the identity, or a 1x1 convolution + batch norm where the stride or width changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, *, dtype=np.float32, random_state=None):
+        import numlin as nl
+
+        self.conv1 = nl.nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False, dtype=dtype,
+                                  random_state=random_state)
+        self.bn1 = nl.nn.BatchNorm2d(cout, dtype=dtype)
+        self.conv2 = nl.nn.Conv2d(cout, cout, 3, padding=1, bias=False, dtype=dtype, random_state=random_state)
+        self.bn2 = nl.nn.BatchNorm2d(cout, dtype=dtype)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nl.nn.Sequential(
+                nl.nn.Conv2d(cin, cout, 1, stride=stride, bias=False, dtype=dtype, random_state=random_state),
+                nl.nn.BatchNorm2d(cout, dtype=dtype))
+
+    def forward(self, x):
+        import numlin as nl
+
+        h = nl.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return nl.relu(h + (x if self.shortcut is None else self.shortcut(x)))
+
+
+def build_resnet8(num_classes: int = 10, dtype=np.float32, random_state: int = 0):
+    """ResNet-8 for 32x32x3 inputs: 3x3 stem 3->16 + BN + ReLU; three stages of one basic block
+    (16, 32, 64 channels; stride 2 and a 1x1 projection between stages); global average pooling;
+    linear 64 -> ``num_classes``."""
+    import numlin as nl
+
+    rng = np.random.default_rng(random_state)
+    return nl.nn.Sequential(
+        nl.nn.Conv2d(3, 16, 3, padding=1, bias=False, dtype=dtype, random_state=rng), nl.nn.BatchNorm2d(16, dtype=dtype),
+        nl.nn.ReLU(),
+        BasicBlock(16, 16, 1, dtype=dtype, random_state=rng),
+        BasicBlock(16, 32, 2, dtype=dtype, random_state=rng),
+        BasicBlock(32, 64, 2, dtype=dtype, random_state=rng),
+        nl.nn.GlobalAvgPool2d(), nl.nn.Linear(64, num_classes, dtype=dtype, random_state=rng))
+
+
+def synthetic_images(n: int, num_classes: int = 10, size: int = 32, noise: float = 0.5, random_state: int = 0,
+                     dtype=np.float32):
+    """A 32x32x3 classification task that needs no download: each class is a smooth random
+    colour pattern; a sample is its class's pattern shifted by up to 4 pixels (circularly) plus
+    Gaussian noise. Returns ``(X (n, 3, size, size), y (n,))``."""
+    rng = np.random.default_rng(random_state)
+    freq = np.fft.fftfreq(size)
+    lowpass = (np.abs(freq)[:, None] < 0.12) & (np.abs(freq)[None, :] < 0.12)
+    spec = rng.standard_normal((num_classes, 3, size, size)) * lowpass
+    templates = np.real(np.fft.ifft2(spec))
+    templates /= templates.std(axis=(1, 2, 3), keepdims=True)
+    y = rng.integers(0, num_classes, n)
+    shifts = rng.integers(-4, 5, (n, 2))
+    X = np.stack([np.roll(templates[c], tuple(s), axis=(1, 2)) for c, s in zip(y, shifts)])
+    X += noise * rng.standard_normal(X.shape)
+    return X.astype(dtype), y.astype(np.int64)
+
+
+def resnet_run(*, epochs: int = 2, n_train: int = 512, n_test: int = 256, batch: int = 64, device: str = "cpu",
+               out: Callable = print, res: DemoResult | None = None) -> DemoResult:
+    """Train :func:`build_resnet8` on :func:`synthetic_images` for a few epochs (Adam, train mode),
+    evaluate in eval mode (running statistics), then compress the last convolution's filters
+    (64 x 576 as a matrix) with ``nl.linalg.rsvd`` and evaluate again at each rank."""
+    import numlin as nl
+
+    res = res or DemoResult()
+    X, y = synthetic_images(n_train + n_test)
+    Xtr, ytr, Xte, yte = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+    model = build_resnet8()
+    if device == "cuda":
+        model.to("cuda")
+    opt = nl.optim.Adam(3e-3)
+    rng = np.random.default_rng(1)
+    out(f"ResNet-8 (BatchNorm2d, residual blocks, GlobalAvgPool2d) on a synthetic 32x32x3 task: "
+        f"{n_train} train / {n_test} test, batch {batch}")
+    out(f"{'epoch':>5}  {'loss':>8}  {'test acc':>8}  {'time s':>7}")
+    for ep in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(n_train)
+        total = 0.0
+        for i in range(0, n_train, batch):
+            idx = order[i:i + batch]
+            total += float(train_step(model, opt, _to(Xtr[idx], device), ytr[idx])) * len(idx)
+        dt = time.perf_counter() - t0
+        model.eval()
+        acc = accuracy(model, Xte, yte, device)
+        res.resnet_epochs.append((ep, total / n_train, acc, dt))
+        out(f"{ep:5d}  {total / n_train:8.4f}  {acc:8.4f}  {dt:7.2f}")
+    conv = model[5].conv2  # the last 3x3 convolution: 64 filters of 64x3x3
+    W = conv.weight.numpy().copy()
+    M = W.reshape(W.shape[0], -1)
+    full = M.size
+    out(f"\nlast convolution's filters {W.shape} as a {M.shape[0]}x{M.shape[1]} matrix, compressed with nl.linalg.rsvd")
+    out(f"{'rank':>4}  {'params':>6}  {'kept':>6}  {'test acc':>8}")
+    for r in (4, 8, 16, 32):
+        U, S, Vt = nl.linalg.rsvd(M, r, random_state=0)
+        conv.weight.assign(((U * S) @ Vt).reshape(W.shape))
+        acc = accuracy(model, Xte, yte, device)
+        kept = r * sum(M.shape)
+        res.resnet_compression.append((r, kept, kept / full, acc))
+        out(f"{r:4d}  {kept:6d}  {kept / full:6.1%}  {acc:8.4f}")
+    conv.weight.assign(W)
+    out(f"full  {full:6d}  100.0%  {accuracy(model, Xte, yte, device):8.4f}")
+    return res
+
+
 def plot(res: DemoResult, path: str) -> None:
     """Training curves and the linear layer's singular values, as a PNG."""
     import matplotlib
@@ -173,6 +319,7 @@ def main(device: str = "cpu", epochs: int = 12, plot_path: str | None = None, ou
                              "(numba.cuda.is_available() is False)")
     import numba
 
+    res = seed_example(out=out)
     data = load_digits_split()
     model = build_model()
     if device == "cuda":
@@ -180,10 +327,12 @@ def main(device: str = "cpu", epochs: int = 12, plot_path: str | None = None, ou
     out(f"numlin demo: CNN on scikit-learn digits ({len(data[0])} train / {len(data[1])} test 8x8 images), "
         f"{device}, {numba.get_num_threads()} threads, batch 64, Adam")
     out(repr(model))
-    res = train(model, data, epochs=epochs, device=device, out=out)
+    res = train(model, data, epochs=epochs, device=device, out=out, res=res)
     out(f"trained in {res.train_seconds:.1f} s (first epoch includes loading the compiled kernels); "
         f"test accuracy {res.test_accuracy:.4f}")
     compress_table(model, data, device=device, out=out, res=res)
+    out("")
+    resnet_run(device=device, out=out, res=res)
     if plot_path is not None:
         plot(res, plot_path)
         out(f"wrote {plot_path}")
