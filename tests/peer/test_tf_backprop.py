@@ -13,8 +13,9 @@ Not ported (need what numlin lacks): embedding_lookup/gather/IndexedSlices, impl
 custom_gradient, tf.function/defun, where, split/concat, identity-gradient on read_value, string
 tensors, make_vjp, stop_gradient/argmax, GPU placement, cond/while_loop, the op-attr helpers,
 softmax_cross_entropy with probability labels, Python max() over tensors (no comparisons),
-testDy (no dy argument), forward-prop, jacobian / batch_jacobian (JacobianTest, BatchJacobianTest),
-AggregateIndexedSlicesGradientsTest, name scopes, recompute_grad.
+testDy (no dy argument), forward-prop (jvp is tested in tests/autodiff/test_functional.py),
+AggregateIndexedSlicesGradientsTest, name scopes, recompute_grad. JacobianTest and
+BatchJacobianTest are ported in test_tf_jacobian.py.
 
 Deliberate differences (kept as tests of numlin's documented behaviour, marked "numlin:"):
 - testGradientInteger: an integer argument raises TypeError (TensorFlow returns None);
