@@ -736,6 +736,16 @@ def _tile_use(m: int, n: int, bl) -> float:
     return m / (-(-m // bl.mr) * bl.mr) * n / (-(-n // bl.nr) * bl.nr)
 
 
+def _readonly(s: Strided) -> Strided:
+    """``s`` over a read-only view of its buffer: every caller's inputs reach the kernels with one
+    array type (a writable input compiled each kernel a second time, ~2-3 s each)."""
+    if s.buf.flags.writeable:
+        buf = s.buf.view()
+        buf.flags.writeable = False
+        return s._replace(buf=buf)
+    return s
+
+
 def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> None:
     """``C = beta * C + sum_t A[t] @ B[t]`` over the leading axis of ``a`` and ``b``.
 
@@ -743,6 +753,7 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     matrix of ``c`` (e.g. per group of a grouped convolution). A thread's partial sums stay in
     registers/cache through its run of products; no per-product partial matrices are written.
     """
+    a, b = _readonly(a), _readonly(b)
     nb = a.shape[0]
     cbatch = tuple(c.shape[:-2])
     m, n, k = c.shape[-2], c.shape[-1], a.shape[-1]
@@ -793,6 +804,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     m, n, k, batch, nb = gemm_dims(a, b, c)
     if nb == 0 or m == 0 or n == 0:
         return
+    a, b = _readonly(a), _readonly(b)
     dtype = c.buf.dtype
     bl = blocking(dtype)
     threads = num_threads()

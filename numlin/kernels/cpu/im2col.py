@@ -58,8 +58,9 @@ def _im2col_nchw(part, nparts, x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n
                         cols[o:o + Q] = zero
                         continue
                     cols[o:o + lo] = zero
-                    if sw == 1:  # a contiguous run: slice copy (memcpy speed)
-                        cols[o + lo:o + hi] = x[src + lo:src + hi]
+                    if sw == 1:  # a contiguous run (an element loop, not a slice assignment, whose
+                        for q in range(lo, hi):  # shape-mismatch message costs ~2 s of compile)
+                            cols[o + q] = x[src + uintp(q)]
                     else:
                         for q in range(lo, hi):
                             cols[o + q] = x[src + uintp(q * sw)]
@@ -85,8 +86,10 @@ def _im2col_nhwc(part, nparts, x, cols, H, W, C, R, S, sh, sw, ph, pw, dh, dw, n
                     src = uintp((((n0 + n) * H + h) * W + w) * C) if valid else uintp(0)
                     for gi in range(G):
                         dst = col + uintp(((gi * R + r) * S + s) * Cg)
-                        if valid:
-                            cols[dst:dst + Cg] = x[src + gi * Cg:src + gi * Cg + Cg]
+                        if valid:  # element loop: see _im2col_nchw
+                            so = src + uintp(gi * Cg)
+                            for ci in range(Cg):
+                                cols[dst + uintp(ci)] = x[so + uintp(ci)]
                         else:
                             cols[dst:dst + Cg] = zero
 
@@ -110,8 +113,9 @@ def _col2im_nchw(part, nparts, cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, 
                         continue
                     o = out + uintp(pi * Q)
                     dst = xin + uintp(h * W + w0)
-                    if sw == 1 and Q >= 16:
-                        dx[dst + lo:dst + hi] += cols[o + lo:o + hi]
+                    if sw == 1 and Q >= 16:  # unit stride: element loop (see _im2col_nchw)
+                        for q in range(lo, hi):
+                            dx[dst + uintp(q)] += cols[o + uintp(q)]
                     else:
                         for q in range(lo, hi):
                             dx[dst + uintp(q * sw)] += cols[o + q]
@@ -143,7 +147,8 @@ def _col2im_nhwc(part, nparts, cols, dx, H, W, C, R, S, sh, sw, ph, pw, dh, dw, 
                             a = max(c0, gi * Cg)
                             b = min(c1, gi * Cg + Cg)
                             src = col + uintp(((gi * R + r) * S + s) * Cg - gi * Cg)
-                            dx[dst + a:dst + b] += cols[src + a:src + b]
+                            for e in range(a, b):  # element loop (see _im2col_nchw)
+                                dx[dst + uintp(e)] += cols[src + uintp(e)]
 
 
 def _geom_args(geom):
