@@ -505,11 +505,18 @@ def gemm_direct(t, parts, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bet
     """Part ``t`` of ``parts`` of unpacked GEMMs (B and C with unit column stride; ``k > 0``) by
     the direct micro-kernel, over the batch and, within each product, over ``rparts`` runs of
     its ``DIRECT_MR``-row blocks (each run reads all of B, which stays in cache at these sizes).
-    With ``rparts == 1`` the caller runs :func:`gemm_batched` instead: no divisions per product
-    (three of them were a quarter of the time of an 8x8 one)."""
+    ``rparts == 1`` (whole products, a contiguous run of the batch per part) takes a loop without
+    divisions per product (three of them were a quarter of the time of an 8x8 one). Small
+    products come here rather than to :func:`gemm_batched`, so a workload of small products
+    never compiles the packed GEMM (~3 s per dtype)."""
     dt = c.dtype.type
     al = dt(alpha)
     be = dt(beta)
+    if rparts == 1:
+        nb = coffs.size
+        for i in range(nb * t // parts, nb * (t + 1) // parts):
+            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, 1, be, c, coffs[i], crs, 1)
+        return
     mb = (m + DIRECT_MR - 1) // DIRECT_MR
     units = coffs.size * rparts
     for u in range(units * t // parts, units * (t + 1) // parts):
@@ -829,18 +836,13 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
                 m, n = n, m
         if b.strides[-1] == c.strides[-1] == 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES:
             aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
-            # whole products: the batched kernels' unpacked branch (small = this product's size)
-            whole = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], 1, beta,
-                     c.buf, coffs, c.strides[-2], 1, workspace(dtype, 1), 1, 1, 1, 1, one_item)
+            direct = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], beta,
+                      c.buf, coffs, c.strides[-2])
             if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:  # one thread
-                launch(gemm_batched, 1, *whole)
+                launch(gemm_direct, 1, *direct, 1)
                 return
             rparts = min(-(-m // DIRECT_MR), max(1, threads // nb))
-            if rparts == 1:
-                launch(gemm_batched, min(threads, nb), *whole)
-            else:
-                launch(gemm_direct, min(threads, nb * rparts), m, n, k, alpha, a.buf, aoffs, a.strides[-2],
-                       a.strides[-1], b.buf, boffs, b.strides[-2], beta, c.buf, coffs, c.strides[-2], rparts)
+            launch(gemm_direct, min(threads, nb * rparts), *direct, rparts)
             return
     if _tile_use(n, m, bl) > 1.15 * _tile_use(m, n, bl):
         # Cᵀ = Bᵀ Aᵀ fills the MR x NR register tiles better (e.g. n = 16 against NR = 32)
