@@ -753,6 +753,20 @@ def _readonly(s: Strided) -> Strided:
     return s
 
 
+def _rows_contiguous(b: Strided, batch: tuple) -> Strided:
+    """The ``(k, n)`` operand ``b`` as a C-contiguous copy when the whole batch shares one B
+    with non-negative strides (``g @ Wᵀ`` of a layer's backward), else ``b`` unchanged."""
+    if not all(s >= 0 for s in b.strides) or (batch and not (b.batch_offsets(batch) == b.off).all()):
+        return b
+    k, n = b.shape[-2:]
+    isz = b.buf.itemsize
+    view = np.lib.stride_tricks.as_strided(b.buf[b.off:], (k, n), (b.strides[-2] * isz, b.strides[-1] * isz),
+                                           writeable=False)
+    buf = np.ascontiguousarray(view).reshape(-1)
+    buf.flags.writeable = False
+    return Strided(buf, 0, (k, n), (n, 1))
+
+
 def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> None:
     """``C = beta * C + sum_t A[t] @ B[t]`` over the leading axis of ``a`` and ``b``.
 
@@ -834,6 +848,8 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
             if a.strides[-2] == c.strides[-2] == 1:  # Cᵀ = Bᵀ Aᵀ reads in place
                 a, b, c = b.mT, a.mT, c.mT
                 m, n = n, m
+        if c.strides[-1] == 1 and b.strides[-1] != 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES:
+            b = _rows_contiguous(b, batch)  # one small B (a transposed weight): copied, not packed per call
         if b.strides[-1] == c.strides[-1] == 1 and k * n * dtype.itemsize <= DIRECT_B_BYTES:
             aoffs, boffs, coffs = a.batch_offsets(batch), b.batch_offsets(batch), c.batch_offsets(batch)
             direct = (m, n, k, alpha, a.buf, aoffs, a.strides[-2], a.strides[-1], b.buf, boffs, b.strides[-2], beta,
