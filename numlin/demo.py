@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -176,21 +176,22 @@ class BasicBlock(Module):
     """ResNet's basic block: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; the shortcut
     is the identity, or a 1x1 convolution + batch norm where the stride or width changes."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1, *, dtype=np.float32, random_state=None):
+    def __init__(self, cin: int, cout: int, stride: int = 1, *, dtype: Any = np.float32, random_state: Any = None):
         import numlin as nl
 
-        self.conv1 = nl.nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False, dtype=dtype,
-                                  random_state=random_state)
+        rng = np.random.default_rng(random_state)  # one stream for the three convolutions (a Generator passes through)
+        self.conv1 = nl.nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False, dtype=dtype, random_state=rng)
         self.bn1 = nl.nn.BatchNorm2d(cout, dtype=dtype)
-        self.conv2 = nl.nn.Conv2d(cout, cout, 3, padding=1, bias=False, dtype=dtype, random_state=random_state)
+        self.conv2 = nl.nn.Conv2d(cout, cout, 3, padding=1, bias=False, dtype=dtype, random_state=rng)
         self.bn2 = nl.nn.BatchNorm2d(cout, dtype=dtype)
         self.shortcut = None
         if stride != 1 or cin != cout:
             self.shortcut = nl.nn.Sequential(
-                nl.nn.Conv2d(cin, cout, 1, stride=stride, bias=False, dtype=dtype, random_state=random_state),
+                nl.nn.Conv2d(cin, cout, 1, stride=stride, bias=False, dtype=dtype, random_state=rng),
                 nl.nn.BatchNorm2d(cout, dtype=dtype))
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
+        """The block's output (a Tensor)."""
         import numlin as nl
 
         h = nl.relu(self.bn1(self.conv1(x)))
@@ -198,7 +199,7 @@ class BasicBlock(Module):
         return nl.relu(h + (x if self.shortcut is None else self.shortcut(x)))
 
 
-def build_resnet8(num_classes: int = 10, dtype=np.float32, random_state: int = 0):
+def build_resnet8(num_classes: int = 10, dtype: Any = np.float32, random_state: int = 0) -> Any:
     """ResNet-8 for 32x32x3 inputs: 3x3 stem 3->16 + BN + ReLU; three stages of one basic block
     (16, 32, 64 channels; stride 2 and a 1x1 projection between stages); global average pooling;
     linear 64 -> ``num_classes``."""
@@ -215,7 +216,7 @@ def build_resnet8(num_classes: int = 10, dtype=np.float32, random_state: int = 0
 
 
 def synthetic_images(n: int, num_classes: int = 10, size: int = 32, noise: float = 0.5, random_state: int = 0,
-                     dtype=np.float32):
+                     dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """A 32x32x3 classification task that needs no download: each class is a smooth random
     colour pattern; a sample is its class's pattern shifted by up to 4 pixels (circularly) plus
     Gaussian noise. Returns ``(X (n, 3, size, size), y (n,))``."""

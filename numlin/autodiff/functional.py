@@ -5,9 +5,8 @@ Everything here is reverse mode underneath; the ops have no tangent rules. ``jvp
 "double-vjp" (linear transposition) trick: the vector-Jacobian product ``u -> J^T u`` is linear
 in the cotangent ``u``, so differentiating it once more, with respect to ``u`` and with the
 tangent ``v`` as the seed, gives ``J v``. That costs the forward pass and two reverse passes (the
-first one recorded), and needs every backward rule on the path to be differentiable (the
-elementwise ops, matmul, reductions and shape ops are; see :mod:`numlin.autodiff.ops` for the
-few that are not yet).
+first one recorded), and needs every backward rule on the path to be differentiable (every op's
+is: conv2d, the pools, cross-entropy and batch normalization included).
 
 Conventions (as :func:`numlin.grad`): arguments may be Tensors, numpy arrays or Python and numpy
 scalars (converted with :class:`~numlin.Tensor`); results are Tensors on the arguments' device;

@@ -46,9 +46,13 @@ class Linear(Module):
     Attributes
     ----------
     weight : Variable, (in_features, out_features)
-        Stored input-major (``x @ W``, as Keras and JAX), the transpose of PyTorch's layout.
+        Stored input-major (``x @ W``, as Keras and JAX), the transpose of PyTorch's layout;
+        ``state_dict()`` holds it in PyTorch's ``(out_features, in_features)`` layout (and
+        ``load_state_dict`` expects that), so PyTorch's state dicts load as they are.
     bias : Variable (out_features,) or None
     """
+
+    _state_transposed = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype: Any = np.float32,
                  random_state: Any = None):
@@ -257,11 +261,13 @@ class BatchNorm2d(Module):
             if x.shape[0] * x.shape[2] * x.shape[3] <= 1:  # checked before the count moves
                 raise ValueError(f"BatchNorm2d: expected more than 1 value per channel when training, got input "
                                  f"of shape {x.shape}")
+            if momentum is None:  # PyTorch's cumulative average: this batch's weight 1 / (batches so far)
+                momentum = 1.0 / (self.num_batches_tracked + 1)
+        y = batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
+                       0.0 if momentum is None else momentum, self.eps)
+        if self.training:  # counted once the forward has succeeded (a refused input counts nothing)
             self.num_batches_tracked += 1
-            if momentum is None:
-                momentum = 1.0 / self.num_batches_tracked
-        return batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var, self.training,
-                          0.0 if momentum is None else momentum, self.eps)
+        return y
 
     def __repr__(self) -> str:
         return (f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -279,6 +285,10 @@ class Dropout(Module):
         The probability of zeroing an element.
     random_state : int, Generator or None
         The source of the masks (drawn on the host with numpy; copied to the GPU for GPU input).
+        Each layer holds its own stream: two layers built with the same int seed draw the same
+        masks for same-shaped inputs (pass one shared ``Generator``, or distinct seeds, to avoid
+        that); ``None`` seeds from the operating system (runs are not reproducible). There is
+        no global seed.
 
     Notes
     -----

@@ -47,6 +47,9 @@ class Module:
     #: attributes holding non-trainable state (numpy or device arrays, or ints), saved by
     #: :meth:`state_dict` after the parameters and moved by :meth:`to`
     _buffer_names: tuple = ()
+    #: parameters held transposed from PyTorch's layout (``Linear.weight`` is ``(in, out)``):
+    #: :meth:`state_dict` saves them in PyTorch's layout and :meth:`load_state_dict` transposes back
+    _state_transposed: tuple = ()
 
     def forward(self, x: Any) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -71,7 +74,7 @@ class Module:
         seen: set[int] = set()
         out = []
         for key, kind, target in self._state_items(""):
-            if kind == "param" and id(target) not in seen:
+            if kind != "buffer" and id(target) not in seen:
                 seen.add(id(target))
                 out.append((key, target))
         return out
@@ -81,9 +84,14 @@ class Module:
         return iter(vars(self).items())
 
     def _state_items(self, prefix: str) -> Iterator[tuple[str, str, Any]]:
-        """``(key, "param", Variable)`` and ``(key, "buffer", (module, attribute))`` in order."""
+        """``(key, "param", Variable)``, ``(key, "param_t", Variable)`` (kept transposed from
+        PyTorch's layout: :attr:`_state_transposed`) and ``(key, "buffer", (module, attribute))``,
+        in order."""
         for name, v in self._named_children():
             if name in self._buffer_names:
+                continue
+            if name in self._state_transposed and isinstance(v, Variable):
+                yield prefix + str(name), "param_t", v
                 continue
             yield from _state_in(v, prefix + str(name))
         for name in self._buffer_names:
@@ -146,6 +154,8 @@ class Module:
         for key, kind, target in self._state_items(""):
             if kind == "param":
                 out[key] = target.numpy()
+            elif kind == "param_t":  # PyTorch's layout, so that its state dicts and numlin's agree
+                out[key] = np.ascontiguousarray(target.numpy().T)
             else:
                 v = getattr(*target)
                 out[key] = v.copy_to_host() if is_device_array(v) else np.array(v)
@@ -198,21 +208,30 @@ class Module:
             if key not in state_dict:
                 continue
             value = _host_value(key, state_dict[key])
-            current = target if kind == "param" else getattr(*target)
+            current = target if kind != "buffer" else getattr(*target)
             shape = tuple(current.shape) if hasattr(current, "shape") else ()
+            if kind == "param_t":
+                shape = shape[::-1]
             if value.shape != shape:
                 raise ValueError(f"load_state_dict: {key!r} has shape {value.shape} in the state dict but "
                                  f"{shape} in the module")
+            if kind == "buffer" and isinstance(current, (int, np.integer)):  # a count (num_batches_tracked)
+                if value.dtype.kind not in "iub" and not (value.dtype.kind == "f" and float(value) == int(value)):
+                    raise TypeError(f"load_state_dict: {key!r} must be an integer count, got {value!r}")
+                if int(value) < 0:
+                    raise ValueError(f"load_state_dict: {key!r} must be a count >= 0, got {int(value)}")
             plan.append((kind, target, current, value))
         for kind, target, current, value in plan:
             if kind == "param":
                 target.assign(value)
+            elif kind == "param_t":
+                target.assign(np.ascontiguousarray(value.T))
             elif is_device_array(current):
                 current.copy_to_device(np.ascontiguousarray(value, current.dtype))
             elif isinstance(current, np.ndarray):
                 current[...] = value
             else:  # a scalar buffer (BatchNorm's num_batches_tracked)
-                setattr(*target, type(current)(value.item()))
+                setattr(*target, type(current)(int(value)))
         return IncompatibleKeys(missing, unexpected)
 
     def __repr__(self) -> str:

@@ -422,7 +422,11 @@ def test_max_pool_gather_on_device_matches_cpu(rng, dtype):
     y, arg = cpool.max_pool2d(x, (3, 3), (2, 2), (1, 1))
     got = gpool.max_pool2d_gather(cuda.to_device(h), cuda.to_device(arg), y.shape).copy_to_host()
     np.testing.assert_array_equal(got, cpool.max_pool2d_gather(h, arg, y.shape))
-    assert gpool.max_pool2d_gather(cuda.to_device(h), cuda.to_device(arg[:0]), (0, 2, 3, 3)).shape == (0, 2, 3, 3)
+    assert gpool.max_pool2d_gather(cuda.to_device(h[:0]), cuda.to_device(arg[:0]), (0, 2, 3, 3)).shape == (0, 2, 3, 3)
+    with pytest.raises(ValueError, match="do not match"):  # h of another batch than the argmax
+        gpool.max_pool2d_gather(cuda.to_device(h), cuda.to_device(arg[:0]), (0, 2, 3, 3))
+    with pytest.raises(ValueError, match="do not match"):
+        cpool.max_pool2d_gather(h, arg[:, :1], y.shape)
 
 
 @pytest.mark.gpu

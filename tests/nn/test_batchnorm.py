@@ -226,7 +226,11 @@ def test_fused_kernel_serves_a_plain_backward_and_ops_a_recorded_one(rng, monkey
     assert len(calls) == 2
 
 
-def test_gradient_skips_dx_when_x_is_constant(rng):
+def test_gradient_skips_dx_when_x_is_constant(rng, monkeypatch):
+    needs = []
+    real = kcpu.backward
+    monkeypatch.setattr(kcpu, "backward", lambda *a, **k: needs.append(a[6] if len(a) > 6 else k.get("need_dx", True))
+                        or real(*a, **k))
     bn = nl.nn.BatchNorm2d(3, dtype=np.float64)
     x = rng.standard_normal((2, 3, 2, 2))
     with nl.GradientTape() as tape:
@@ -237,6 +241,22 @@ def test_gradient_skips_dx_when_x_is_constant(rng):
     (tb(tx) ** 3).sum().backward()
     _check(dw, tb.weight.grad, np.float64, 8, "dw")
     _check(db, tb.bias.grad, np.float64, 8, "db")
+    assert needs == [False]  # the fused backward was told not to compute dx
+
+
+def test_a_refused_forward_counts_no_batch():
+    """num_batches_tracked moves only when the forward succeeds (with momentum=None it weighs the
+    running averages)."""
+    bn = nl.nn.BatchNorm2d(3, momentum=None, dtype=np.float64)
+    with pytest.raises(ValueError):
+        bn(np.ones((1, 3, 1, 1)))
+    with pytest.raises(ValueError):
+        bn(np.ones((2, 4, 2, 2)))
+    assert bn.num_batches_tracked == 0
+    x = np.arange(24.0).reshape(2, 3, 2, 2)
+    bn(x)
+    assert bn.num_batches_tracked == 1
+    np.testing.assert_allclose(bn.running_mean, x.mean(axis=(0, 2, 3)), rtol=1e-15)  # weight 1/1
 
 
 # --------------------------------------------------------------------------- kernels

@@ -265,8 +265,8 @@ def test_load_state_dict_errors_name_keys_and_shapes_and_copy_nothing():
     bad["extra.weight"] = np.zeros(2)
     with pytest.raises(KeyError, match=r"missing key\(s\) \['1.running_var'\].*unexpected key\(s\) \['extra.weight'\]"):
         net.load_state_dict(bad)
-    wrong = dict(sd, **{"4.weight": np.zeros((3, 2))})
-    with pytest.raises(ValueError, match=r"'4.weight' has shape \(3, 2\) in the state dict but \(2, 3\) in the module"):
+    wrong = dict(sd, **{"4.weight": np.zeros((2, 3))})  # Linear(2, 3): PyTorch's layout (3, 2) expected
+    with pytest.raises(ValueError, match=r"'4.weight' has shape \(2, 3\) in the state dict but \(3, 2\) in the module"):
         net.load_state_dict(wrong)
     for k, v in net.state_dict().items():  # nothing was copied by the failed loads
         np.testing.assert_array_equal(v, before[k], err_msg=k)
@@ -305,3 +305,47 @@ def test_state_dict_of_cuda_module():
     np.testing.assert_allclose(net2(nl.Tensor(x, device="cuda")).numpy(), want, rtol=1e-5, atol=1e-6)
     net2.to("cpu")
     assert isinstance(net2[1].running_mean, np.ndarray)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3)])
+def test_linear_state_dict_is_in_pytorchs_layout(shape):
+    """Linear.weight is (in, out) in numlin and (out, in) in PyTorch; the state dict uses
+    PyTorch's layout, so a square PyTorch layer loads the right way round (a transposed load would
+    pass the shape check silently)."""
+    torch = pytest.importorskip("torch")
+    fin, fout = shape
+    t = torch.nn.Linear(fin, fout).double()
+    m = nl.nn.Linear(fin, fout, dtype=np.float64, random_state=0)
+    m.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((6, fin))
+    np.testing.assert_allclose(m(x).numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-13, atol=1e-13)
+    sd = m.state_dict()
+    assert sd["weight"].shape == (fout, fin)
+    m2 = nl.nn.Linear(fin, fout, dtype=np.float64, random_state=1)
+    m2.load_state_dict(sd)
+    np.testing.assert_array_equal(m2.weight.numpy(), m.weight.numpy())
+    with pytest.raises(ValueError, match="weight"):
+        if fin != fout:
+            m2.load_state_dict({"weight": sd["weight"].T, "bias": sd["bias"]})
+        else:
+            m2.load_state_dict({"weight": np.ones((fin + 1, fout)), "bias": sd["bias"]})
+
+
+def test_load_state_dict_refuses_a_fractional_or_negative_count():
+    bn = nl.nn.BatchNorm2d(2)
+    sd = bn.state_dict()
+    with pytest.raises(TypeError, match="num_batches_tracked"):
+        bn.load_state_dict({**sd, "num_batches_tracked": np.array(2.9)})
+    with pytest.raises(ValueError, match="num_batches_tracked"):
+        bn.load_state_dict({**sd, "num_batches_tracked": np.array(-1)})
+    bn.load_state_dict({**sd, "num_batches_tracked": np.array(7)})
+    assert bn.num_batches_tracked == 7
+
+
+def test_basic_block_convolutions_get_distinct_weights_from_an_int_seed():
+    from numlin.demo import BasicBlock
+
+    b = BasicBlock(8, 8, random_state=0)
+    assert not np.array_equal(b.conv1.weight.numpy(), b.conv2.weight.numpy())
+    b2 = BasicBlock(8, 8, random_state=0)
+    np.testing.assert_array_equal(b.conv2.weight.numpy(), b2.conv2.weight.numpy())  # still reproducible

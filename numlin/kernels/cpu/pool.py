@@ -245,6 +245,9 @@ def max_pool2d_backward(g: np.ndarray, arg: np.ndarray, x_shape: tuple) -> np.nd
 def max_pool2d_gather(h: np.ndarray, arg: np.ndarray, y_shape: tuple) -> np.ndarray:
     """The adjoint of :func:`max_pool2d_backward`: ``h`` (of the input's shape) read at each
     window's argmax, an array of the pooled shape ``y_shape`` (0 where a window is all padding)."""
+    if tuple(arg.shape) != tuple(y_shape) or len(h.shape) != 4 or tuple(h.shape[:2]) != tuple(y_shape[:2]):
+        raise ValueError(f"max_pool2d_gather: h {tuple(h.shape)}, argmax {tuple(arg.shape)} and pooled shape "
+                         f"{tuple(y_shape)} do not match")  # the kernel indexes planes through argmax unchecked
     out = np.empty(tuple(y_shape), h.dtype)
     launch(_max_pool_gather, split(out.size), np.ascontiguousarray(h), np.ascontiguousarray(arg), out)
     return out

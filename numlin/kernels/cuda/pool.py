@@ -181,6 +181,9 @@ def max_pool2d_gather(h, arg, y_shape: tuple):
     """The adjoint of :func:`max_pool2d_backward`: ``h`` (of the input's shape) read at each
     window's argmax, a device array of the pooled shape ``y_shape`` (0 where a window is all
     padding)."""
+    if tuple(arg.shape) != tuple(y_shape) or len(h.shape) != 4 or tuple(h.shape[:2]) != tuple(y_shape[:2]):
+        raise ValueError(f"max_pool2d_gather: h {tuple(h.shape)}, argmax {tuple(arg.shape)} and pooled shape "
+                         f"{tuple(y_shape)} do not match")  # the kernel indexes planes through argmax unchecked
     y_shape = tuple(int(d) for d in y_shape)
     out = cuda.device_array(y_shape, h.dtype)
     total = int(np.prod(y_shape, dtype=np.int64))
