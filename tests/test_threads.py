@@ -162,3 +162,70 @@ def test_a_part_moves_off_a_cpu_another_part_runs_on_and_pins_nothing():
         assert seen["taken"] == {seen["before"], seen["after"]}
     else:
         assert seen["taken"] == {seen["before"]}
+
+
+def _counting_kernel():
+    from numba import njit
+
+    @njit(nogil=True)
+    def count(part, nparts, hits):
+        hits[part] += 1
+
+    return count
+
+
+def test_every_part_runs_exactly_once_over_many_launches_of_varying_width():
+    """A pool wider than some launches: the idle workers must neither run a part twice nor run one
+    of another launch (tasks carry their launch's generation)."""
+    from numlin.kernels.cpu import _threads
+
+    count = _counting_kernel()
+    rng = np.random.default_rng(0)
+    hits = np.zeros(4, np.int64)
+    want = np.zeros(4, np.int64)
+    _threads.launch(count, 4, np.zeros(4, np.int64))  # a pool of three workers
+    for parts in rng.integers(2, 5, 300):
+        _threads.launch(count, int(parts), hits)
+        want[:parts] += 1
+    np.testing.assert_array_equal(hits, want)
+
+
+def test_launches_from_several_python_threads_at_once_are_all_complete():
+    import threading
+
+    from numlin.kernels.cpu import _threads
+
+    count = _counting_kernel()
+    outs = [np.zeros(3, np.int64) for _ in range(4)]
+
+    def work(h):
+        for _ in range(200):
+            _threads.launch(count, 3, h)
+
+    ths = [threading.Thread(target=work, args=(h,)) for h in outs]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    for h in outs:  # a launch that found the pool busy ran its parts itself: still every part once
+        np.testing.assert_array_equal(h, [200, 200, 200])
+
+
+def test_a_failing_part_on_the_caller_waits_for_the_others_and_the_pool_goes_on():
+    from numba import njit
+
+    from numlin.kernels.cpu._threads import launch
+
+    @njit(nogil=True)
+    def fill(part, nparts, out, fail_part):
+        out[part] = part + 1
+        if part == fail_part:
+            raise ValueError("part failed")
+
+    out = np.zeros(3)
+    with pytest.raises(ValueError, match="part failed"):
+        launch(fill, 3, out, 0)
+    assert out.tolist() == [1, 2, 3]  # the workers' parts finished before the error came back
+    out[:] = 0
+    launch(fill, 3, out, -1)
+    assert out.tolist() == [1, 2, 3]
