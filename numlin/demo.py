@@ -14,6 +14,9 @@ curves and the layer's singular values (needs matplotlib).
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -282,6 +285,44 @@ def resnet_run(*, epochs: int = 2, n_train: int = 512, n_test: int = 256, batch:
     return res
 
 
+def _warm_resnet() -> None:
+    """One ResNet-8 training step, eval forward and filter compression at the demo's sizes: run in
+    a background process by :func:`main`, so that the ResNet's kernels compile on the second
+    core while the digits CNN trains (Numba compiles one function at a time per process)."""
+    import numlin as nl
+
+    X, y = synthetic_images(64)
+    model = build_resnet8()
+    train_step(model, nl.optim.Adam(1e-3), nl.Tensor(X), y)
+    model.eval()
+    model(nl.Tensor(X))
+    nl.linalg.rsvd(model[5].conv2.weight.numpy().reshape(64, -1), 4, random_state=0)
+
+
+def _start_warming(device: str):
+    """The background process of :func:`_warm_resnet` (CPU only), or None. It writes to the same
+    kernel cache; a cache the two processes race on can only miss, never serve a wrong kernel."""
+    if device != "cpu" or os.environ.get("NUMLIN_DEMO_PREWARM", "1") == "0":
+        return None
+    try:
+        return subprocess.Popen([sys.executable, "-c", "from numlin.demo import _warm_resnet; _warm_resnet()"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _finish_warming(proc, timeout: float = 180.0) -> None:
+    """Wait for the warming process (its kernels are then loaded from the cache, not compiled a
+    second time here); stop it if it runs past ``timeout``."""
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def plot(res: DemoResult, path: str) -> None:
     """Training curves and the linear layer's singular values, as a PNG."""
     import matplotlib
@@ -320,19 +361,26 @@ def main(device: str = "cpu", epochs: int = 12, plot_path: str | None = None, ou
                              "(numba.cuda.is_available() is False)")
     import numba
 
-    res = seed_example(out=out)
-    data = load_digits_split()
-    model = build_model()
-    if device == "cuda":
-        model.to("cuda")
-    out(f"numlin demo: CNN on scikit-learn digits ({len(data[0])} train / {len(data[1])} test 8x8 images), "
-        f"{device}, {numba.get_num_threads()} threads, batch 64, Adam")
-    out(repr(model))
-    res = train(model, data, epochs=epochs, device=device, out=out, res=res)
-    out(f"trained in {res.train_seconds:.1f} s (first epoch includes loading the compiled kernels); "
-        f"test accuracy {res.test_accuracy:.4f}")
-    compress_table(model, data, device=device, out=out, res=res)
-    out("")
+    warming = _start_warming(device)
+    try:
+        res = seed_example(out=out)
+        data = load_digits_split()
+        model = build_model()
+        if device == "cuda":
+            model.to("cuda")
+        out(f"numlin demo: CNN on scikit-learn digits ({len(data[0])} train / {len(data[1])} test 8x8 images), "
+            f"{device}, {numba.get_num_threads()} threads, batch 64, Adam")
+        out(repr(model))
+        res = train(model, data, epochs=epochs, device=device, out=out, res=res)
+        out(f"trained in {res.train_seconds:.1f} s (first epoch includes loading the compiled kernels); "
+            f"test accuracy {res.test_accuracy:.4f}")
+        compress_table(model, data, device=device, out=out, res=res)
+        out("")
+        _finish_warming(warming)
+    finally:
+        if warming is not None and warming.poll() is None:  # an error above: do not leave it behind
+            warming.kill()
+            warming.wait()
     resnet_run(device=device, out=out, res=res)
     if plot_path is not None:
         plot(res, plot_path)
