@@ -53,3 +53,15 @@ def test_demo_cli_rejects_bad_epochs():
     r = subprocess.run([sys.executable, "-m", "numlin", "demo", "--epochs", "0"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "--epochs must be >= 1" in r.stderr
+
+
+def test_demo_prewarming_process_is_optional_and_never_left_running(monkeypatch):
+    from numlin import demo
+
+    assert demo._start_warming("cuda") is None
+    monkeypatch.setenv("NUMLIN_DEMO_PREWARM", "0")
+    assert demo._start_warming("cpu") is None
+    demo._finish_warming(None)
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    demo._finish_warming(slow, timeout=0.5)  # past its time: stopped, not waited for a minute
+    assert slow.poll() is not None
