@@ -64,11 +64,9 @@ class OpOverhead:
     track_overhead_taped_us.unit = "us"
 
 
-class ResNet8Step:
+class ResNet8Step(TrainStep):
     """One training step of ResNet-8 (BatchNorm, residual blocks; batch 64 of 32x32x3, float32),
     numlin and PyTorch CPU, and their paired ratio (issue 19: must reach 0.8)."""
-    params = ([1, 2],)
-    param_names = ["threads"]
     timeout = 600
 
     def setup(self, threads):
@@ -89,19 +87,3 @@ class ResNet8Step:
         self.tx, self.ty = torch.from_numpy(xn), torch.from_numpy(self.y)
         self.time_numlin(threads)
         self.time_torch(threads)
-
-    def time_numlin(self, threads):
-        train_step(self.model, self.opt, self.x, self.y)
-
-    def time_torch(self, threads):
-        import torch
-
-        self.topt.zero_grad()
-        torch.nn.functional.cross_entropy(self.tm(self.tx), self.ty).backward()
-        self.topt.step()
-
-    def track_ratio_torch_over_numlin(self, threads):
-        return paired(lambda: self.time_numlin(threads), lambda: self.time_torch(threads), rounds=5, reps=5,
-                      pause=0.05)[2]
-
-    track_ratio_torch_over_numlin.unit = "ratio"

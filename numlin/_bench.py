@@ -256,8 +256,6 @@ def autodiff_rows(quick: bool, threads: int) -> list[Row]:
     except ImportError:  # pragma: no cover
         print("autodiff table skipped: PyTorch is not installed (pip install torch==2.13.0)")
         return []
-    import numba
-
     import numlin as nl
     from numlin.demo import build_model, train_step
 
@@ -286,18 +284,27 @@ def autodiff_rows(quick: bool, threads: int) -> list[Row]:
     bare, taped = op_overhead_us()
     flops = 3 * 2.0 * 64 * (32 * 9 * 64 + 64 * 32 * 9 * 16 + 256 * 10)
     rounds, reps = (3, 10) if quick else (5, 20)
+    rows = _step_rows("CNN train step, batch 64", f"{n_ops} ops fwd; per-op overhead {bare:.1f} us ({taped:.1f} us taped)",
+                      flops, lambda: train_step(model, opt, xt, y), torch_step, threads, rounds, reps)
+    return rows + resnet8_rows(quick, threads)
+
+
+def _step_rows(case: str, note: str, flops: float, numlin_step, torch_step, threads: int, rounds: int,
+               reps: int) -> list[Row]:
+    """Paired rows of a training step against PyTorch at numba's thread count and at 1 thread."""
+    import numba
+    import torch
+
     rows = []
     for thr in sorted({threads, 1}, reverse=True):
         numba.set_num_threads(thr)
         torch.set_num_threads(thr)
         try:
-            tn, ta, r = paired(lambda: train_step(model, opt, xt, y), torch_step, rounds=rounds, reps=reps, pause=0.05)
+            tn, ta, r = paired(numlin_step, torch_step, rounds=rounds, reps=reps, pause=0.05)
         finally:
             numba.set_num_threads(threads)
             torch.set_num_threads(threads)
-        rows.append(Row("autodiff", "CNN train step, batch 64", "float32", thr, flops, tn, ta, r, "PyTorch CPU",
-                        f"{n_ops} ops fwd; per-op overhead {bare:.1f} us ({taped:.1f} us taped)"))
-    rows += resnet8_rows(quick, threads)
+        rows.append(Row("autodiff", case, "float32", thr, flops, tn, ta, r, "PyTorch CPU", note))
     return rows
 
 
@@ -330,7 +337,6 @@ def resnet8_rows(quick: bool, threads: int) -> list[Row]:
     """One training step (forward, cross-entropy, gradients, Adam) of ResNet-8 on 64 images of
     32x32x3, float32, train mode, vs the same model in PyTorch CPU; at numba's thread count and
     at 1 thread."""
-    import numba
     import torch
 
     import numlin as nl
@@ -356,18 +362,8 @@ def resnet8_rows(quick: bool, threads: int) -> list[Row]:
              (8, 32, 64, 3), (8, 64, 64, 3), (8, 32, 64, 1)]
     flops = 3 * 2.0 * 64 * (sum(p * p * cin * cout * k * k for p, cin, cout, k in convs) + 64 * 10)
     rounds, reps = (3, 5) if quick else (5, 10)
-    rows = []
-    for thr in sorted({threads, 1}, reverse=True):
-        numba.set_num_threads(thr)
-        torch.set_num_threads(thr)
-        try:
-            tn, ta, r = paired(lambda: train_step(model, opt, xt, y), torch_step, rounds=rounds, reps=reps, pause=0.05)
-        finally:
-            numba.set_num_threads(threads)
-            torch.set_num_threads(threads)
-        rows.append(Row("autodiff", "ResNet-8 train step, 64x3x32x32", "float32", thr, flops, tn, ta, r,
-                        "PyTorch CPU", "BatchNorm2d, residual blocks, Adam"))
-    return rows
+    return _step_rows("ResNet-8 train step, 64x3x32x32", "BatchNorm2d, residual blocks, Adam", flops,
+                      lambda: train_step(model, opt, xt, y), torch_step, threads, rounds, reps)
 
 
 TABLES = {"gemm": gemm_rows, "conv": conv_rows, "rsvd": rsvd_rows, "autodiff": autodiff_rows}
