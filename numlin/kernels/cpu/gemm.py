@@ -879,6 +879,11 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
                workspace(dtype, wsize * parts), wsize, kc, mc, nc)
         return
     if nb * (one_item + ITEM_COST) < PARALLEL_MNK or threads == 1:
+        if nb == 1 and one_item > SMALL_MNK:  # one product: the kernel the threaded case uses, one block
+            launch(gemm_blocks, 1, 1, m, n, k, alpha, a.buf, int(aoffs[0]), a.strides[-2], a.strides[-1], b.buf,
+                   int(boffs[0]), b.strides[-2], b.strides[-1], beta, c.buf, int(coffs[0]), c.strides[-2],
+                   c.strides[-1], workspace(dtype, wsize), wsize, kc, mc, nc)
+            return
         launch(gemm_batched, 1, m, n, k, alpha, *args, workspace(dtype, wsize), wsize, kc, mc, nc, SMALL_MNK)
         return
     if nb >= threads or one_item <= SMALL_MNK:
