@@ -27,6 +27,7 @@ import numpy as np
 
 from .._dispatch import is_dask_array
 from .._validate import FLOAT_DTYPES
+from ._orth import cholesky_qr
 from .rsvd import _Host, _Operator
 
 __all__ = ["is_dask_array", "as_row_chunked", "matmul_dask", "dask_operator", "block_threads"]
@@ -373,27 +374,13 @@ class _DaskBackend(_Host):
         return Q
 
     def _cholesky_qr_dask(self, Y, rounds: int):
-        """CholeskyQR (``rounds`` = 1) or CholeskyQR2 on a persisted Y: ``Q = ((Y R₁⁻¹) R₂⁻¹)``
-        kept lazy. The second Gram matrix is reduced from blocks ``Y_i R₁⁻¹`` made on the fly;
-        the returned Q recomputes the same blocks (same kernel, one thread: bit-identical), so
-        nothing but Y is held in memory. None when Y is too ill-conditioned."""
-        import scipy.linalg as sl
-
-        eye = np.eye(Y.shape[1])
-        Q = Y
-        for rnd in range(rounds):
-            G = self._gram(Q)
-            if rnd == 0:
-                _check_finite(self.op_name, G)
-            elif np.abs(G - eye).max() > 0.1:
-                return None
-            try:
-                R = sl.cholesky(G, lower=False, check_finite=False)
-            except np.linalg.LinAlgError:
-                return None
-            M = sl.solve_triangular(R, eye, lower=False, check_finite=False)
-            Q = self.matmul(Q, M.astype(Y.dtype))
-        return Q
+        """CholeskyQR (``rounds`` = 1) or CholeskyQR2 (:func:`._orth.cholesky_qr`) on a persisted
+        Y: ``Q = ((Y R₁⁻¹) R₂⁻¹)`` kept lazy. The second Gram matrix is reduced from blocks
+        ``Y_i R₁⁻¹`` made on the fly; the returned Q recomputes the same blocks (same kernel, one
+        thread: bit-identical), so nothing but Y is held in memory. None when Y is too
+        ill-conditioned."""
+        return cholesky_qr(Y, self._gram, lambda Q, M: self.matmul(Q, M.astype(Y.dtype)), rounds=rounds,
+                           check=lambda G: _check_finite(self.op_name, G))
 
     def project_out(self, Q, Y):
         """``Y - Q (Qᵀ Y)``; a Dask Y is persisted."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from .._dispatch import blas_single_thread, is_dask_array, is_device_array
 from .._validate import is_int
+from ._orth import cholesky_qr
 
 __all__ = ["rsvd", "rsvd_error_estimate", "pca", "PCAResult"]
 
@@ -69,24 +70,14 @@ class _Host:
         return sl.qr(Y, mode="economic", check_finite=False, overwrite_a=True)[0]
 
     def _cholesky_qr2(self, Y):
-        """CholeskyQR2 on numlin's GEMM: twice ``R = chol(YᵀY)``, ``Y = Y R⁻¹`` (Gram matrices in
-        float64). The second Gram matrix measures how far the first pass was from orthonormal;
-        beyond 0.1 (Y too ill-conditioned) return None and let Householder QR do it."""
-        import scipy.linalg as sl
+        """CholeskyQR2 on numlin's GEMM (:func:`._orth.cholesky_qr`; Gram matrices in float64), or
+        None when Y is too ill-conditioned for it."""
 
-        eye = np.eye(Y.shape[1])
-        for rnd in range(2):
+        def gram(Y):
             Yd = Y if Y.dtype == np.float64 else Y.astype(np.float64)
-            G = np.asarray(self.matmul(Yd.T, Yd))
-            if rnd == 1 and np.abs(G - eye).max() > 0.1:
-                return None
-            try:
-                R = sl.cholesky(G, lower=False, check_finite=False)
-            except np.linalg.LinAlgError:
-                return None
-            Rinv = sl.solve_triangular(R, eye, lower=False, check_finite=False)
-            Y = self.matmul(Y, Rinv.astype(Y.dtype))
-        return Y
+            return np.asarray(self.matmul(Yd.T, Yd))
+
+        return cholesky_qr(Y, gram, lambda Y, M: self.matmul(Y, M.astype(Y.dtype)))
 
     def project_out(self, Q, Y):
         """``Y - Q (Qᵀ Y)``."""
@@ -145,16 +136,11 @@ class _Device(_Host):
 
         if method == "none":
             return Y
-        for _ in range(2):  # CholeskyQR2
-            G = self.to_host(self.matmul(self.T(Y), Y)).astype(np.float64)
-            try:
-                R = sl.cholesky(G, lower=False, check_finite=False)
-            except np.linalg.LinAlgError:  # rank-deficient: Householder QR on the host
-                Qh = sl.qr(self.to_host(Y), mode="economic", check_finite=False)[0]
-                return self.from_host(Qh)
-            Rinv = sl.solve_triangular(R, np.eye(R.shape[0]), lower=False, check_finite=False)
-            Y = self.matmul(Y, self.from_host(Rinv.astype(Y.dtype)))
-        return Y
+        Q = cholesky_qr(Y, lambda Y: self.to_host(self.matmul(self.T(Y), Y)).astype(np.float64),
+                        lambda Y, M: self.matmul(Y, self.from_host(M.astype(Y.dtype))))
+        if Q is None:  # rank-deficient or too ill-conditioned: Householder QR on the host
+            Q = self.from_host(sl.qr(self.to_host(Y), mode="economic", check_finite=False)[0])
+        return Q
 
     def project_out(self, Q, Y):
         from ..kernels.cuda.gemm import matmul_into
