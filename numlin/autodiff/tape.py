@@ -170,7 +170,6 @@ class GradientTape:
         self._watched: dict[int, Tensor] | None = {}
         self._nodes: list[_Node] | None = []
         self._recording = False
-        self._used = False
         self._variables: tuple = ()
 
     def __enter__(self) -> "GradientTape":
@@ -205,7 +204,6 @@ class GradientTape:
         """Forget everything recorded so far (inside or outside the ``with`` block)."""
         self._nodes = []
         self._watched = {}
-        self._used = False
 
     @contextlib.contextmanager
     def stop_recording(self):
@@ -436,7 +434,6 @@ class GradientTape:
             self._variables = self.watched_variables()
             self._nodes = None
             self._watched = None
-        self._used = True
 
     def _backward(self, targets: list, seeds: list, srcs: list) -> list:
         """One reverse pass: the gradient of each source (None where unconnected) for the targets

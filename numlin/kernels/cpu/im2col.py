@@ -18,7 +18,7 @@ from numba import njit, uintp
 
 from ._threads import launch, num_threads, split
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
+__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "zeros", "all_finite"]
 
 
 @njit(cache=True, nogil=True)
@@ -227,15 +227,6 @@ def channel_sum(dy: np.ndarray, layout: str) -> np.ndarray:
         launch(_channel_sum_rows, acc.shape[0], x2, acc)
         out = acc.sum(axis=0)
     return out.astype(dy.dtype)
-
-
-def sum_batch(partials: np.ndarray, out: np.ndarray, nb: int, accumulate: bool) -> None:
-    """``out (+)= partials.reshape(nb, *out.shape).sum(0)``."""
-    total = partials[: nb * out.size].reshape(nb, *out.shape).sum(axis=0)
-    if accumulate:
-        out += total
-    else:
-        out[...] = total
 
 
 def zeros(shape: tuple, dtype) -> np.ndarray:
