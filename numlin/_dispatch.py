@@ -15,7 +15,8 @@ import importlib
 import threading
 from typing import Any
 
-__all__ = ["backend", "kernels", "is_device_array", "is_dask_array", "holds_tensor", "device_id", "blas_single_thread"]
+__all__ = ["Backend", "backend", "backend_named", "device_of", "is_device_array", "is_dask_array", "holds_tensor",
+           "device_id", "blas_single_thread"]
 
 
 def is_device_array(x: Any) -> bool:
@@ -55,7 +56,7 @@ def device_id(x: Any) -> int | None:
         return None
 
 
-def backend(op: str, **operands: Any) -> str:
+def device_of(op: str, **operands: Any) -> str:
     """``"cuda"`` if every non-None operand is on the device, ``"cpu"`` if none is.
 
     Raises
@@ -85,14 +86,61 @@ def backend(op: str, **operands: Any) -> str:
     )
 
 
-def kernels(op: str, **operands: Any):
-    """The kernel package for ``operands``: ``numlin.kernels.cpu`` or ``numlin.kernels.cuda``.
+class Backend:
+    """The kernels of one device, each kernel module imported on first use (so ``import numlin``
+    stays light and a CPU-only process never imports CUDA).
 
-    Both offer the same names: ``as_array``, ``cast``, ``empty``, ``check_out``, ``strided`` and
-    one module per op (``gemm``, ...). Imported on first use, so ``import numlin`` stays light.
+    ``backend.name`` is ``"cpu"`` or ``"cuda"``; ``backend.arrays`` is the device's array façade
+    (``as_array``, ``cast``, ``empty``, ``contiguous``, ``check_out``, ``strided``, ...), and every
+    other attribute is the kernel module of that name (``backend.gemm``, ``backend.elementwise``,
+    ``backend.pool``, ...). This is the one place outside ``numlin.kernels`` that imports it.
     """
-    where = backend(op, **operands)
-    return importlib.import_module(f"numlin.kernels.{where}")
+
+    __slots__ = ("name", "_modules")
+
+    def __init__(self, name: str):
+        self.name = name
+        self._modules: dict = {}
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        mods = self._modules
+        mod = mods.get(attr)
+        if mod is None:
+            path = f"numlin.kernels.{self.name}" + ("" if attr == "arrays" else f".{attr}")
+            try:
+                mod = importlib.import_module(path)
+            except ModuleNotFoundError as exc:
+                if exc.name != path:
+                    raise
+                raise AttributeError(f"the {self.name} backend has no kernel module {attr!r}") from None
+            mods[attr] = mod
+        return mod
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+
+_BACKENDS = {"cpu": Backend("cpu"), "cuda": Backend("cuda")}
+
+
+def backend_named(name: str) -> Backend:
+    """The :class:`Backend` called ``name`` (``"cpu"`` or ``"cuda"``, e.g. a Tensor's ``device``)."""
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown device {name!r}; numlin runs on 'cpu' and 'cuda'") from None
+
+
+def backend(op: str, **operands: Any) -> Backend:
+    """The :class:`Backend` where ``operands`` live (see :func:`device_of` for the errors)."""
+    return _BACKENDS[device_of(op, **operands)]
+
+
+def kernels(op: str, **operands: Any):
+    """Transitional: the kernel package (``backend(...).arrays``) for callers not yet moved."""
+    return backend(op, **operands).arrays
 
 
 _blas_controller = None
