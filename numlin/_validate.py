@@ -99,3 +99,50 @@ def _overlap(x: np.ndarray, y: np.ndarray) -> bool:
         return bool(np.shares_memory(x, y, max_work=10**6))
     except np.exceptions.TooHardError:  # undecidable cheaply: assume they overlap
         return True
+
+
+def as_int(op: str, name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None,
+           what: str = "an int") -> int:
+    """``value`` as a Python int (Python or numpy integer, not a bool) in ``[minimum, maximum]``.
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not an integer (bools included), naming ``op``, ``name`` and the value.
+    ValueError
+        When it is out of range.
+    """
+    if not is_int(value):
+        raise TypeError(f"{op}: {name} must be {what}, got {value!r}")
+    v = int(value)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{op}: {name} must be at most {maximum}, got {v}")
+    return v
+
+
+#: the largest size, stride, padding or dilation a convolution or pooling kernel takes (int32 indexing)
+GEOMETRY_MAX = 2**31 - 1
+
+
+def as_pair(op: str, name: str, value: Any, minimum: int, maximum: int = GEOMETRY_MAX) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of Python ints in ``[minimum, maximum]`` (TypeError for
+    anything else, bools included; ValueError out of range; both name ``op``, ``name`` and the value)."""
+    if is_int(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(is_int(e) for e in value):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    a, b = int(value[0]), int(value[1])
+    if min(a, b) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {(a, b)}")
+    if max(a, b) > maximum:
+        raise ValueError(f"{op}: {name} must be at most {maximum}, got {(a, b)}")
+    return a, b
+
+
+def as_layout(op: str, layout: Any) -> str:
+    """``layout`` checked to be ``"NCHW"`` or ``"NHWC"`` (ValueError naming the value)."""
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"{op}: layout must be 'NCHW' or 'NHWC', got {layout!r}")
+    return layout
