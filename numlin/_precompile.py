@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._config import config
+
 __all__ = ["OPS", "DTYPES", "warm", "main"]
 
 DTYPES = ("float32", "float64")
@@ -143,7 +145,7 @@ def main(ops: list[str] | None = None, dtypes: list[str] | None = None, jobs: in
     ops = list(ops or OPS)
     dtypes = list(dtypes or DTYPES)
     jobs = jobs or max(1, os.cpu_count() or 1)
-    where = os.environ.get("NUMBA_CACHE_DIR") or "the package's __pycache__ folders (or the user cache)"
+    where = config.numba_cache_dir or "the package's __pycache__ folders (or the user cache)"
     out(f"numlin compile: {len(ops) * len(dtypes)} jobs, {jobs} at once; kernels cached in {where}, "
         f"folder {tile_tag()}")
     t0 = time.perf_counter()

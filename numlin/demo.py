@@ -14,7 +14,6 @@ curves and the layer's singular values (needs matplotlib).
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._config import config
 from .nn.layers import Module
 
 __all__ = ["build_model", "load_digits_split", "train", "compress_table", "main", "DemoResult", "BasicBlock",
@@ -302,7 +302,7 @@ def _warm_resnet() -> None:
 def _start_warming(device: str):
     """The background process of :func:`_warm_resnet` (CPU only), or None. It writes to the same
     kernel cache; a cache the two processes race on can only miss, never serve a wrong kernel."""
-    if device != "cpu" or os.environ.get("NUMLIN_DEMO_PREWARM", "1") == "0":
+    if device != "cpu" or not config.demo_prewarm:
         return None
     try:
         return subprocess.Popen([sys.executable, "-c", "from numlin.demo import _warm_resnet; _warm_resnet()"],
@@ -354,9 +354,9 @@ def main(device: str = "cpu", epochs: int = 12, plot_path: str | None = None, ou
         except ImportError:
             raise SystemExit("numlin demo: --plot needs matplotlib (pip install matplotlib)") from None
     if device == "cuda":
-        from numba import config, cuda
+        from numba import config as numba_config, cuda
 
-        if not config.ENABLE_CUDASIM and not cuda.is_available():
+        if not numba_config.ENABLE_CUDASIM and not cuda.is_available():
             raise SystemExit("numlin demo: --device cuda needs an NVIDIA GPU with a working driver "
                              "(numba.cuda.is_available() is False)")
     import numba

@@ -55,12 +55,13 @@ def test_demo_cli_rejects_bad_epochs():
     assert r.returncode == 2 and "--epochs must be >= 1" in r.stderr
 
 
-def test_demo_prewarming_process_is_optional_and_never_left_running(monkeypatch):
+def test_demo_prewarming_process_is_optional_and_never_left_running():
     from numlin import demo
+    from numlin._config import override
 
     assert demo._start_warming("cuda") is None
-    monkeypatch.setenv("NUMLIN_DEMO_PREWARM", "0")
-    assert demo._start_warming("cpu") is None
+    with override(demo_prewarm=False):
+        assert demo._start_warming("cpu") is None
     demo._finish_warming(None)
     slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     demo._finish_warming(slow, timeout=0.5)  # past its time: stopped, not waited for a minute

@@ -25,8 +25,10 @@ import tempfile
 
 def find_ptxas() -> str | None:
     """Path of ``ptxas``: ``$NUMLIN_PTXAS`` if set (empty: none), else the one on ``PATH``."""
-    if "NUMLIN_PTXAS" in os.environ:
-        return os.environ["NUMLIN_PTXAS"] or None
+    from ..._config import config
+
+    if config.ptxas is not None:
+        return config.ptxas or None
     return shutil.which("ptxas")
 
 
