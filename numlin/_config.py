@@ -19,8 +19,8 @@ NUMLIN_CONV_FUSED=0
     No implicit GEMMs or direct depthwise stencils: every convolution takes im2col + GEMM in
     workspace-capped chunks (for A/B timing).
 NUMLIN_CONV_SHIFTED=0, NUMLIN_CONV_DW_DOT=0
-    The CPU implicit-GEMM forward packs input panels instead of shifting rows; the filter
-    gradient runs as im2col + GEMM instead of the dot-product kernel.
+    The CPU implicit-GEMM forward packs input panels instead of shifting rows; the stride-1
+    filter gradient runs as a packed GEMM instead of dot products.
 NUMLIN_CONV_WORKSPACE_MB
     Cap on the im2col workspace of one call, in MiB (default 64).
 NUMLIN_BLOCKING
@@ -88,7 +88,7 @@ class Config:
     conv_workspace_bytes: int = 64 << 20
     #: CPU implicit-GEMM forward by shifted rows rather than packed panels (NUMLIN_CONV_SHIFTED)
     conv_shifted: bool = True
-    #: CPU filter gradient by the dot-product kernel rather than im2col + GEMM (NUMLIN_CONV_DW_DOT)
+    #: CPU stride-1 filter gradient by dot products rather than a packed GEMM (NUMLIN_CONV_DW_DOT)
     conv_dw_dot: bool = True
     #: GEMM tile overrides, the raw NUMLIN_BLOCKING string (parsed by kernels.cpu.blocking)
     blocking: str = ""
@@ -110,10 +110,59 @@ class Config:
     threads_grain: int = 1 << 18
 
     # -- GEMM (kernels.cpu.gemm) -----------------------------------------------------------------
-    #: m*n*k below which a GEMM runs on the calling thread
+    #: work below which a GEMM runs on the calling thread: the sum over the batch of m*n*k plus
+    #: gemm_item_cost per product, in FMAs (a launch on several threads costs 50-100 us)
     gemm_parallel_mnk: int = 192 * 192 * 192
+    #: the fixed cost of one small product, in FMAs, added per product when sizing a launch
+    gemm_item_cost: int = 2048
+    #: per-product m*n*k at or under which the batched kernels skip packing
+    gemm_small_mnk: int = 16 * 16 * 16
+    #: batches whose products share one B pack it once per thread (off: once per product; A/B timing)
+    gemm_share_b: bool = True
+    #: products with a vector operand (n == 1, or m == 1 through Cᵀ = Bᵀ Aᵀ) run gemv (off: the
+    #: direct or packed paths; A/B timing and the tests)
+    gemm_gemv: bool = True
+    #: m*n*k at or under which a product skips packing when B and C (or, for Cᵀ = Bᵀ Aᵀ, A and C)
+    #: have unit column stride, by itemsize: the direct micro-kernel reads them in place, faster
+    #: while B stays in cache (benchmarks/README.md, CPU GEMM log)
+    gemm_direct_mnk: dict = dataclasses.field(default_factory=lambda: {4: 1 << 23, 8: 1 << 22})
+    #: ... and whose B (k x n) fits this many bytes (half an L2): each 8-row block of A streams
+    #: all of B, a strip of rows per vector of columns
+    gemm_direct_b_bytes: int = 512 * 1024
+    #: CUDA's limit on a grid's y (row tiles) dimension; more row tiles run as several launches
+    cuda_gemm_max_grid_y: int = 65_535
 
     # -- convolution (kernels.cpu.conv, kernels.cuda.conv) -----------------------------------
+    #: fewest channels per group for the CPU implicit GEMM to take the *strided forward of a grouped
+    #: convolution* (its B packing costs ~30 cycles per run of pixels and filter tap, shared by the
+    #: channels; fewer channels take im2col + GEMM). Every other case takes it at any channel count
+    conv_fused_min_channels: int = 8
+    #: m*n*k (summed over the batch) below which a CPU implicit GEMM runs on the calling thread
+    conv_parallel_mnk: int = 192 * 192 * 192
+    #: output pixels per packed B block of the CPU implicit forward (a multiple of NR):
+    #: ``kc x conv_nc_pixels`` values stay in L2
+    conv_nc_pixels: int = 128
+    #: fewest MR-row blocks of the filter per thread for the CPU stride-1 forward to give each
+    #: thread a share of the filter's rows (over every tile) rather than a share of the tiles
+    conv_row_split_blocks: int = 8
+    #: bytes of shifted copies of x (a chunk of samples) the CPU stride-1 forward and filter gradient
+    #: keep; a sample whose copies alone exceed it is packed instead (no workspace beyond panels)
+    conv_shift_bytes: int = 16 * 1024 * 1024
+    #: bytes of dY rows (MR' rows over a chunk of samples) the CPU dot-product filter gradient keeps in L2
+    conv_dot_a_bytes: int = 256 * 1024
+    #: bytes of shifted x planes (over the chunk of samples) one group of its tile columns reads, in L2
+    conv_dot_b_bytes: int = 256 * 1024
+    #: filter-gradient columns (filter rows C*R*S) per packed panel of ``colsᵀ`` (a multiple of NR)
+    conv_dw_nc: int = 512
+    #: CPU depthwise gradients over whole runs of the phase buffers (off: row by row over the
+    #: columns outputs hold, as for non-finite values; A/B timing and the tests)
+    conv_depthwise_whole_runs: bool = True
+    #: CPU depthwise forward and filter gradient sum a 3x3 filter's nine taps, or a 5-wide filter
+    #: row's five, in one pass (off: one pass per tap)
+    conv_depthwise_fused_taps: bool = True
+    #: cap on the CUDA implicit filter gradient's per-(sample, piece) partial products, in bytes:
+    #: the batch is taken in chunks of samples under it (at least one sample, unsplit, per launch)
+    conv_partials_bytes: int = 64 << 20
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> "Config":

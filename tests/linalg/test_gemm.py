@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import numlin as nl
-from numlin.kernels.cpu import gemm as cpu_gemm
+from numlin._config import override
 from numlin.kernels.cpu.blocking import blocking
 from tests.reference import assert_matmul_close, matmul_ref
 
@@ -18,14 +18,15 @@ DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture(autouse=True, params=["direct", "packed"])
-def gemm_path(request, monkeypatch):
-    """Every test twice: as shipped (products up to ``DIRECT_MNK`` FMAs read B and C in place
-    when their columns are unit-stride; a vector operand runs ``gemv``), and with packing forced
-    for every size and shape, so that the packed path's block edges stay covered at test sizes."""
+def gemm_path(request):
+    """Every test twice: as shipped (products up to ``config.gemm_direct_mnk`` FMAs read B and C
+    in place when their columns are unit-stride; a vector operand runs ``gemv``), and with packing
+    forced for every size and shape, so that the packed path's block edges stay covered at test sizes."""
     if request.param == "packed":
-        monkeypatch.setattr(cpu_gemm, "DIRECT_MNK", {4: 0, 8: 0})
-        monkeypatch.setattr(cpu_gemm, "GEMV", False)
-    return request.param
+        with override(gemm_direct_mnk={4: 0, 8: 0}, gemm_gemv=False):
+            yield request.param
+    else:
+        yield request.param
 
 
 def _rand(rng, shape, dtype):

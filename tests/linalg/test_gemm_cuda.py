@@ -84,19 +84,19 @@ def test_device_gemm_beta_zero_ignores_nan_and_k_zero_scales(rng):
     np.testing.assert_allclose(_host(dc), 2 * c0)
 
 
-def test_device_matmul_more_row_tiles_than_the_grid_takes(rng, monkeypatch):
+def test_device_matmul_more_row_tiles_than_the_grid_takes(rng):
     """Past CUDA's 65 535 row tiles per grid the product runs as launches over row ranges
     (forced here with a limit of 1 tile: 2 launches for 150 rows of 128-row tiles), batched and
     with beta."""
-    from numlin.kernels.cuda import gemm as cg
+    from numlin._config import override
 
-    monkeypatch.setattr(cg, "MAX_GRID_Y", 1)
-    a, b = _rand(rng, (2, 150, 7), np.float64), _rand(rng, (7, 5), np.float64)
-    assert_matmul_close(_host(nl.matmul(cuda.to_device(a), cuda.to_device(b))), a, b)
-    c0 = _rand(rng, (150, 5), np.float64)
-    dc = cuda.to_device(c0)
-    nl.gemm(cuda.to_device(a[0]), cuda.to_device(b), dc, alpha=2.0, beta=0.5)
-    np.testing.assert_allclose(_host(dc), 2.0 * a[0] @ b + 0.5 * c0, rtol=1e-12, atol=1e-12)
+    with override(cuda_gemm_max_grid_y=1):
+        a, b = _rand(rng, (2, 150, 7), np.float64), _rand(rng, (7, 5), np.float64)
+        assert_matmul_close(_host(nl.matmul(cuda.to_device(a), cuda.to_device(b))), a, b)
+        c0 = _rand(rng, (150, 5), np.float64)
+        dc = cuda.to_device(c0)
+        nl.gemm(cuda.to_device(a[0]), cuda.to_device(b), dc, alpha=2.0, beta=0.5)
+        np.testing.assert_allclose(_host(dc), 2.0 * a[0] @ b + 0.5 * c0, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.0])

@@ -261,18 +261,18 @@ def test_a_refused_forward_counts_no_batch():
 
 # --------------------------------------------------------------------------- kernels
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cpu_kernels_same_in_every_split(rng, dtype, monkeypatch):
+def test_cpu_kernels_same_in_every_split(rng, dtype):
     """Parts over channels: one part and many give the same bits."""
-    from numlin.kernels.cpu import _threads
+    from numlin._config import override
 
     x = rng.standard_normal((3, 5, 20)).astype(dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     w, b = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype)
     outs = []
     for grain in (1 << 30, 1):
-        monkeypatch.setattr(_threads, "GRAIN", grain)
-        y, mean, var, inv = kcpu.forward_train(x, w, b, 1e-5)
-        dx, dw, db = kcpu.backward(g, x, mean, inv, w, True)
+        with override(threads_grain=grain):
+            y, mean, var, inv = kcpu.forward_train(x, w, b, 1e-5)
+            dx, dw, db = kcpu.backward(g, x, mean, inv, w, True)
         outs.append((y, mean, var, inv, dx, dw, db))
     for a, b_ in zip(*outs):
         np.testing.assert_array_equal(a, b_)

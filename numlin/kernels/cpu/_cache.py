@@ -7,6 +7,14 @@ keeps numlin's kernels in a sub-folder named after the tiles of both dtypes, bes
 Numba would have put them (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, or the user-wide
 cache): processes with different tiles never read each other's kernels, even on one cache.
 
+Numba also stamps a cached kernel with its own source file only, while numlin's kernels link in
+code from other files: the micro-kernel intrinsics are inlined into the GEMM loops, the small
+paths and the convolutions, and called kernels are linked into their callers. An edit to such a
+file would leave its callers' cached kernels stale. :class:`TiledLocator` therefore stamps each
+file's kernels with the files of this folder it imports, directly or through another, that hold
+compiled code or constants compiled in (:func:`linked_sources`): an edit to any of them
+recompiles the kernels that may contain it.
+
 Where no location is writable (a read-only install, no writable ``HOME`` nor
 ``NUMBA_CACHE_DIR``), kernels go to a temporary folder removed at exit, with one warning: numlin
 computes, and compiles again in the next process.
@@ -17,8 +25,10 @@ second (the CLI prints these), so a long first call does not look like a hang.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -28,7 +38,7 @@ from numba.core import caching, event
 
 from .blocking import blocking
 
-__all__ = ["TiledLocator", "install", "tile_tag"]
+__all__ = ["TiledLocator", "install", "linked_sources", "tile_tag"]
 
 #: Numba's cache implementation base (``_CacheImpl`` before Numba 0.68)
 _CACHE_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
@@ -36,6 +46,13 @@ _CACHE_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImp
 log = logging.getLogger("numlin")
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../numlin
+_KERNELS = os.path.dirname(os.path.abspath(__file__))  # .../numlin/kernels/cpu: imports are followed inside it
+
+#: files of this folder whose constants are compiled into other files' kernels (DIRECT_MR), though
+#: they define no kernel; the tiles themselves are covered by :func:`tile_tag`
+_COMPILED_IN = frozenset({os.path.join(_KERNELS, "blocking.py")})
+#: a decorator that makes compiled code
+_JITTED = re.compile(r"^[ \t]*@(?:numba\.)?(?:njit|jit|intrinsic|overload\w*|register_jitable)\b", re.M)
 
 
 def tile_tag() -> str:
@@ -45,6 +62,90 @@ def tile_tag() -> str:
         b = blocking(dt)
         parts.append(f"{b.mr}x{b.nr}x{b.vw}")
     return "tiles-" + "-".join(parts)
+
+
+def _module_file(path: str) -> str | None:
+    """``path`` (a module's path without ``.py``) as a source file, module or package."""
+    for f in (path + ".py", os.path.join(path, "__init__.py")):
+        if os.path.isfile(f):
+            return f
+    return None
+
+
+#: ``from <dots><module> import <names>`` (names in parentheses may span lines) and ``import numlin...``,
+#: at any indentation; a regular expression rather than a parse keeps ``import numlin`` fast
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]*)"
+                     r"|import[ \t]+(numlin(?:\.\w+)*))", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def _imported_files(py_file: str) -> frozenset:
+    """The files of this folder that ``py_file`` imports, at module level or inside functions
+    (a submodule imported by name is that file, not its package's ``__init__``)."""
+    try:
+        with open(py_file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, ValueError):
+        return frozenset()
+    root = os.path.dirname(_PACKAGE)
+    found = set()
+    for dots, module, names, absolute in _IMPORT.findall(text):
+        if absolute:
+            found.add(_module_file(os.path.join(root, *absolute.split("."))))
+            continue
+        if dots:
+            base = os.path.dirname(py_file)
+            for _ in range(len(dots) - 1):
+                base = os.path.dirname(base)
+        elif module.split(".")[0] == "numlin":
+            base = root
+        else:
+            continue
+        mod = os.path.join(base, *filter(None, module.split(".")))
+        for item in re.sub(r"#[^\n]*", "", names).strip("() \t\n").split(","):
+            words = item.split()  # "name" or "name as alias"
+            if words:
+                found.add(_module_file(os.path.join(mod, words[0])) or _module_file(mod))
+    return frozenset(os.path.abspath(f) for f in found if f and os.path.abspath(f).startswith(_KERNELS + os.sep))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiles(py_file: str) -> bool:
+    """Whether ``py_file`` holds code or constants that another file's kernels may compile in."""
+    if py_file in _COMPILED_IN:
+        return True
+    try:
+        with open(py_file, encoding="utf-8") as f:
+            return _JITTED.search(f.read()) is not None
+    except OSError:
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def linked_sources(py_file: str) -> tuple:
+    """The files other than ``py_file`` whose code its kernels may contain: those of this folder
+    that it imports, directly or through another file, holding compiled code (``@njit``,
+    ``@intrinsic``, ...) or constants compiled in."""
+    py_file = os.path.abspath(py_file)
+    seen: set = set()
+    todo = [py_file]
+    while todo:
+        for f in _imported_files(todo.pop()):
+            if f not in seen:
+                seen.add(f)
+                todo.append(f)
+    seen.discard(py_file)
+    return tuple(sorted(f for f in seen if _compiles(f)))
+
+
+@functools.lru_cache(maxsize=None)
+def _linked_stamp(py_file: str) -> tuple:
+    """Modification time and size of each of :func:`linked_sources` (Numba's own stamp of a file)."""
+    out = []
+    for f in linked_sources(py_file):
+        st = os.stat(f)
+        out.append((os.path.relpath(f, _KERNELS), st.st_mtime, st.st_size))
+    return tuple(out)
 
 
 class _TempLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
@@ -76,17 +177,19 @@ class _TempLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator)
 
 
 class TiledLocator(caching._CacheLocator):
-    """The location Numba would choose for a numlin source file, plus a tile-named sub-folder."""
+    """The location Numba would choose for a numlin source file, plus a tile-named sub-folder;
+    the source stamp also covers the files whose code the file's kernels link in."""
 
-    def __init__(self, inner: caching._CacheLocator):
+    def __init__(self, inner: caching._CacheLocator, py_file: str):
         self._inner = inner
+        self._py_file = py_file
         self._path = os.path.join(inner.get_cache_path(), tile_tag())
 
     def get_cache_path(self):
         return self._path
 
     def get_source_stamp(self):
-        return self._inner.get_source_stamp()
+        return self._inner.get_source_stamp(), _linked_stamp(os.path.abspath(self._py_file))
 
     def get_disambiguator(self):
         return self._inner.get_disambiguator()
@@ -101,13 +204,13 @@ class TiledLocator(caching._CacheLocator):
             inner = loc.from_function(py_func, py_file)
             if inner is None:
                 continue
-            self = cls(inner)
+            self = cls(inner, py_file)
             try:
                 self.ensure_cache_path()
             except OSError:
                 continue
             return self
-        self = cls(_TempLocator(py_func, py_file))
+        self = cls(_TempLocator(py_func, py_file), py_file)
         self.ensure_cache_path()
         return self
 

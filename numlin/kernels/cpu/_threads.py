@@ -28,12 +28,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["launch", "num_threads", "split"]
+from ..._config import config
 
-#: elements of work per part below which a launch stays on the calling thread: waking a pool
-#: thread and handing it the GIL costs 50-100 us on the 2-core VMs (futex wake-up of an idle
-#: vCPU), and these kernels stream a few elements per nanosecond
-GRAIN = 1 << 18
+__all__ = ["launch", "num_threads", "split"]
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -48,8 +45,9 @@ def num_threads() -> int:
 
 
 def split(work: int) -> int:
-    """Parts for a launch over ``work`` elements: one per thread, at least :data:`GRAIN` each."""
-    return max(1, min(num_threads(), work // GRAIN))
+    """Parts for a launch over ``work`` elements: one per thread, at least
+    ``config.threads_grain`` each (a part's wake-up must not cost more than it saves)."""
+    return max(1, min(num_threads(), work // config.threads_grain))
 
 
 def _cpu_reader():

@@ -11,17 +11,19 @@ register tile that the micro-kernel accumulates in ``vw``-wide SIMD vectors:
 
 Only ``mr``, ``nr`` and ``vw`` are compile-time constants of the kernels; ``kc``, ``mc`` and
 ``nc`` are passed at run time. The tables were tuned with ``python -m numlin bench`` (see
-``benchmarks/README.md``).
+``benchmarks/README.md``). Other constants compiled into the GEMM kernels (:data:`DIRECT_MR`) live
+here too; switches and thresholds that Python reads at call time are in :mod:`numlin._config`.
 """
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["Blocking", "blocking", "isa"]
+from ..._config import config
+
+__all__ = ["Blocking", "blocking", "isa", "DIRECT_MR", "DOT_TILE"]
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,8 @@ class Blocking:
             raise ValueError(f"inconsistent blocking {self}")
 
 
-# AVX2: BLIS config/zen3 (6x16 / 6x8). AVX-512: tuned on Zen 4 (2 cores, benchmarks/README.md):
-# 8 x 32 float32 (16 zmm accumulators; 3-7 % over 6 x 32 in GEMM and convolution, 12 x 32 no
-# better), 6 x 16 float64 with kc 384 (8 x 16 measured the same).
+# AVX2: BLIS config/zen3 (6x16 / 6x8). AVX-512: 16 zmm accumulators for float32 (8 x 32), 6 x 16
+# float64 with kc 384; tuned on Zen 4, the measurements are in benchmarks/README.md.
 _TABLES: dict[str, dict[str, Blocking]] = {
     "avx512": {
         "float32": Blocking(mr=8, nr=32, vw=16, kc=256, mc=192, nc=4064),
@@ -65,10 +66,10 @@ def isa() -> str:
 
     Honours ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` (e.g. a cache built for ``generic``).
     """
-    from numba.core import config
+    from numba.core import config as numba_config
 
-    if config.CPU_FEATURES is not None or config.CPU_NAME is not None:
-        text = config.CPU_FEATURES or ""
+    if numba_config.CPU_FEATURES is not None or numba_config.CPU_NAME is not None:
+        text = numba_config.CPU_FEATURES or ""
         feats = {f[1:] for f in text.split(",") if f.startswith("+")}
     else:
         import llvmlite.binding as ll
@@ -85,9 +86,11 @@ def isa() -> str:
 def blocking(dtype) -> Blocking:
     """Blocking sizes for ``dtype`` (float32 or float64) on this machine's instruction set.
 
-    ``NUMLIN_BLOCKING`` overrides fields for tuning, e.g. ``"float32:mr=8,kc=128;float64:mc=120"``
-    (:func:`overrides`; a malformed value is a ``ValueError`` naming the variable). Kernels
-    compiled for other ``mr``/``nr``/``vw`` are cached apart (:mod:`._cache`).
+    ``NUMLIN_BLOCKING`` (:attr:`numlin._config.Config.blocking`) overrides fields for tuning, e.g.
+    ``"float32:mr=8,kc=128;float64:mc=120"`` (:func:`overrides`; a malformed value is a
+    ``ValueError`` naming the variable). Read once per process (cached): kernels compiled for
+    other ``mr``/``nr``/``vw`` are cached apart (:mod:`._cache`), and a process's tiles never
+    change under its compiled kernels.
     """
     name = np.dtype(dtype).name
     base = _TABLES[isa()][name]
@@ -97,18 +100,23 @@ def blocking(dtype) -> Blocking:
     try:
         return replace(base, **fields)
     except ValueError as exc:
-        raise ValueError(f"NUMLIN_BLOCKING={os.environ.get('NUMLIN_BLOCKING')!r}: {name} gives an {exc}; mc must be "
+        raise ValueError(f"NUMLIN_BLOCKING={config.blocking!r}: {name} gives an {exc}; mc must be "
                          "a multiple of mr, nc of nr and nr of vw") from None
 
+
+#: rows of the direct (unpacked, masked) micro-kernel's tile, which is one SIMD vector wide: a
+#: product of up to 8 rows takes one call per vector of columns
+DIRECT_MR = 8
 
 _FIELDS = ("mr", "nr", "vw", "kc", "mc", "nc")
 
 
 @functools.lru_cache(maxsize=None)
 def overrides() -> dict:
-    """``NUMLIN_BLOCKING`` parsed: ``{dtype: {field: int}}``, or ``ValueError`` naming the
-    variable and the offending part (before, malformed parts were silently ignored)."""
-    spec = os.environ.get("NUMLIN_BLOCKING", "")
+    """``NUMLIN_BLOCKING`` (:attr:`numlin._config.Config.blocking`) parsed: ``{dtype: {field: int}}``,
+    or ``ValueError`` naming the variable and the offending part. Cached: a test that overrides
+    ``config.blocking`` clears this cache and :func:`blocking`'s."""
+    spec = config.blocking
     out: dict = {}
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         dt, sep, fields = part.partition(":")
@@ -129,3 +137,9 @@ def overrides() -> dict:
                 raise ValueError(f"NUMLIN_BLOCKING={spec!r}: {key} must be a positive integer, got {value!r}")
             out.setdefault(dt, {})[key] = number
     return out
+
+
+#: dot-product tile of the convolution's stride-1 filter gradient (rows of dY x filter taps,
+#: :mod:`.conv.implicit_dw`), per instruction set: ``MR' * NR'`` vector accumulators plus ``MR'``
+#: loads of dY and one of x in the register file
+DOT_TILE = {"avx512": (4, 6), "avx2": (3, 4), "generic": (2, 3)}

@@ -27,6 +27,7 @@ import numpy as np
 from llvmlite import ir
 from numba import cuda, float32, float64, int32, int64, types
 
+from ..._config import config
 from ..._strided import Strided, gemm_dims
 from ._registry import kernel
 from .arrays import SIMULATOR, device_key
@@ -368,10 +369,6 @@ def _aligned(d: Strided, offsets: np.ndarray, vec: int, contiguous_axis: int) ->
     return ptr % 16 == 0 and bool(np.all(offsets % vec == 0))
 
 
-#: CUDA's limit on a grid's y (row tiles) dimension
-MAX_GRID_Y = 65_535
-
-
 def launch_config(t: Tiles, m: int, n: int, batch: int) -> tuple[tuple[int, int, int], int]:
     """``(grid, threads)`` for a ``batch x m x n`` output: one block per ``BM x BN`` tile, batch
     on grid z (capped at 65 535; the kernel strides over the rest)."""
@@ -399,7 +396,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     tiles than a grid's y dimension takes (65 535) run as several launches over row ranges.
     """
     m, n, k, batch, nb = gemm_dims(a, b, c)
-    rows = MAX_GRID_Y * (tile or tiles(np.dtype(c.buf.dtype), m)).bm
+    rows = config.cuda_gemm_max_grid_y * (tile or tiles(np.dtype(c.buf.dtype), m)).bm
     if m > rows:  # e.g. a pointwise NHWC convolution of > 8.4M pixels: row ranges
         for r0 in range(0, m, rows):
             mm = min(rows, m - r0)
@@ -447,8 +444,8 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     A short output (a convolution's filter gradient: 64 x 576 per group) gives few thread blocks
     per product, so the reduction axis is also cut into equal pieces (split-K) until the grid
     has about two blocks per SM; the pieces are further batch entries of the same launch."""
-    from . import im2col
     from .arrays import workspace
+    from .buffers import sum_batch
 
     if beta not in (0, 1):
         raise ValueError(f"matmul_sum_into: beta must be 0 or 1 on the GPU, got {beta}")
@@ -470,7 +467,7 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
     pshape = ((nb, split) if split > 1 else (nb,)) + shape
     pstrides = ((split * size, size) if split > 1 else (size,)) + strides
     matmul_into(a, b, Strided(part, 0, pshape, pstrides), 1.0, 0.0)
-    im2col.sum_batch(part, c.buf[c.off:c.off + size], parts, accumulate=beta == 1)
+    sum_batch(part, c.buf[c.off:c.off + size], parts, accumulate=beta == 1)
 
 
 #: deepest slice (``BK``) the gather kernel may use: its tables are padded by this much

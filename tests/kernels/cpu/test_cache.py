@@ -111,3 +111,64 @@ nl.matmul(np.ones((3, 3), np.float32), np.ones((3, 3), np.float32))
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("numlin INFO compiling")]
     assert lines, proc.stderr
     assert "float32" in lines[0] and "cached for next time" in lines[0]
+
+
+def test_kernels_are_stamped_with_the_files_they_link_in():
+    """Numba stamps a cached kernel with its own source file, but the micro-kernel intrinsics
+    (``gemm/microkernel.py``) are inlined into kernels of other files, and called kernels are
+    linked into their callers: each file's stamp also covers those files (``linked_sources``),
+    so that an edit to them recompiles every kernel that may contain their code."""
+    from numlin.kernels.cpu import _cache
+
+    root = Path(_cache._KERNELS)
+
+    def linked(rel: str) -> set[str]:
+        return {Path(f).relative_to(root).as_posix() for f in _cache.linked_sources(str(root / rel))}
+
+    assert {"gemm/microkernel.py", "gemm/pack.py", "gemm/small.py", "blocking.py"} <= linked("gemm/loops.py")
+    assert {"gemm/microkernel.py", "blocking.py"} <= linked("gemm/small.py")
+    assert "gemm/plan.py" not in linked("gemm/loops.py")  # no compiled code: its edits recompile nothing
+    users = [f.relative_to(root).as_posix() for f in root.rglob("*.py")
+             if "_micro_kernel" in f.read_text() and f.name != "microkernel.py"]
+    assert "gemm/loops.py" in users and "gemm/small.py" in users
+    for rel in users:  # every file that calls the micro-kernel (the GEMM loops, the convolutions)
+        assert "gemm/microkernel.py" in linked(rel), rel
+
+
+# a small product (the direct path: gemm_direct inlines the masked micro-kernel) and the numlin
+# kernels this process compiled rather than loaded
+_DIRECT = """
+import json
+import numpy as np
+from numba.core import event
+import numlin as nl
+with event.install_recorder("numba:compile") as rec:
+    a = np.arange(24.0, dtype=np.float32).reshape(4, 6)
+    b = np.arange(30.0, dtype=np.float32).reshape(6, 5)
+    err = float(np.abs(nl.matmul(a, b) - a.astype(np.float64) @ b).max())
+names = sorted({f"{d.py_func.__module__}.{d.py_func.__name__}" for _, ev in rec.buffer if ev.is_start
+                for d in [ev.data["dispatcher"]] if d.py_func.__module__.startswith("numlin.")})
+print(json.dumps({"err": err, "compiled": names}))
+"""
+
+
+def test_an_edit_to_the_micro_kernel_recompiles_the_kernels_that_inline_it(tmp_path):
+    """The end-to-end check of the stamps above, in fresh processes on one cache: compiled, then
+    (after an edit of the micro-kernel's file, none of the caller's) compiled again rather than
+    loaded stale, then loaded."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "numlin", src / "numlin", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMLIN_BLOCKING"}
+    env.update(NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(src))
+    runs = []
+    for edit in (False, True, False):
+        if edit:
+            with open(src / "numlin" / "kernels" / "cpu" / "gemm" / "microkernel.py", "a") as f:
+                f.write("# edited\n")
+        proc = _run(_DIRECT, env, cwd=str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert all(r["err"] == 0 for r in runs), runs
+    kernel = "numlin.kernels.cpu.gemm.small.gemm_direct"
+    assert kernel in runs[0]["compiled"] and kernel in runs[1]["compiled"], runs
+    assert runs[2]["compiled"] == [], runs

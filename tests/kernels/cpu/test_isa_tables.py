@@ -94,7 +94,8 @@ def test_cache_built_for_another_tile_is_dropped(tmp_path):
     env.pop("NUMLIN_BLOCKING", None)
     other = 6 if blocking("float32").mr != 6 else 8
     stale = {"NUMLIN_BLOCKING": f"float32:mr={other},mc={other * 24}"}
-    edited = src / "numlin" / "kernels" / "cpu" / "implicit_gemm.py"
+    cpu = src / "numlin" / "kernels" / "cpu"
+    edited = cpu / "conv" / "implicit_forward.py"
     for i, (extra, edit) in enumerate(((stale, False), ({}, True), (stale, True), ({}, False), (stale, False))):
         if edit:  # new source: Numba drops this module's cache entries, not the GEMM's
             with open(edited, "a") as f:
@@ -133,16 +134,13 @@ def test_malformed_numlin_blocking_is_a_value_error_naming_it(spec, named):
 
 
 def test_numlin_blocking_overrides_parse():
+    """NUMLIN_BLOCKING reaches blocking.py as ``config.blocking`` (read once, in numlin._config)."""
+    from numlin._config import override
     from numlin.kernels.cpu import blocking as bmod
 
-    old = os.environ.get("NUMLIN_BLOCKING")
     try:
-        os.environ["NUMLIN_BLOCKING"] = " float32: kc=128 , mc=384 ; float64:nc=2040;"
-        bmod.overrides.cache_clear()
-        assert bmod.overrides() == {"float32": {"kc": 128, "mc": 384}, "float64": {"nc": 2040}}
+        with override(blocking=" float32: kc=128 , mc=384 ; float64:nc=2040;"):
+            bmod.overrides.cache_clear()
+            assert bmod.overrides() == {"float32": {"kc": 128, "mc": 384}, "float64": {"nc": 2040}}
     finally:
-        if old is None:
-            os.environ.pop("NUMLIN_BLOCKING", None)
-        else:
-            os.environ["NUMLIN_BLOCKING"] = old
         bmod.overrides.cache_clear()
