@@ -30,6 +30,7 @@ os.environ.pop("CUPY_TF32", None)
 from numba import cuda  # noqa: E402
 
 import numlin as nl  # noqa: E402
+from numlin._config import override  # noqa: E402
 from numlin.kernels.cuda import gemm as cg  # noqa: E402
 from numlin.kernels.cuda import strided  # noqa: E402
 
@@ -215,8 +216,7 @@ def bench_conv(rng, reps, log) -> list[dict]:
                 log(f"  implicit {label} tiles failed: {type(exc).__name__}: {exc}")
             finally:
                 cg.gather_into = gather
-        fused, cv.FUSED = cv.FUSED, False  # the im2col + GEMM path, as before the implicit GEMMs
-        try:
+        with override(conv_fused=False):  # the im2col + GEMM path, as before the implicit GEMMs
             parts["fwd_explicit_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, padding=1), reps)
             y_ex = nl.conv2d(dx_, dw_, db_, padding=1)
             parts["explicit_rel_err"] = float((torch.as_tensor(y_ex, device="cuda").double() - ref).norm() / ref.norm())
@@ -224,8 +224,6 @@ def bench_conv(rng, reps, log) -> list[dict]:
                 lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
             parts["bwd_dx_explicit_ms"] = _events_ms(
                 lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dw=False, padding=1), reps)
-        finally:
-            cv.FUSED = fused
         parts["bwd_dx_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dw=False, padding=1), reps)
         parts["bwd_dw_ms"] = _events_ms(lambda: cv._conv2d_backward(ddy, dx_, dw_, need_dx=False, padding=1), reps)
         log("  " + f"{hw}x{hw} {c}->{k} parts: " + ", ".join(f"{kk} {v:.3g}" for kk, v in parts.items()))
@@ -243,11 +241,10 @@ def bench_conv(rng, reps, log) -> list[dict]:
 
 def _bench_depthwise(reps, log) -> list[dict]:
     """MobileNet-style depthwise layers (groups == C, 3x3, pad 1, N = 32, float32): the direct
-    kernels (``kernels/cuda/depthwise.py``) and, for comparison, the implicit GEMM they replace,
+    kernels (``kernels/cuda/conv/depthwise.py``) and, for comparison, the implicit GEMM they replace,
     against cuDNN."""
     import torch
     import torch.nn.functional as F
-    from numlin.nn import conv as cv
 
     rows = []
     for hw, c, st in ((112, 32, 1), (56, 128, 2), (28, 256, 1), (14, 512, 1), (7, 1024, 1)):
@@ -277,13 +274,11 @@ def _bench_depthwise(reps, log) -> list[dict]:
                "fwd_numlin_ms": _events_ms(lambda: nl.conv2d(dx_, dw_, db_, **kw), reps),
                "fwd_cudnn_ms": _events_ms(lambda: F.conv2d(x, w, b, **kw), reps),
                "fb_numlin_ms": _events_ms(nl_fb, reps), "fb_cudnn_ms": _events_ms(torch_fb, reps)}
-        old, cv.DEPTHWISE = cv.DEPTHWISE, False  # the implicit GEMM, as before the direct kernels
         try:
-            row["fwd_implicit_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, **kw), reps)
+            with override(conv_depthwise=False):  # the implicit GEMM, as before the direct kernels
+                row["fwd_implicit_ms"] = _events_ms(lambda: nl.conv2d(dx_, dw_, db_, **kw), reps)
         except Exception as exc:
             log(f"  implicit depthwise failed: {type(exc).__name__}: {exc}")
-        finally:
-            cv.DEPTHWISE = old
         flops = 2.0 * y.numel() * 9
         row.update(fwd_ratio=row["fwd_cudnn_ms"] / row["fwd_numlin_ms"], fb_ratio=row["fb_cudnn_ms"] / row["fb_numlin_ms"],
                    fwd_numlin_tflops=flops / row["fwd_numlin_ms"] / 1e9, fwd_cudnn_tflops=flops / row["fwd_cudnn_ms"] / 1e9)

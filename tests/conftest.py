@@ -50,8 +50,19 @@ def _threads_at_test_sizes(monkeypatch):
     """The work thresholds under which a kernel stays on one thread are sized for real launch
     costs (tens of microseconds a launch); the tests' small operands would then never take the
     multi-part paths. Here they keep the smaller thresholds the tests were written for."""
-    from numlin.kernels.cpu import _threads, gemm, implicit_gemm
+    from numlin._config import override
 
-    monkeypatch.setattr(gemm, "PARALLEL_MNK", 96 * 96 * 96)
-    monkeypatch.setattr(implicit_gemm, "PARALLEL_MNK", 64 * 64 * 64)
-    monkeypatch.setattr(_threads, "GRAIN", 1 << 15)
+    with override(gemm_parallel_mnk=96 * 96 * 96, conv_parallel_mnk=64 * 64 * 64, threads_grain=1 << 15):
+        yield
+
+
+@pytest.fixture
+def configure():
+    """``configure(**changes)``: ``numlin._config.override`` from here to the end of the test (a
+    route or threshold changed for the test, as ``monkeypatch.setattr`` of a module global was)."""
+    import contextlib
+
+    from numlin._config import override
+
+    with contextlib.ExitStack() as stack:
+        yield lambda **changes: stack.enter_context(override(**changes))

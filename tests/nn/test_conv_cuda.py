@@ -77,11 +77,12 @@ IMPLICIT = [  # (N, C, H, W, K, R, S, stride, padding, dilation, groups, dx by t
 
 
 @pytest.mark.parametrize("cfg", IMPLICIT)
-def test_device_implicit_gemm_conv(rng, monkeypatch, cfg):
-    from numlin.kernels.cuda import gemm, im2col
+def test_device_implicit_gemm_conv(rng, monkeypatch, configure, cfg):
+    from numlin.kernels.cuda import gemm
+    from numlin.kernels.cuda.conv import im2col
 
     N, C, H, W, K, R, S, stride, padding, dilation, groups, dx_implicit = cfg
-    monkeypatch.setattr(conv_mod, "DEPTHWISE", False)  # the last case (groups == C) too
+    configure(conv_depthwise=False)  # the last case (groups == C) too
     calls = []
     gather = gemm.gather_into
     monkeypatch.setattr(gemm, "gather_into", lambda *a, **k: calls.append(a[-1].shape) or gather(*a, **k))
@@ -125,7 +126,7 @@ def test_device_implicit_gemm_float32_and_nonfinite(rng):
 def test_device_dx_of_a_non_finite_filter_matches_host(rng):
     """A filter with inf / NaN: dx does not take the forward of dy over zero padding (0 * inf
     would be NaN where the gradient is finite) and equals PyTorch's; the finiteness check."""
-    from numlin.kernels.cuda.im2col import all_finite
+    from numlin.kernels.cuda.buffers import all_finite
 
     x, w = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
     dy = rng.standard_normal((1, 3, 5, 5))
@@ -148,7 +149,7 @@ if HAS_GPU:
 def test_device_depthwise_matches_torch(rng, monkeypatch, cfg):
     """Depthwise layers (groups == C) take the direct kernels: forward with and without bias
     and with beta, dx, dw and db against PyTorch (float64); the same as the host's."""
-    from numlin.kernels.cuda import depthwise
+    from numlin.kernels.cuda.conv import depthwise
 
     N, C, H, W, M, R, S, stride, padding, dilation = cfg
     x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((C * M, 1, R, S)), rng.standard_normal(C * M)
@@ -205,24 +206,45 @@ def test_device_depthwise_non_finite_values_match_torch(rng, where):
 
 def test_device_implicit_tables_fall_back_when_unpackable():
     """Shifts beyond the packed tables' range send the convolution back to im2col + GEMM."""
-    from numlin.kernels.cuda import implicit_gemm
-    from numlin.nn.conv import geometry
+    from numlin.nn._conv_plan import implicit
+    from numlin._geometry import geometry
 
-    assert implicit_gemm.applies(geometry("conv2d", (1, 1, 3, 3), (), padding=1, w_shape=(1, 1, 3, 3)))
+    assert implicit(geometry("conv2d", (1, 1, 3, 3), (), padding=1, w_shape=(1, 1, 3, 3)), "cuda")
     huge = geometry("conv2d", (1, 1, 40000, 1), (), stride=(20000, 1), w_shape=(1, 1, 1, 1))  # row shift 20000
-    assert not implicit_gemm.applies(huge)
-    assert not implicit_gemm.applies(geometry("conv2d", (1, 3, 3, 1), (), layout="NHWC", w_shape=(1, 1, 1, 1)))
+    assert not implicit(huge, "cuda")
+    assert not implicit(geometry("conv2d", (1, 3, 3, 1), (), layout="NHWC", w_shape=(1, 1, 1, 1)), "cuda")
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((1, 1, 3, 3), (1, 1, 3, 3), dict(padding=1)),
+    ((1, 1, 16385, 1), (1, 1, 1, 1), dict(stride=(16384, 1))),       # last pixel row shift 2**14: too far
+    ((1, 1, 16384, 1), (1, 1, 1, 1), dict(stride=(16383, 1))),       # 16383: fits
+    ((1, 1, 1, 3), (1, 1, 3, 3), dict(padding=(16384, 0))),          # first pixel row shift -2**14: fits
+    ((1, 1, 1, 3), (1, 1, 3, 3), dict(padding=(16385, 0))),          # -2**14 - 1: too far
+    ((1, 1, 1, 32770), (1, 1, 1, 2), dict(dilation=(1, 32767))),     # tap column shift 32767: fits
+    ((1, 1, 1, 32770), (1, 1, 1, 2), dict(dilation=(1, 32768))),     # 32768: too far
+    ((1, 1, 16390, 1), (1, 1, 2, 1), dict(dilation=(16384, 1))),     # tap row shift 2**14: too far
+])
+def test_device_implicit_plan_matches_the_tables(x_shape, w_shape, kw):
+    """The route decision's arithmetic (:mod:`numlin.nn._conv_plan`) says exactly when the
+    index tables (``kernels.cuda.conv.columns``) can be built."""
+    from numlin.kernels.cuda.conv import columns
+    from numlin.nn._conv_plan import implicit
+    from numlin._geometry import geometry
+
+    g = geometry("conv2d", x_shape, (), w_shape=w_shape, **kw)
+    built = columns._device_tables(0, g.C // g.groups, g.H, g.W, g.R, g.S, g.P, g.Q, g.sh, g.sw, g.ph0, g.pw0,
+                                   g.dh, g.dw) is not None
+    assert implicit(g, "cuda") == built
 
 
 @pytest.mark.parametrize("cap_products", [1, 2, 5])
-def test_device_implicit_dw_partials_bounded(rng, monkeypatch, cap_products):
-    """The filter gradient's partial products stay under PARTIALS_BYTES: chunks of samples (and
-    fewer split-K pieces), each summed into dw in turn; the result is unchanged."""
-    from numlin.kernels.cuda import implicit_gemm
-
+def test_device_implicit_dw_partials_bounded(rng, configure, cap_products):
+    """The filter gradient's partial products stay under config.conv_partials_bytes: chunks of
+    samples (and fewer split-K pieces), each summed into dw in turn; the result is unchanged."""
     N, C, H, W, K = 3, 2, 12, 12, 3  # P*Q = 144: split-K into 2 pieces of 72 when the cap allows
     size = K * C * 9
-    monkeypatch.setattr(implicit_gemm, "PARTIALS_BYTES", cap_products * size * 8)
+    configure(conv_partials_bytes=cap_products * size * 8)
     x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((K, C, 3, 3))
     dy = rng.standard_normal((N, K, H, W))
     _, dw, _ = nl.conv2d_backward(cuda.to_device(dy), cuda.to_device(x), cuda.to_device(w), padding=1)

@@ -204,7 +204,7 @@ def test_bad_input_is_a_clear_error(call, exc, match):
 ])
 def test_layer_arguments_are_checked_at_construction(make, exc, match):
     """Bad stride/padding/kernel_size used to pass until the first forward; the messages are
-    numlin.conv2d's (one validation function, conv.conv_args / conv.pool_args)."""
+    numlin.conv2d's (one validation function, _geometry.conv_args / pool_args)."""
     with pytest.raises(exc, match=match):
         make()
 

@@ -9,10 +9,10 @@ from ..._validate import as_host_array, check_out
 from . import _cache
 
 _cache.install()  # before any kernel is decorated: tile-keyed cache folders, compile notices
-from . import depthwise, gemm, im2col, implicit_gemm
+from . import buffers, conv, gemm
 from .gemm import strided, workspace
 
-__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace", "depthwise", "gemm", "im2col", "implicit_gemm"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "full", "check_out", "strided", "transpose_last2", "workspace", "buffers", "conv", "gemm"]
 
 
 def as_array(op: str, name: str, x: Any) -> np.ndarray:
@@ -28,6 +28,11 @@ def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
     """An uninitialised C-ordered result array."""
     return np.empty(shape, dtype)
+
+
+def full(shape: tuple, value: float, dtype: np.dtype) -> np.ndarray:
+    """A new C-ordered array of ``shape`` filled with ``value``."""
+    return np.full(shape, value, dtype)
 
 
 def contiguous(x: np.ndarray) -> np.ndarray:

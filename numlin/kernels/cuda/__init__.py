@@ -6,8 +6,9 @@ GPU (where the kernels themselves run under Numba's CUDA simulator).
 """
 from __future__ import annotations
 
-from .arrays import as_array, cast, check_out, contiguous, empty, strided, transpose_last2, workspace
-from . import depthwise, elementwise, gemm, im2col, implicit_gemm, optim, pool, softmax
+from .arrays import as_array, check_out, empty, strided, transpose_last2, workspace
+from .elementwise import cast, contiguous, full
+from . import buffers, conv, elementwise, gemm, optim, pool, softmax
 
-__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace",
-           "depthwise", "elementwise", "gemm", "im2col", "implicit_gemm", "optim", "pool", "softmax"]
+__all__ = ["as_array", "cast", "contiguous", "empty", "full", "check_out", "strided", "transpose_last2", "workspace",
+           "buffers", "conv", "elementwise", "gemm", "optim", "pool", "softmax"]

@@ -17,10 +17,10 @@ __all__ = ["KERNELS", "kernel", "MODULES"]
 KERNELS: list[tuple[str, Callable, tuple]] = []
 
 #: modules that declare kernels (imported by the PTX check)
-MODULES = ("numlin.kernels.cuda.depthwise", "numlin.kernels.cuda.elementwise", "numlin.kernels.cuda.gemm",
-           "numlin.kernels.cuda.im2col", "numlin.kernels.cuda.implicit_gemm", "numlin.kernels.cuda.reductions",
-           "numlin.kernels.cuda.pool", "numlin.kernels.cuda.softmax", "numlin.kernels.cuda.optim",
-           "numlin.kernels.cuda.batchnorm")
+MODULES = ("numlin.kernels.cuda.buffers", "numlin.kernels.cuda.conv.channels", "numlin.kernels.cuda.conv.depthwise",
+           "numlin.kernels.cuda.elementwise", "numlin.kernels.cuda.gemm", "numlin.kernels.cuda.conv.im2col",
+           "numlin.kernels.cuda.conv.implicit_forward", "numlin.kernels.cuda.rsvd", "numlin.kernels.cuda.pool",
+           "numlin.kernels.cuda.softmax", "numlin.kernels.cuda.optim", "numlin.kernels.cuda.batchnorm")
 
 
 def kernel(*signatures, **jit_options):

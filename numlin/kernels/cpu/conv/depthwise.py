@@ -1,7 +1,7 @@
 """CPU depthwise convolution, NCHW: one input channel per group (``groups == C``), each
 producing ``M = K / C`` output channels (the channel multiplier), any stride, padding and
 dilation. Direct stencils, no GEMM: a depthwise layer does ``R*S`` multiply-adds per output
-value, too few for a GEMM's tiles (through the implicit GEMM or im2col it ran at ~5 GFLOP/s).
+value, too few to fill a GEMM's tiles.
 
 **Phase layout.** Each input plane is copied, zero-padded, into a buffer split into the
 ``sh*sw`` stride phases: padded element ``(hp, vp)`` goes to phase ``(hp % sh, vp % sw)`` at row
@@ -28,36 +28,24 @@ row by row over the columns outputs hold (``exact``). Padding is literal zeros, 
 the forward and the filter gradient include its products (``0 * inf`` is NaN), the input
 gradient only the outputs' terms.
 
-Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta, bias=None)``,
-``dx_into(dy, w, dx, g)``, ``dw_into(x, dy, dw, g)``: C-contiguous arrays of one dtype; ``g`` a
-:class:`numlin.nn.conv.Conv2dGeometry`.
+Interface (``numlin.nn._conv_plan`` decides when it applies): ``conv2d_into(x, w, y, g, beta,
+bias=None)``, ``dx_into(dy, w, dx, g)``, ``dw_into(x, dy, dw, g)``: C-contiguous arrays of one
+dtype; ``g`` a :class:`numlin._geometry.Conv2dGeometry`. ``config.conv_depthwise_whole_runs``
+and ``config.conv_depthwise_fused_taps`` choose between the kernels' variants (A/B timing, tests).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, uintp
 
-from ._threads import launch, num_threads
+from ...._config import config
+from .._threads import launch, num_threads
 
-__all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
+__all__ = ["conv2d_into", "dx_into", "dw_into"]
 
-#: the gradients over whole runs (off: row by row over the ``Q`` columns that outputs hold, as
-#: for non-finite values; for A/B timing and the tests)
-WHOLE_RUNS = True
-#: taps fused: a 3x3 filter's nine runs summed in one pass, in registers, and a 5-wide filter's
-#: rows five at a time (off: one pass per tap, read and written back, as for other sizes), in
-#: the forward and the filter gradient. Forward, 1 thread: 14^2 3x3 363 -> 248 us; 2 threads,
-#: 14^2 x 480 5x5 804 -> 570.
-FUSED_TAPS = True
 #: runs rounded up to a multiple of this many values (a 16-lane float32 vector), so that none
-#: ends in LLVM's scalar remainder loop: at 7^2, L = 63 -> 64 made the forward 1.5x faster.
+#: ends in LLVM's scalar remainder loop, which on small planes costs as much as the vector loop
 RUN_ROUND = 16
-
-
-def applies(g) -> bool:
-    """Whether ``g`` is a depthwise NCHW convolution (one input channel per group, more than
-    one group) with a filter larger than 1x1."""
-    return g.layout == "NCHW" and g.groups == g.C and g.C > 1 and g.R * g.S > 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,7 +77,7 @@ def _phase_copy(pf, pb, xp, H, W, sh, sw, ph0, pw0, Hq, Wq, cols, back):
     ``xp`` (the rest of ``xp`` untouched: zero padding, kept across planes). ``back`` True, the
     adjoint: the plane from ``xp``, its values no output reads set to 0."""
     n1 = cols[0, 2]
-    if sh == 1 and sw == 1 and not back:  # a plain padded copy: 5-20 % faster forwards than below
+    if sh == 1 and sw == 1 and not back:  # a plain padded copy: cheaper than the phase loop below
         for h in range(min(H, Hq - ph0)):
             d = uintp((h + ph0) * Wq + pw0)
             row = pb + uintp(h * W)
@@ -375,13 +363,12 @@ def _phase_args(g):
 
 
 def conv2d_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float, bias: np.ndarray | None = None) -> None:
-    """``y = depthwise conv2d(x, w) [+ bias] + beta * y`` (:func:`applies` holds; ``bias`` of
-    ``y``'s dtype, shape ``(K,)``)."""
+    """``y = depthwise conv2d(x, w) [+ bias] + beta * y`` (``bias`` of ``y``'s dtype, shape ``(K,)``)."""
 
     geo, lay = _phase_args(g)
     b = np.empty(0, y.dtype) if bias is None else bias
     nth = _threads()
-    launch(_forward, nth, x, w, y, b, *geo, beta, *lay, FUSED_TAPS, g.S == 5, nth)
+    launch(_forward, nth, x, w, y, b, *geo, beta, *lay, config.conv_depthwise_fused_taps, g.S == 5, nth)
 
 
 def _dx_as_forward(g):
@@ -400,14 +387,14 @@ def dx_into(dy: np.ndarray, w: np.ndarray, dx: np.ndarray, g) -> None:
 
     # whole runs and the padded forward multiply w by zeros that are no output's (dropped
     # columns, padding): exact for a finite filter only
-    runs = WHOLE_RUNS and bool(np.isfinite(w).all())
+    runs = config.conv_depthwise_whole_runs and bool(np.isfinite(w).all())
     pads = _dx_as_forward(g) if runs else None
     if pads is not None:
         wf = np.ascontiguousarray(w[:, :, ::-1, ::-1])
         lay = _layout(g.P, g.Q, g.R, g.S, 1, 1, *pads, g.dh, g.dw, g.H, g.W)
         nth = _threads()
         launch(_forward, nth, dy, wf, dx, np.empty(0, dx.dtype), g.P, g.Q, 1, 1, *pads, g.H, g.W, 1, 0.0, *lay,
-               FUSED_TAPS, g.S == 5, nth)
+               config.conv_depthwise_fused_taps, g.S == 5, nth)
     else:
         geo, lay = _phase_args(g)
         nth = _threads()
@@ -420,7 +407,8 @@ def dw_into(x: np.ndarray, dy: np.ndarray, dw: np.ndarray, g) -> None:
     total = np.empty(dw.size, np.float64)
     geo, lay = _phase_args(g)
     parts = max(1, min(_threads(), g.K))
-    launch(_filter_grad, parts, x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, not WHOLE_RUNS)
-    if WHOLE_RUNS and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
-        launch(_filter_grad, parts, x, dy, total, *geo, *lay, FUSED_TAPS, g.S == 5, True)
+    runs, taps = config.conv_depthwise_whole_runs, config.conv_depthwise_fused_taps
+    launch(_filter_grad, parts, x, dy, total, *geo, *lay, taps, g.S == 5, not runs)
+    if runs and not np.isfinite(total).all():  # 0 * inf in the dropped columns?
+        launch(_filter_grad, parts, x, dy, total, *geo, *lay, taps, g.S == 5, True)
     dw.reshape(-1)[:] = total

@@ -1,4 +1,5 @@
-"""CUDA im2col / col2im kernels and the convolution helpers, same layouts as ``kernels/cpu/im2col.py``.
+"""CUDA im2col / col2im: the column matrix of a convolution and its adjoint, the layouts of
+``numlin.kernels.cpu.conv.im2col``.
 
 * NCHW: ``x (N, C, H, W)``; ``cols (nb, C*R*S, pc*Q)``, row ``(c*R + r)*S + s``.
 * NHWC: ``x (N, H, W, C)``; ``cols (nb, pc*Q, G, R, S, Cg)``, one contiguous patch per pixel.
@@ -7,20 +8,18 @@ All arrays are C-contiguous and passed flat. im2col runs one thread per column e
 written as a gather, one thread per input element summing the entries it was copied to, so no
 two threads write one element (no atomics) and the result does not depend on scheduling.
 
-NCHW convolutions mostly skip these: see ``implicit_gemm.py``.
+NCHW convolutions mostly skip these: see :mod:`.implicit_forward`.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import cuda, float32, float64, int32, int64
+from numba import cuda, float32, float64, int64
 
-from ._registry import kernel
-from .elementwise import grid_1d
-from .reductions import block_sum
+from .._registry import kernel
+from ..elementwise import grid_1d
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "sum_batch", "zeros", "all_finite"]
+__all__ = ["im2col_into", "col2im_into"]
+
 
 _GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
 
@@ -29,7 +28,7 @@ _GEOM = (int64,) * 17  # C H W R S sh sw ph pw dh dw n0 nb p0 pc Q G
 def im2col_nchw(x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc, Q, G):
     """Grid (1, C*R*S rows, nb samples), blocks of (32, 8) threads: x strides over the output
     columns q, y over the output rows p. Row and sample come from the block index, so the
-    per-element work has no integer division (64-bit divisions dominated the first version)."""
+    per-element work has no integer division (a 64-bit division costs dozens of instructions)."""
     L = pc * Q
     row = cuda.blockIdx.y
     n = cuda.blockIdx.z
@@ -123,59 +122,6 @@ def col2im_nhwc(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
         dx[n0 * H * W * C + idx] += _gather(cols, n, h, w, c, C, H, W, R, S, sh, sw, ph, pw, dh, dw, p0, pc, Q, G, True)
 
 
-@kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
-def broadcast_channels(y, bias, total, K, inner):
-    """``y[i] = bias[(i // inner) % K]``: bias along the channel axis (inner = P*Q NCHW, 1 NHWC)."""
-    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        y[idx] = bias[(idx // inner) % K]
-
-
-@kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
-def sum_channels(dy, out, outer, K, inner):
-    """``out[k] = sum over (o, i) of dy[(o*K + k)*inner + i]``: one block per channel, tree reduction."""
-    k = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    buf = cuda.shared.array(256, float64)
-    acc = 0.0
-    for j in range(tid, outer * inner, cuda.blockDim.x):
-        o = j // inner
-        acc += dy[(o * K + k) * inner + (j - o * inner)]
-    buf[tid] = acc
-    total = block_sum(buf)
-    if tid == 0:
-        out[k] = total
-
-
-@kernel(*[(t[:], t[:], int64, int64, int64) for t in (float32, float64)])
-def sum_leading(partials, out, nb, size, accumulate):
-    """``out[i] (+)= sum_j partials[j*size + i]`` for ``j < nb``."""
-    for i in range(cuda.grid(1), size, cuda.gridsize(1)):
-        acc = partials[i]
-        for j in range(1, nb):
-            acc += partials[j * size + i]
-        if accumulate:
-            out[i] += acc
-        else:
-            out[i] = acc
-
-
-@kernel(*[(t[:], t, int64) for t in (float32, float64)])
-def fill(buf, value, total):
-    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        buf[idx] = value
-
-
-@kernel(*[(t[:], int32[:], int64) for t in (float32, float64)])
-def flag_non_finite(a, flag, total):
-    """``flag[0] = 1`` if some ``a[i]`` is NaN or infinite (every writer writes 1)."""
-    bad = False
-    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        if not math.isfinite(a[idx]):
-            bad = True
-    if bad:
-        flag[0] = 1
-
-
 # --------------------------------------------------------------------------- host side
 def _flat(x):
     return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
@@ -207,41 +153,3 @@ def col2im_into(cols_flat, dx, geom, n0: int, nb: int, p0: int, pc: int) -> None
         col2im_nchw[_grid_3d(g.H * g.W, g.C, nb)](cols_flat, _flat(dx), *_geom(g, n0, nb, p0, pc))
     else:
         col2im_nhwc[grid_1d(nb * g.C * g.H * g.W)](cols_flat, _flat(dx), *_geom(g, n0, nb, p0, pc))
-
-
-def fill_bias(y, bias, layout: str) -> None:
-    K = bias.shape[0]
-    inner = y.shape[2] * y.shape[3] if layout == "NCHW" else 1
-    total = int(np.prod(y.shape, dtype=np.int64))
-    broadcast_channels[grid_1d(total)](_flat(y), bias, total, K, inner)
-
-
-def channel_sum(dy, layout: str):
-    K = dy.shape[1] if layout == "NCHW" else dy.shape[3]
-    inner = dy.shape[2] * dy.shape[3] if layout == "NCHW" else 1
-    outer = int(np.prod(dy.shape, dtype=np.int64)) // (K * inner)
-    out = cuda.device_array(K, dy.dtype)
-    sum_channels[K, 256](_flat(dy), out, outer, K, inner)
-    return out
-
-
-def sum_batch(partials, out, nb: int, accumulate: bool) -> None:
-    size = int(np.prod(out.shape, dtype=np.int64))
-    sum_leading[grid_1d(size)](partials, _flat(out), nb, size, int(accumulate))
-
-
-def zeros(shape: tuple, dtype):
-    out = cuda.device_array(shape, dtype)
-    total = int(np.prod(shape, dtype=np.int64))
-    if total:
-        fill[grid_1d(total)](_flat(out), np.dtype(dtype).type(0), total)
-    return out
-
-
-def all_finite(a) -> bool:
-    """Whether every value of the device array ``a`` is finite (one pass, one 4-byte read back)."""
-    total = int(np.prod(a.shape, dtype=np.int64))
-    flag = cuda.to_device(np.zeros(1, np.int32))
-    if total:
-        flag_non_finite[grid_1d(total)](_flat(a), flag, total)
-    return int(flag.copy_to_host()[0]) == 0

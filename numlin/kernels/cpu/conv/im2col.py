@@ -1,4 +1,4 @@
-"""CPU im2col / col2im kernels and the small helpers the convolution front-end needs.
+"""CPU im2col / col2im: the column matrix of a convolution, and its adjoint.
 
 Layouts (``x`` C-contiguous; a chunk covers samples ``n0 .. n0+nb`` and output rows
 ``p0 .. p0+pc``; ``g`` groups of ``Cg`` channels):
@@ -10,19 +10,20 @@ Layouts (``x`` C-contiguous; a chunk covers samples ``n0 .. n0+nb`` and output r
   filter's ``(R, S, C, K)`` order).
 
 ``col2im`` is the adjoint: it *adds* each column entry into the input position it was read from.
+``g`` is a :class:`numlin._geometry.Conv2dGeometry`.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, uintp
 
-from ._threads import launch, num_threads, split
+from .._threads import launch, split
 
-__all__ = ["im2col_into", "col2im_into", "fill_bias", "channel_sum", "zeros", "all_finite"]
+__all__ = ["im2col_into", "col2im_into"]
 
 
 @njit(cache=True, nogil=True)
-def _q_range(Q, W, sw, pw, off):
+def q_range(Q, W, sw, pw, off):
     """Output columns ``q`` whose input column ``q*sw - pw + off`` lies in ``[0, W)``."""
     lo = 0
     if off - pw < 0:
@@ -43,7 +44,7 @@ def _im2col_nchw(part, nparts, x, cols, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n
         for r in range(R):
             for s in range(S):
                 out = uintp(((n * C + c) * R * S + r * S + s) * L)
-                lo, hi = _q_range(Q, W, sw, pw, s * dw)
+                lo, hi = q_range(Q, W, sw, pw, s * dw)
                 w0 = s * dw - pw
                 for pi in range(pc):
                     h = (p0 + pi) * sh - ph + r * dh
@@ -105,7 +106,7 @@ def _col2im_nchw(part, nparts, cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, 
         for r in range(R):
             for s in range(S):
                 out = uintp(((n * C + c) * R * S + r * S + s) * L)
-                lo, hi = _q_range(Q, W, sw, pw, s * dw)
+                lo, hi = q_range(Q, W, sw, pw, s * dw)
                 w0 = s * dw - pw
                 for pi in range(pc):
                     h = (p0 + pi) * sh - ph + r * dh
@@ -174,65 +175,4 @@ def col2im_into(cols_flat: np.ndarray, dx: np.ndarray, geom, n0: int, nb: int, p
         launch(_col2im_nchw, parts, cols_flat, dx.reshape(-1), g.C, g.H, g.W, *_geom_args(g), n0, nb, p0, pc, g.Q)
     else:
         launch(_col2im_nhwc, parts, cols_flat, dx.reshape(-1), g.H, g.W, g.C, *_geom_args(g), n0, nb, p0, pc, g.Q,
-               g.groups,
-                     min(g.C, 64))
-
-
-def fill_bias(y: np.ndarray, bias: np.ndarray, layout: str) -> None:
-    """``y[...] = bias`` broadcast along the channel axis (1 for NCHW, 3 for NHWC)."""
-    y[...] = bias[:, None, None] if layout == "NCHW" else bias
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _channel_sum_planes(part, nparts, x3, out):
-    """``out[c] = sum(x3[:, c, :])``: each ``(n, c)`` plane summed in the input dtype (vector
-    lanes: reassociation, nothing else, is allowed), the planes of a channel in float64."""
-    N, C, L = x3.shape
-    for c in range((C) * part // nparts, (C) * (part + 1) // nparts):
-        s = 0.0
-        for n in range(N):
-            p = x3.dtype.type(0)
-            for i in range(L):
-                p += x3[n, c, i]
-            s += p
-        out[c] = s
-
-
-@njit(cache=True, nogil=True)
-def _channel_sum_rows(part, nparts, x2, acc):
-    """``acc[part] = sum(x2[r0:r1])`` over the ``part``-th of ``nparts`` runs of rows (float64,
-    vectorised along the contiguous channel axis); the caller adds up ``acc``."""
-    R, C = x2.shape
-    acc[part, :] = 0.0
-    for r in range(R * part // nparts, R * (part + 1) // nparts):
-        for c in range(C):
-            acc[part, c] += x2[r, c]
-
-
-def channel_sum(dy: np.ndarray, layout: str) -> np.ndarray:
-    """``dy`` summed over every axis but the channel one (the bias gradient), in ``dy``'s dtype.
-
-    numpy's strided multi-axis ``sum`` took 57-80 us on the demo's (64, 32, 8, 8) and
-    (64, 64, 4, 4) gradients; these kernels 7-11 us (2 threads)."""
-    if not dy.flags.c_contiguous or dy.size == 0:
-        return dy.sum(axis=(0, 2, 3) if layout == "NCHW" else (0, 1, 2))
-    if layout == "NCHW":
-        N, C = dy.shape[0], dy.shape[1]
-        out = np.empty(C, np.float64)
-        launch(_channel_sum_planes, split(dy.size), dy.reshape(N, C, -1), out)
-    else:
-        C = dy.shape[3]
-        x2 = dy.reshape(-1, C)
-        acc = np.empty((max(1, min(num_threads(), x2.shape[0] // 64)), C), np.float64)
-        launch(_channel_sum_rows, acc.shape[0], x2, acc)
-        out = acc.sum(axis=0)
-    return out.astype(dy.dtype)
-
-
-def zeros(shape: tuple, dtype) -> np.ndarray:
-    return np.zeros(shape, dtype)
-
-
-def all_finite(a: np.ndarray) -> bool:
-    """Whether every value of ``a`` is finite."""
-    return bool(np.isfinite(a).all())
+               g.groups, min(g.C, 64))

@@ -1,5 +1,5 @@
 """CUDA depthwise convolution, NCHW (``groups == C``, channel multiplier ``M = K / C``, any
-stride, padding and dilation): the interface and semantics of ``numlin.kernels.cpu.depthwise``.
+stride, padding and dilation): the interface and semantics of ``numlin.kernels.cpu.conv.depthwise``.
 
 Direct kernels, no GEMM: through the implicit GEMM a depthwise layer fills one row of a 64- or
 128-row tile per group (``K / groups`` rows), so nearly all of its multiply-adds are wasted;
@@ -18,22 +18,22 @@ caches.
 Padding is literal zeros, as in PyTorch and on the CPU: the forward and the filter gradient
 include its products (``0 * inf`` is NaN), the input gradient only the outputs' terms.
 
-Interface: ``applies(g)``, ``conv2d_into(x, w, y, g, beta, bias=None)``, ``dx_into(dy, w, dx, g)``,
-``dw_into(x, dy, dw, g)``: C-contiguous 4-D device arrays of one dtype; ``g`` a
-:class:`numlin.nn.conv.Conv2dGeometry`.
+Interface (``numlin.nn._conv_plan`` decides when it applies): ``conv2d_into(x, w, y, g, beta,
+bias=None)``, ``dx_into(dy, w, dx, g)``, ``dw_into(x, dy, dw, g)``: C-contiguous 4-D device arrays
+of one dtype; ``g`` a :class:`numlin._geometry.Conv2dGeometry`.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import cuda, float32, float64, int64
 
-from ._registry import kernel
-from .arrays import SIMULATOR, workspace
-from .elementwise import launch_1d
-from .gemm import sm_count
-from .reductions import block_sum
+from .._registry import kernel
+from ..arrays import SIMULATOR, workspace
+from ..elementwise import launch_1d
+from ..gemm import sm_count
+from ..reductions import block_sum
 
-__all__ = ["applies", "conv2d_into", "dx_into", "dw_into"]
+__all__ = ["conv2d_into", "dx_into", "dw_into"]
 
 _GEOM = (int64,) * 6  # sh sw ph pw dh dw
 #: threads per block of the filter gradient (a power of two, at most 256)
@@ -160,12 +160,6 @@ def dw_sum_pieces(partials, dwt, pieces):
 
 
 # --------------------------------------------------------------------------- host side
-def applies(g) -> bool:
-    """Whether ``g`` is a depthwise NCHW convolution (one input channel per group, more than
-    one group) with a filter larger than 1x1 (the CPU's rule)."""
-    return g.layout == "NCHW" and g.groups == g.C and g.C > 1 and g.R * g.S > 1
-
-
 def _geom(g) -> tuple:
     return g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw
 
@@ -179,7 +173,7 @@ def _planes(planes: int, pixels: int, threads: int = 256) -> tuple:
 
 
 def conv2d_into(x, w, y, g, beta: float, bias=None) -> None:
-    """``y = depthwise conv2d(x, w) [+ bias] + beta * y`` (:func:`applies` holds)."""
+    """``y = depthwise conv2d(x, w) [+ bias] + beta * y``."""
     b = cuda.device_array(0, y.dtype) if bias is None else bias
     dw_forward[_planes(g.N * g.K, g.P * g.Q)](x, w, y, b, *_geom(g), float(beta))
 
