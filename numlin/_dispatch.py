@@ -15,16 +15,10 @@ import importlib
 import threading
 from typing import Any
 
+from ._validate import is_device_array
+
 __all__ = ["Backend", "backend", "backend_named", "device_of", "is_device_array", "is_dask_array", "holds_tensor",
            "device_id", "blas_single_thread"]
-
-
-def is_device_array(x: Any) -> bool:
-    """True for numba device arrays (real or simulated) and ``__cuda_array_interface__`` objects."""
-    if hasattr(x, "__cuda_array_interface__"):
-        return True
-    mod = type(x).__module__ or ""
-    return mod.startswith("numba.cuda") or mod.startswith("numba_cuda")
 
 
 def is_dask_array(x: Any) -> bool:
@@ -96,7 +90,7 @@ class Backend:
     ``backend.pool``, ...). This is the one place outside ``numlin.kernels`` that imports it.
     """
 
-    __slots__ = ("name", "_modules")
+    __slots__ = ("name", "_modules", "__dict__")  # __dict__: each module, once imported, is a plain attribute
 
     def __init__(self, name: str):
         self.name = name
@@ -116,6 +110,7 @@ class Backend:
                     raise
                 raise AttributeError(f"the {self.name} backend has no kernel module {attr!r}") from None
             mods[attr] = mod
+            self.__dict__[attr] = mod  # later reads skip __getattr__ (autodiff ops read it per call)
         return mod
 
     def __repr__(self) -> str:
@@ -136,11 +131,6 @@ def backend_named(name: str) -> Backend:
 def backend(op: str, **operands: Any) -> Backend:
     """The :class:`Backend` where ``operands`` live (see :func:`device_of` for the errors)."""
     return _BACKENDS[device_of(op, **operands)]
-
-
-def kernels(op: str, **operands: Any):
-    """Transitional: the kernel package (``backend(...).arrays``) for callers not yet moved."""
-    return backend(op, **operands).arrays
 
 
 _blas_controller = None

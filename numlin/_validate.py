@@ -27,6 +27,14 @@ def check_dtype(op: str, name: str, dtype: Any) -> np.dtype:
     return dt
 
 
+def is_device_array(x: Any) -> bool:
+    """True for numba device arrays (real or simulated) and ``__cuda_array_interface__`` objects
+    (CuPy arrays, PyTorch CUDA tensors), told without importing numba."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    return (type(x).__module__ or "").startswith(("numba.cuda", "numba_cuda"))
+
+
 def as_host_array(op: str, name: str, x: Any) -> np.ndarray:
     """``x`` as a float32/float64 ndarray (array-likes are converted, never the dtype)."""
     if x is None:

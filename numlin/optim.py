@@ -1,5 +1,6 @@
 """Optimizers: SGD with momentum and Adam, updating :class:`numlin.Variable` s in place with
-jitted kernels (``numlin.kernels.cpu.optim`` / ``numlin.kernels.cuda.optim``).
+jitted kernels (the ``optim`` kernel module of the variable's backend, ``numlin.kernels.cpu.optim``
+or ``numlin.kernels.cuda.optim``).
 
 Keras's interface: ``opt.apply_gradients(zip(grads, params))``, one call per step, with the
 gradients from :meth:`numlin.GradientTape.gradient`. A None gradient (a parameter the loss does
@@ -7,20 +8,17 @@ not depend on) leaves that parameter and its state untouched.
 """
 from __future__ import annotations
 
-import importlib
-import numbers
 from typing import Any, Iterable
 
-from ._dispatch import is_device_array
+from ._dispatch import backend_named, is_device_array
+from ._validate import as_real_scalar
 from .autodiff.tensor import Tensor, Variable
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
 def _check_rate(opt: str, name: str, v: Any, lo: float, hi: float | None = None, lo_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{opt}: {name} must be a real number, got {v!r}")
-    v = float(v)
+    v = as_real_scalar(opt, name, v)
     bad = v <= lo if lo_open else v < lo
     if bad or (hi is not None and v >= hi) or v != v:
         rng = f"({lo}, {hi})" if hi is not None else (f"> {lo}" if lo_open else f">= {lo}")
@@ -67,10 +65,9 @@ class Optimizer:
             checked.append((gt, v))
         self.iterations += 1
         for gt, v in checked:
-            kern = importlib.import_module(f"numlin.kernels.{v.device}.optim")
-            ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
-            gdata = ew.contiguous(ew.astype(gt.data, v.dtype))
-            self._update(kern, v, gdata)
+            be = backend_named(v.device)
+            gdata = be.arrays.contiguous(be.arrays.cast(gt.data, v.dtype))
+            self._update(be.optim, v, gdata)
             v._version += 1
 
     def _slots(self, v: Variable, n: int, counter: bool = False) -> tuple:
@@ -81,8 +78,8 @@ class Optimizer:
             st = (v, *[Tensor(b, device=v.device).data for b in st[1:n + 1]], *st[n + 1:])
             self._state[id(v)] = st
         if st is None or st[0] is not v:
-            ew = importlib.import_module(f"numlin.kernels.{v.device}.elementwise")
-            st = (v, *[ew.full(v.shape, 0.0, v.dtype) for _ in range(n)], *([[0]] if counter else []))
+            full = backend_named(v.device).arrays.full
+            st = (v, *[full(v.shape, 0.0, v.dtype) for _ in range(n)], *([[0]] if counter else []))
             self._state[id(v)] = st
         return st[1:]
 

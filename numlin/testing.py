@@ -5,7 +5,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._validate import is_int
+from ._validate import as_int
 from .autodiff import ops
 from .autodiff.tape import GradientTape
 from .autodiff.tensor import Tensor
@@ -59,11 +59,8 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1, *, eps: float 
     """
     if not callable(f):
         raise TypeError(f"check_grads: f must be callable, got {type(f).__name__}")
-    for name, v in (("order", order), ("n_directions", n_directions)):
-        if not is_int(v):
-            raise TypeError(f"check_grads: {name} must be an int, got {v!r}")
-        if v < 1:
-            raise ValueError(f"check_grads: {name} must be >= 1, got {v}")
+    order = as_int("check_grads", "order", order, minimum=1)
+    n_directions = as_int("check_grads", "n_directions", n_directions, minimum=1)
     for name, v in (("eps", eps), ("rtol", rtol), ("atol", atol)):
         if v is not None and not (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
                                   and np.isfinite(v) and (v > 0 if name == "eps" else v >= 0)):

@@ -1,15 +1,11 @@
 """Differentiable operations: each op's forward kernel call and its backward rule side by side.
 
-Forward: the jitted kernel of the backend the data lives on (``numlin.kernels.cpu`` or
-``numlin.kernels.cuda``: elementwise ufuncs with fused broadcasting, reductions, numlin's GEMM
-and im2col convolution, pooling, softmax). Backward (``vjp``): written with these same ops, so
-it runs the same kernels and nested tapes can differentiate it again, to any order. The heavy
-ops (conv2d, the pools, cross-entropy) run a dedicated backward kernel, whose result is itself
-a differentiable op with its own vjp: the convolution's input and filter gradients
-(:func:`_conv2d_dx`, :func:`_conv2d_dw`; conv2d is bilinear), the pools' scatters (linear in
-the seed: their adjoints are max pooling's gather at the argmax and average pooling itself),
-and cross-entropy's ``(softmax - onehot) * g``. Without a recording tape these wrappers record
-nothing, so first derivatives cost the kernel calls alone.
+Forward: the jitted kernel of the backend the data lives on (``numlin._dispatch``'s Backend for
+the tensor's device: elementwise ufuncs with fused broadcasting, reductions, numlin's GEMM).
+Backward (``vjp``): written with these same ops, so it runs the same kernels and nested tapes can
+differentiate it again, to any order. The neural-network ops (conv2d, the pools, log-softmax,
+cross-entropy) are in :mod:`.nn_ops`, built on the plumbing here. Without a recording tape the
+ops record nothing, so first derivatives cost the kernel calls alone.
 
 Dtypes: float32 and float64 (numpy promotion between them); integer tensors are cast to float64
 when an op needs floats (numpy's rule) and are never differentiable; Python scalars adopt the
@@ -18,57 +14,47 @@ other operand's dtype (numpy 2's weak scalars).
 Operands: a Tensor, a numpy array or scalar, a Python number, or a (nested) list or tuple; one
 holding Tensors is stacked on the tape by :func:`stack` (``nl.mean([a, b])`` is numpy's
 ``np.mean([a, b])``, and its gradient reaches ``a`` and ``b``).
+
+Importing this module gives :class:`~.tensor.Tensor` its operators (``+ - * / @ **``, ``.T``,
+``.sum()`` ...): they are these ops, attached at the end of the module, so that ``tensor.py``
+never imports this one.
 """
 from __future__ import annotations
 
-import importlib
 import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .._dispatch import holds_tensor
+from .._dispatch import Backend, backend_named, holds_tensor
 from .._validate import is_int
-from . import tape as _tape
+from ..linalg.gemm import matmul as _array_matmul
+from ._record import STACK as _STACK, record as _record
 from .tensor import Tensor
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "power", "negative", "exp", "log", "sin", "cos", "tanh",
     "sqrt", "abs", "relu", "sigmoid", "sign", "sum", "mean", "max", "reshape", "transpose", "flatten",
-    "broadcast_to", "matmul", "conv2d", "max_pool2d", "avg_pool2d", "log_softmax", "cross_entropy",
-    "ones_like", "zeros_like", "cast", "stack",
+    "broadcast_to", "matmul", "ones_like", "zeros_like", "cast", "stack",
 ]
 
 TensorLike = Any  # Tensor, numpy array, Python or numpy scalar
 
 
 # --------------------------------------------------------------------------- plumbing
-class _Kernels:
-    """The kernel modules of one backend (``cpu`` or ``cuda``)."""
-
-    def __init__(self, device: str):
-        mod = f"numlin.kernels.{device}"
-        self.ew = importlib.import_module(f"{mod}.elementwise")
-        self.pool = importlib.import_module(f"{mod}.pool")
-        self.softmax = importlib.import_module(f"{mod}.softmax")
+_BACKENDS = {name: backend_named(name) for name in ("cpu", "cuda")}
 
 
-_KERNELS: dict[str, _Kernels] = {}
-
-
-def _k(t: Tensor) -> _Kernels:
-    dev = t.device
-    k = _KERNELS.get(dev)
-    if k is None:
-        k = _KERNELS[dev] = _Kernels(dev)
-    return k
+def _k(t: Tensor) -> Backend:
+    """The kernels of the device ``t`` lives on (``.elementwise``, ``.arrays``, ``.pool``, ...)."""
+    return _BACKENDS[t.device]
 
 
 def _make(name: str, data, inputs: tuple, vjp: Callable | None) -> Tensor:
     """Wrap kernel output ``data`` and record it (``vjp=None``: not differentiable, nothing recorded)."""
     out = Tensor._wrap(data)
-    if vjp is not None and _tape._STACK.tapes:
-        _tape.record(name, inputs, out, vjp)
+    if vjp is not None and _STACK.tapes:
+        _record(name, inputs, out, vjp)
     return out
 
 
@@ -135,14 +121,13 @@ def stack(values: Sequence[TensorLike], axis: int = 0, *, op: str = "stack") -> 
         raise ValueError(f"{op}: the list's elements must all have one shape to be stacked, got "
                          f"{sorted(shapes, key=str)}")
     dt = np.result_type(*[t.dtype for t in values])
-    ts = tuple(_cast(t, dt) if t.dtype.kind == "f" else Tensor._wrap(_k(t).ew.astype(t.data, dt)) for t in values)
+    ts = tuple(_cast(t, dt) if t.dtype.kind == "f" else Tensor._wrap(_k(t).arrays.cast(t.data, dt)) for t in values)
     if ts[0].device == "cuda":
-        from numba import cuda
-
-        data = cuda.device_array((len(ts),) + ts[0].shape, dt)
+        arrays = _k(ts[0]).arrays
+        data = arrays.empty((len(ts),) + ts[0].shape, dt)
         for i, t in enumerate(ts):
             if t.size:
-                data[i].copy_to_device(_k(t).ew.contiguous(t.data))
+                data[i].copy_to_device(arrays.contiguous(t.data))
     else:
         data = np.stack([t.data for t in ts])
     vjp = None if dt.kind != "f" else (lambda g, needs: tuple(_slice(g, i, len(ts)) if n else None
@@ -157,7 +142,7 @@ def _slice(x: Tensor, i: int, n: int) -> Tensor:
         z = zeros_like(g)
         return (stack([g if j == i else z for j in range(n)]),)
 
-    ew = _k(x).ew  # a slice then a reshape: a plain ``data[i]`` of a 1-D numpy array is a numpy scalar
+    ew = _k(x).elementwise  # a slice then a reshape: a plain ``data[i]`` of a 1-D numpy array is a numpy scalar
     return _make("slice", ew.reshape(x.data[i:i + 1], x.shape[1:]), (x,), vjp)
 
 
@@ -165,7 +150,7 @@ def _tensor(x: TensorLike, op: str, name: str = "x") -> Tensor:
     """``x`` as a Tensor with a float dtype (integers are cast to float64; not recorded)."""
     t = _as_tensor(x, op)
     if t.dtype.kind != "f":
-        t = Tensor._wrap(_k(t).ew.astype(t.data, np.dtype(np.float64)))
+        t = Tensor._wrap(_k(t).arrays.cast(t.data, np.dtype(np.float64)))
     return t
 
 
@@ -212,7 +197,7 @@ def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
     """``t`` in ``dtype``; recorded (the gradient is cast back), integer sources excepted."""
     if t.dtype == dtype:
         return t
-    data = _k(t).ew.astype(t.data, np.dtype(dtype))
+    data = _k(t).arrays.cast(t.data, np.dtype(dtype))
     if t.dtype.kind != "f":
         return Tensor._wrap(data)
     src = t.dtype
@@ -249,14 +234,14 @@ def ones_like(x: Tensor) -> Tensor:
     """A tensor of ones with ``x``'s shape, dtype (float) and device."""
     x = _as_tensor(x, "ones_like")
     dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return Tensor._wrap(_k(x).ew.full(x.shape, 1.0, dt))
+    return Tensor._wrap(_k(x).arrays.full(x.shape, 1.0, dt))
 
 
 def zeros_like(x: Tensor) -> Tensor:
     """A tensor of zeros with ``x``'s shape, dtype (float) and device."""
     x = _as_tensor(x, "zeros_like")
     dt = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return Tensor._wrap(_k(x).ew.full(x.shape, 0.0, dt))
+    return Tensor._wrap(_k(x).arrays.full(x.shape, 0.0, dt))
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -265,7 +250,7 @@ def _unary(rule: str, vjp: Callable | None, doc: str) -> Callable[[TensorLike], 
 
     def op(x: TensorLike) -> Tensor:
         x = _tensor(x, rule)
-        y = _make(rule, _k(x).ew.unary(rule, x.data), (x,), None if vjp is None else
+        y = _make(rule, _k(x).elementwise.unary(rule, x.data), (x,), None if vjp is None else
                   (lambda g, needs: (vjp(x, y, g),)))
         return y
 
@@ -286,7 +271,7 @@ def _binary(rule: str, vjp: Callable | None, doc: str) -> Callable[[TensorLike, 
             ga, gb = vjp(a, b, y, g, needs)
             return (None if ga is None else _sum_to(ga, a.shape), None if gb is None else _sum_to(gb, b.shape))
 
-        y = _make(rule, _k(a).ew.binary(rule, a.data, b.data), (a, b), None if vjp is None else back)
+        y = _make(rule, _k(a).elementwise.binary(rule, a.data, b.data), (a, b), None if vjp is None else back)
         return y
 
     op.__name__ = op.__qualname__ = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide",
@@ -377,7 +362,7 @@ def sum(x: TensorLike, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (None: all; int or tuple; negative counts from the end), as numpy."""
     x = _tensor(x, "sum")
     axes = _axes("sum", axis, x.ndim)
-    data = _k(x).ew.reduce("sum", x.data, axes, bool(keepdims))
+    data = _k(x).elementwise.reduce("sum", x.data, axes, bool(keepdims))
     return _make("sum", data, (x,), lambda g, needs: (broadcast_to(reshape(g, _keep_shape(x.shape, axes)), x.shape),))
 
 
@@ -397,7 +382,7 @@ def max(x: TensorLike, axis: Any = None, keepdims: bool = False) -> Tensor:
     axes = _axes("max", axis, x.ndim)
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max: zero-size reduction over axis {axis!r} of shape {x.shape} has no identity")
-    data = _k(x).ew.reduce("max", x.data, axes, bool(keepdims))
+    data = _k(x).elementwise.reduce("max", x.data, axes, bool(keepdims))
 
     def vjp(g, needs):
         ks = _keep_shape(x.shape, axes)
@@ -419,7 +404,8 @@ def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
             raise ValueError
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
-    return _make("broadcast_to", _k(x).ew.broadcast_to(x.data, shape), (x,), lambda g, needs: (_sum_to(g, x.shape),))
+    return _make("broadcast_to", _k(x).elementwise.broadcast_to(x.data, shape), (x,),
+                 lambda g, needs: (_sum_to(g, x.shape),))
 
 
 # --------------------------------------------------------------------------- shapes
@@ -434,7 +420,7 @@ def reshape(x: TensorLike, shape: Any) -> Tensor:
     if x.shape == shape:
         return x
     try:
-        data = _k(x).ew.reshape(x.data, shape)
+        data = _k(x).elementwise.reshape(x.data, shape)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into {shape} ({exc})") from None
     vjp = (lambda g, needs: (reshape(g, x.shape),)) if x.dtype.kind == "f" else None
@@ -456,7 +442,7 @@ def transpose(x: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
         return x
     inv = tuple(np.argsort(perm))
     vjp = (lambda g, needs: (transpose(g, inv),)) if x.dtype.kind == "f" else None
-    return _make("transpose", _k(x).ew.transpose(x.data, perm), (x,), vjp)
+    return _make("transpose", _k(x).elementwise.transpose(x.data, perm), (x,), vjp)
 
 
 def flatten(x: TensorLike, start_axis: int = 0) -> Tensor:
@@ -468,7 +454,7 @@ def flatten(x: TensorLike, start_axis: int = 0) -> Tensor:
     return reshape(x, x.shape[:start_axis] + (-1,))
 
 
-# --------------------------------------------------------------------------- GEMM and convolution
+# --------------------------------------------------------------------------- GEMM
 def _swap_last2(t: Tensor) -> Tensor:
     perm = tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2)
     return transpose(t, perm)
@@ -476,8 +462,6 @@ def _swap_last2(t: Tensor) -> Tensor:
 
 def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """``a @ b`` with numpy's matmul semantics (1-D operands, broadcast batches) by numlin's GEMM."""
-    from ..linalg.gemm import matmul as gemm_matmul
-
     a, b = _pair(a, b, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
@@ -492,252 +476,47 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
         return (_sum_to(matmul(g, _swap_last2(b)), a.shape) if needs[0] else None,
                 _sum_to(matmul(_swap_last2(a), g), b.shape) if needs[1] else None)
 
-    return _make("matmul", gemm_matmul(a.data, b.data), (a, b), vjp)
+    return _make("matmul", _array_matmul(a.data, b.data), (a, b), vjp)
 
 
-def conv2d(x: TensorLike, w: TensorLike, bias: TensorLike | None = None, *, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1, layout: str = "NCHW") -> Tensor:
-    """:func:`numlin.conv2d` on Tensors; the backward pass is numlin's ``conv2d_backward``
-    (GEMMs + col2im, one call for both gradients, reusing the forward's columns), skipping ``dx``
-    or ``dw`` when that operand needs no gradient. Its results are themselves differentiable
-    (:func:`_conv2d_dx`, :func:`_conv2d_dw`): the convolution is bilinear, so every derivative of
-    any order is again a convolution, an input gradient or a filter gradient."""
-    from ..nn import conv as _conv
+# --------------------------------------------------------------------------- Tensor's operators
+def _reflected(op: Callable) -> Callable:
+    """``other <op> self`` as a method of ``self``."""
 
-    x = _tensor(x, "conv2d")
-    w = _operand(w, x, "conv2d")
-    ts = [x, w] + ([_operand(bias, x, "conv2d")] if bias is not None else [])
-    dt = np.result_type(*[t.dtype for t in ts])
-    ts = [_cast(t if t.dtype.kind == "f" else _tensor(t, "conv2d"), dt) for t in ts]
-    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout)
-    recording = bool(_tape._STACK.tapes)
-    data, cols = _conv._conv2d(ts[0].data, ts[1].data, ts[2].data if bias is not None else None,
-                               keep_cols=recording, **kw)
-    xt, wt = ts[0], ts[1]
+    def method(self, other):
+        return op(other, self)
 
-    def vjp(g, needs):
-        dx, dw, db = _conv._conv2d_backward(g.data, xt.data, wt.data, need_dx=needs[0], need_dw=needs[1],
-                                            cols=cols, **kw)
-        out = [_make("conv2d_dx", dx, (g, wt), _conv2d_dx_vjp(g, wt, kw)) if needs[0] else None,
-               _make("conv2d_dw", dw, (g, xt), _conv2d_dw_vjp(g, xt, kw)) if needs[1] else None]
-        if bias is not None:
-            out.append(_make("conv2d_db", db, (g,), _channel_sum_vjp(g, layout)))
-        return tuple(out)
-
-    return _make("conv2d", data, tuple(ts), vjp)
+    method.__name__ = method.__qualname__ = f"r{op.__name__}"
+    return method
 
 
-def _conv2d_dx_vjp(g: Tensor, w: Tensor, kw: dict) -> Callable:
-    """The vjp of ``dx = Dx(g, w)`` (bilinear): with ``h`` of x's shape, ``<Dx(g, w), h> =
-    <g, conv2d(h, w)>``, so ``dg = conv2d(h, w)`` and ``dw = Dw(g, h)``."""
+def _reduction(op: Callable) -> Callable:
+    def method(self, axis=None, keepdims: bool = False) -> Tensor:
+        return op(self, axis, keepdims)
 
-    def vjp(h, needs):
-        return (conv2d(h, w, **kw) if needs[0] else None,
-                _conv2d_dw(g, h, w.shape, **kw) if needs[1] else None)
-
-    return vjp
+    method.__name__ = method.__qualname__ = op.__name__
+    method.__doc__ = op.__doc__
+    return method
 
 
-def _conv2d_dw_vjp(g: Tensor, x: Tensor, kw: dict) -> Callable:
-    """The vjp of ``dw = Dw(g, x)`` (bilinear): with ``h`` of w's shape, ``<Dw(g, x), h> =
-    <g, conv2d(x, h)>``, so ``dg = conv2d(x, h)`` and ``dx = Dx(g, h)``."""
-
-    def vjp(h, needs):
-        return (conv2d(x, h, **kw) if needs[0] else None,
-                _conv2d_dx(g, h, x.shape, **kw) if needs[1] else None)
-
-    return vjp
+def _reshape(self, *shape) -> Tensor:
+    """``reshape(self, shape)``; the shape as one tuple or as separate ints."""
+    return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
 
-def _channel_sum_vjp(g: Tensor, layout: str) -> Callable:
-    """The vjp of the bias gradient ``db = g`` summed over all axes but the channel one: ``h``
-    (one value per channel) broadcast back over ``g``'s shape."""
-    keep = (1, -1, 1, 1) if layout == "NCHW" else (1, 1, 1, -1)
-    return lambda h, needs: (broadcast_to(reshape(h, keep), g.shape),)
+def _transpose(self, axes=None) -> Tensor:
+    """``transpose(self, axes)``."""
+    return transpose(self, axes)
 
 
-def _empty_like(t: Tensor, shape: tuple) -> Any:
-    """An uninitialised array of ``shape`` in ``t``'s dtype on its device (a stand-in operand
-    whose values a kernel never reads, only its shape and dtype)."""
-    if t.device == "cuda":
-        from numba import cuda
-
-        return cuda.device_array(tuple(shape), t.dtype)
-    return np.empty(tuple(shape), t.dtype)
-
-
-def _conv2d_dx(g: Tensor, w: Tensor, x_shape: tuple, **kw) -> Tensor:
-    """The input gradient of :func:`conv2d` (a transposed convolution of ``g`` with ``w``) for
-    an input of shape ``x_shape``; differentiable in ``g`` and ``w``. ``kw``: the convolution's
-    ``stride, padding, dilation, groups, layout``."""
-    from ..nn import conv as _conv
-
-    g, w = _pair(g, w, "conv2d_dx")
-    dx = _conv._conv2d_backward(g.data, _empty_like(g, x_shape), w.data, need_dx=True, need_dw=False, **kw)[0]
-    return _make("conv2d_dx", dx, (g, w), _conv2d_dx_vjp(g, w, kw))
-
-
-def _conv2d_dw(g: Tensor, x: Tensor, w_shape: tuple, **kw) -> Tensor:
-    """The filter gradient of :func:`conv2d` (``g`` correlated with ``x``) for a filter of shape
-    ``w_shape``; differentiable in ``g`` and ``x``. ``kw`` as :func:`_conv2d_dx`."""
-    from ..nn import conv as _conv
-
-    g, x = _pair(g, x, "conv2d_dw")
-    dw = _conv._conv2d_backward(g.data, x.data, _empty_like(g, w_shape), need_dx=False, need_dw=True, **kw)[1]
-    return _make("conv2d_dw", dw, (g, x), _conv2d_dw_vjp(g, x, kw))
-
-
-# --------------------------------------------------------------------------- pooling
-def _pool_args(op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any) -> tuple:
-    from ..nn.conv import _pair as conv_pair
-
-    if x.ndim != 4:
-        raise ValueError(f"{op}: x must be 4-D (N, C, H, W), got shape {x.shape}")
-    k = conv_pair(op, "kernel_size", kernel_size, 1)
-    s = k if stride is None else conv_pair(op, "stride", stride, 1)
-    p = conv_pair(op, "padding", padding, 0)
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"{op}: padding {p} must be at most half the kernel size {k}")
-    H, W = x.shape[2:]
-    if H + 2 * p[0] < k[0] or W + 2 * p[1] < k[1]:
-        raise ValueError(f"{op}: kernel {k} is larger than the padded input {(H + 2 * p[0], W + 2 * p[1])}")
-    return k, s, p
-
-
-def max_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """2-D max pooling over an NCHW tensor (``stride`` defaults to ``kernel_size``; padding with
-    -inf); the gradient goes to each window's maximum (the first one on ties)."""
-    x = _tensor(x, "max_pool2d")
-    k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    data, arg = _k(x).pool.max_pool2d(x.data, k, s, p)
-    return _make("max_pool2d", data, (x,), lambda g, needs: (_max_pool2d_scatter(g, arg, x.shape),))
-
-
-def _max_pool2d_scatter(g: Tensor, arg: Any, x_shape: tuple) -> Tensor:
-    """Max pooling's backward: ``g`` added at each window's argmax ``arg`` (the backend's int64
-    array), an array of ``x_shape``. Linear in ``g``; its adjoint is :func:`_max_pool2d_gather`.
-    ``arg`` is piecewise constant in the pooled input, so the second derivative through it is
-    zero almost everywhere (as in PyTorch)."""
-    y_shape = g.shape
-    data = _k(g).pool.max_pool2d_backward(g.data, arg, x_shape)
-    return _make("max_pool2d_backward", data, (g,), lambda h, needs: (_max_pool2d_gather(h, arg, y_shape),))
-
-
-def _max_pool2d_gather(h: Tensor, arg: Any, y_shape: tuple) -> Tensor:
-    """``h`` (of the pooled input's shape) read at each window's argmax ``arg``: the adjoint of
-    :func:`_max_pool2d_scatter`, whose vjp it is (and the other way round)."""
-    x_shape = h.shape
-    data = _k(h).pool.max_pool2d_gather(h.data, arg, y_shape)
-    return _make("max_pool2d_gather", data, (h,), lambda g, needs: (_max_pool2d_scatter(g, arg, x_shape),))
-
-
-def avg_pool2d(x: TensorLike, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """2-D average pooling over an NCHW tensor (``stride`` defaults to ``kernel_size``; zero
-    padding counted in the mean, PyTorch's default)."""
-    x = _tensor(x, "avg_pool2d")
-    k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
-    return _make("avg_pool2d", _k(x).pool.avg_pool2d(x.data, k, s, p), (x,),
-                 lambda g, needs: (_avg_pool2d_backward(g, x.shape, k, s, p),))
-
-
-def _avg_pool2d_backward(g: Tensor, x_shape: tuple, k: tuple, s: tuple, p: tuple) -> Tensor:
-    """Average pooling's backward: ``g / (kh kw)`` spread over each window, an array of
-    ``x_shape``. Linear in ``g``, and the adjoint of :func:`avg_pool2d` itself (every window
-    divides by ``kh kw``, padding counted), so its vjp is ``avg_pool2d(h)``."""
-    data = _k(g).pool.avg_pool2d_backward(g.data, x_shape, k, s, p)
-    return _make("avg_pool2d_backward", data, (g,), lambda h, needs: (avg_pool2d(h, k, s, p),))
-
-
-# --------------------------------------------------------------------------- softmax and loss
-def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
-    """``x - logsumexp(x, axis)``, computed stably (finite for logits of any magnitude)."""
-    x = _tensor(x, "log_softmax")
-    if x.ndim == 0:
-        raise ValueError("log_softmax: x must be at least 1-D")
-    if not is_int(axis):
-        raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
-    (ax,) = _axes("log_softmax", axis, x.ndim)
-    if x.shape[ax] == 0:
-        raise ValueError(f"log_softmax: axis {axis} of shape {x.shape} is empty")
-    perm = tuple(i for i in range(x.ndim) if i != ax) + (ax,)
-    moved_shape = tuple(x.shape[i] for i in perm)
-    kx = _k(x)
-    rows = kx.ew.reshape(kx.ew.contiguous(kx.ew.transpose(x.data, perm)), (-1, x.shape[ax]))
-    y2 = kx.softmax.log_softmax(rows)
-    data = kx.ew.transpose(kx.ew.reshape(y2, moved_shape), tuple(np.argsort(perm)))
-
-    def vjp(g, needs):  # g - softmax * sum(g)
-        return (subtract(g, multiply(exp(y), sum(g, ax, keepdims=True))),)
-
-    y = _make("log_softmax", data, (x,), vjp)
-    return y
-
-
-def cross_entropy(logits: TensorLike, labels: Any, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of ``logits (N, C)`` against integer class ``labels (N,)``, fused
-    (one kernel; finite for logits of magnitude 1e4 and beyond), as PyTorch's ``cross_entropy``.
-
-    Parameters
-    ----------
-    logits : Tensor (N, C), float
-    labels : integer array or Tensor (N,), values in ``[0, C)``
-    reduction : {"mean", "sum", "none"}
-
-    Raises
-    ------
-    ValueError
-        Wrong shapes, a label outside ``[0, C)``, an unknown reduction.
-    TypeError
-        Non-integer labels.
-    """
-    x = _tensor(logits, "cross_entropy")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if x.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be 2-D (N, C), got shape {x.shape}")
-    lab = labels.numpy() if isinstance(labels, Tensor) else labels
-    lab_host = np.asarray(lab.copy_to_host() if hasattr(lab, "copy_to_host") else lab)
-    if lab_host.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype {lab_host.dtype}")
-    if lab_host.shape != (x.shape[0],):
-        raise ValueError(f"cross_entropy: labels have shape {lab_host.shape}, expected ({x.shape[0]},) for "
-                         f"logits of shape {x.shape}")
-    if lab_host.size and (lab_host.min() < 0 or lab_host.max() >= x.shape[1]):
-        bad = lab_host[(lab_host < 0) | (lab_host >= x.shape[1])][0]
-        raise ValueError(f"cross_entropy: label {bad} is out of range for {x.shape[1]} classes")
-    ks = _k(x).softmax
-    lab_dev = ks.labels(lab_host)
-    loss, prob = ks.cross_entropy(x.data, lab_dev)
-
-    def vjp(g, needs):  # the fused kernel; differentiable through the softmax it read and g
-        return (_cross_entropy_backward(x, prob, lab_host, ks.cross_entropy_backward(prob, lab_dev, g.data), g),)
-
-    per_row = _make("cross_entropy", loss, (x,), vjp)
-    if reduction == "none":
-        return per_row
-    total = sum(per_row)
-    return total if reduction == "sum" else multiply(total, 1.0 / x.shape[0] if x.shape[0] else np.nan)
-
-
-def _cross_entropy_backward(x: Tensor, prob: Any, labels: np.ndarray, dx: Any, g: Tensor) -> Tensor:
-    """The fused kernel's ``dx = (softmax(x) - onehot(labels)) * g[:, None]`` (computed, as
-    ``dx``, from the forward's softmax ``prob``), recorded as a function of ``softmax(x)`` and
-    ``g`` so that an outer tape differentiates it again. Without a recording tape nothing is
-    recorded and this costs two wrappers."""
-    n = x.shape[0]
-
-    def softmax_vjp(h, needs):  # d softmax: P * (h - sum(h * P))
-        return (multiply(sm, subtract(h, sum(multiply(h, sm), 1, keepdims=True))),)
-
-    sm = _make("softmax", prob, (x,), softmax_vjp)
-
-    def vjp(h, needs):
-        dsm = multiply(h, reshape(g, (n, 1))) if needs[0] else None
-        dg = None
-        if needs[1]:
-            onehot = np.zeros(x.shape, x.dtype)
-            onehot[np.arange(n), labels] = 1
-            dg = sum(multiply(h, subtract(sm, Tensor(onehot, device=x.device))), 1)
-        return dsm, dg
-
-    return _make("cross_entropy_backward", dx, (sm, g), vjp)
+for _name, _op in (("add", add), ("sub", subtract), ("mul", multiply), ("truediv", divide), ("pow", power),
+                   ("matmul", matmul)):
+    setattr(Tensor, f"__{_name}__", _op)
+    setattr(Tensor, f"__r{_name}__", _reflected(_op))
+Tensor.__neg__ = negative
+Tensor.__abs__ = abs
+Tensor.T = property(lambda self: transpose(self), doc="The axes reversed (``transpose(self)``).")
+Tensor.reshape = _reshape
+Tensor.transpose = _transpose
+Tensor.sum, Tensor.mean, Tensor.max = _reduction(sum), _reduction(mean), _reduction(max)
+del _name, _op

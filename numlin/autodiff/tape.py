@@ -1,78 +1,26 @@
 """Reverse-mode differentiation: :class:`GradientTape` (TensorFlow's interface), ``grad`` and
 ``value_and_grad``.
 
-Every op calls :func:`record` with its inputs, its output and its vector-Jacobian product
-``vjp(g, needs) -> (grad per input)``. Each active, recording tape that watches one of the inputs
-appends a node; the output becomes watched on that tape. ``gradient`` walks the nodes backwards
-(recording order is a topological order) and calls each ``vjp`` with the incoming gradient as a
-Tensor. The ``vjp`` rules are written with the same ops, so an outer tape records the backward
-pass of an inner one: nested tapes give higher derivatives.
+Every op calls :func:`record` (:mod:`._record`) with its inputs, its output and its
+vector-Jacobian product ``vjp(g, needs) -> (grad per input)``. Each active, recording tape that
+watches one of the inputs appends a node; the output becomes watched on that tape. ``gradient``
+walks the nodes backwards (recording order is a topological order) and calls each ``vjp`` with
+the incoming gradient as a Tensor. The ``vjp`` rules are written with the same ops, so an outer
+tape records the backward pass of an inner one: nested tapes give higher derivatives.
 """
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import Any, Callable
 
 import numpy as np
 
 from .._validate import is_int
+from . import ops
+from ._record import STACK as _STACK, Node as _Node, active, record
 from .tensor import Tensor, Variable
 
 __all__ = ["GradientTape", "grad", "value_and_grad", "record", "active"]
-
-class _Stack(threading.local):
-    """The tapes inside whose ``with`` block this thread is, innermost last (per thread, as in
-    TensorFlow: another thread's ops are never recorded on this thread's tapes)."""
-
-    def __init__(self):
-        self.tapes: list["GradientTape"] = []
-
-
-_STACK = _Stack()
-
-
-class _Node:
-    __slots__ = ("name", "inputs", "output", "vjp", "versions")
-
-    def __init__(self, name: str, inputs: tuple, output: Tensor, vjp: Callable):
-        self.name = name
-        self.inputs = inputs
-        self.output = output
-        self.vjp = vjp
-        # Variables change in place (assign, optimizers): remember which value was read
-        self.versions = tuple((t, t._version) for t in inputs if isinstance(t, Variable))
-
-    def check_versions(self) -> None:
-        for v, version in self.versions:
-            if v._version != version:
-                raise RuntimeError(
-                    f"gradient: Variable {v.name or ''}{v.shape} was modified in place (assign or an optimizer "
-                    f"step) after {self.name} read it; its gradient would use the new value. Compute "
-                    "gradients before updating, or record again")
-
-
-def active() -> bool:
-    """True when some tape is recording on this thread (ops then pay for :func:`record`)."""
-    return bool(_STACK.tapes)
-
-
-def record(name: str, inputs: tuple, output: Tensor, vjp: Callable) -> None:
-    """Record ``output = name(*inputs)`` on every recording tape that watches an input."""
-    for tape in _STACK.tapes:
-        if not tape._recording or tape._nodes is None:  # None: a non-persistent tape that has answered
-            continue
-        watched = tape._watched
-        hit = False
-        for t in inputs:
-            if id(t) in watched:
-                hit = True
-            elif tape._watch_accessed and isinstance(t, Variable) and t.trainable:
-                watched[id(t)] = t
-                hit = True
-        if hit:
-            tape._nodes.append(_Node(name, inputs, output, vjp))
-            watched[id(output)] = output
 
 
 def _flatten(structure: Any, what: str, op: str = "gradient") -> tuple[list, Callable]:
@@ -244,8 +192,6 @@ class GradientTape:
         ValueError
             An ``output_gradients`` entry whose shape differs from its target's.
         """
-        from . import ops
-
         _check_unconnected(unconnected_gradients, "gradient")
         self._check_alive("gradient")
         targets, _ = _flatten(target, "target")
@@ -312,8 +258,6 @@ class GradientTape:
         array([[2., 0.],
                [0., 4.]])
         """
-        from . import ops
-
         _check_unconnected(unconnected_gradients, "jacobian")
         self._check_alive("jacobian")
         if not isinstance(target, Tensor):
@@ -390,8 +334,6 @@ class GradientTape:
                [[6., 0.],
                 [0., 8.]]])
         """
-        from . import ops
-
         _check_unconnected(unconnected_gradients, "batch_jacobian")
         self._check_alive("batch_jacobian")
         for what, t in (("target", target), ("source", source)):
@@ -438,8 +380,6 @@ class GradientTape:
     def _backward(self, targets: list, seeds: list, srcs: list) -> list:
         """One reverse pass: the gradient of each source (None where unconnected) for the targets
         weighted by ``seeds`` (None: ones). Frees nothing; ``gradient`` and the Jacobians call it."""
-        from . import ops
-
         was_recording = self._recording
         # The backward pass is recorded by the outer tapes, and by this one too when it is
         # persistent and inside its `with` block (TensorFlow's rule: then t.gradient(dy, x) on the
@@ -501,8 +441,6 @@ def _argnums(argnums, n: int, op: str = "grad") -> tuple:
 def _fresh(x: Tensor) -> Tensor:
     """A new Tensor with ``x``'s value, recorded as ``identity(x)`` on the tapes watching ``x``: each
     positional argument is its own input, even when the caller passes one object twice."""
-    from . import ops
-
     if x.dtype.kind != "f":
         return x  # refused as a source below, with the usual message
     return ops._make("identity", x.data, (x,), lambda g, needs: (g,))

@@ -1,19 +1,20 @@
 """Tensors: a float32/float64 (or integer, non-differentiable) array on the host or the GPU.
 
-A :class:`Tensor` wraps a numpy array (CPU kernels) or a numba device array (CUDA kernels) and
-adds operators that dispatch to :mod:`numlin.autodiff.ops`. Tensors are immutable as far as the
+A :class:`Tensor` wraps a numpy array (CPU kernels) or a numba device array (CUDA kernels).
+Its operators (``+ - * / ** @``, reflected ones included, unary ``-`` and ``abs``) and the
+methods ``T``, ``reshape``, ``transpose``, ``sum``, ``mean`` and ``max`` are the differentiable
+ops of :mod:`numlin.autodiff.ops`, which attaches them when it is imported (``import numlin``
+does), so that imports run one way: ops -> tensor. Tensors are immutable as far as the
 engine is concerned; a :class:`Variable` is the mutable, trainable kind that tapes watch
 automatically and optimizers update in place.
 """
 from __future__ import annotations
 
-import importlib
-import numbers
 from typing import Any
 
 import numpy as np
 
-from .._dispatch import is_device_array
+from .._dispatch import backend_named, is_device_array
 
 __all__ = ["Tensor", "Variable", "constant", "as_tensor"]
 
@@ -21,6 +22,8 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _backend_of(data) -> str:
+    if type(data) is np.ndarray:  # the common case, without is_device_array's attribute probe
+        return "cpu"
     return "cuda" if is_device_array(data) else "cpu"
 
 
@@ -108,10 +111,6 @@ class Tensor:
     def trainable(self) -> bool:
         return False
 
-    @property
-    def T(self) -> "Tensor":
-        return _ops().transpose(self)
-
     # ----------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:
         """The value as a numpy array: a copy from the GPU; on the CPU a read-only view (a tape may
@@ -160,36 +159,7 @@ class Tensor:
         extra = "" if self.device == "cpu" else ", device='cuda'"
         return f"{type(self).__name__}({body}, dtype={self.dtype}{extra})"
 
-    # ----------------------------------------------------------------- operators
-    def __add__(self, other): return _ops().add(self, other)
-    def __radd__(self, other): return _ops().add(other, self)
-    def __sub__(self, other): return _ops().subtract(self, other)
-    def __rsub__(self, other): return _ops().subtract(other, self)
-    def __mul__(self, other): return _ops().multiply(self, other)
-    def __rmul__(self, other): return _ops().multiply(other, self)
-    def __truediv__(self, other): return _ops().divide(self, other)
-    def __rtruediv__(self, other): return _ops().divide(other, self)
-    def __pow__(self, other): return _ops().power(self, other)
-    def __rpow__(self, other): return _ops().power(other, self)
-    def __matmul__(self, other): return _ops().matmul(self, other)
-    def __rmatmul__(self, other): return _ops().matmul(other, self)
-    def __neg__(self): return _ops().negative(self)
-    def __abs__(self): return _ops().abs(self)
-
-    def reshape(self, *shape) -> "Tensor":
-        return _ops().reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
-
-    def transpose(self, axes=None) -> "Tensor":
-        return _ops().transpose(self, axes)
-
-    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return _ops().sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return _ops().mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
-        return _ops().max(self, axis, keepdims)
+    # the operators and reshape / transpose / sum / mean / max / T: attached by numlin.autodiff.ops
 
 
 class Variable(Tensor):
@@ -223,7 +193,7 @@ class Variable(Tensor):
             self._data = own
         self.name = name
         self._trainable = bool(trainable)
-        self._version = 0  # bumped by every in-place change; tapes check it (see tape._Node)
+        self._version = 0  # bumped by every in-place change; tapes check it (see _record.Node)
 
     @property
     def trainable(self) -> bool:
@@ -254,8 +224,7 @@ class Variable(Tensor):
 
     def assign_sub(self, delta: Any) -> "Variable":
         """``self -= delta`` in place (``delta`` broadcast to this variable's shape)."""
-        new = _ops().subtract(Tensor._wrap(self._data), delta)
-        return self.assign(new)
+        return self.assign(Tensor._wrap(self._data) - delta)  # the differentiable subtract (ops)
 
     def __repr__(self) -> str:
         return super().__repr__().replace("Variable(", f"Variable({self.name!r}, " if self.name else "Variable(", 1)
@@ -273,7 +242,7 @@ def _convert(value: Any, dtype: Any, device: str | None):
             raise TypeError(f"Tensor: complex data (dtype {np.dtype(data.dtype)}) is not supported "
                             "(float32, float64 or integer)")
         if dtype is not None and np.dtype(dtype) != np.dtype(data.dtype):
-            data = _elementwise("cuda").astype(data, _check_dtype(dtype))
+            data = backend_named("cuda").arrays.cast(data, _check_dtype(dtype))
         if device == "cpu":
             return data.copy_to_host()
         return data
@@ -314,22 +283,6 @@ def _check_dtype(dtype: Any) -> np.dtype:
     if dt.kind not in "fiub" or (dt.kind == "f" and dt not in _FLOATS):
         raise TypeError(f"Tensor: dtype {dt} is not supported (float32, float64 or integer)")
     return dt
-
-
-def _elementwise(backend: str):
-    return importlib.import_module(f"numlin.kernels.{backend}.elementwise")
-
-
-_OPS = None
-
-
-def _ops():
-    global _OPS
-    if _OPS is None:
-        from . import ops
-
-        _OPS = ops
-    return _OPS
 
 
 def constant(value: Any, dtype: Any = None, device: str | None = None) -> Tensor:

@@ -1,5 +1,5 @@
 """Linear algebra: GEMM front-ends, randomized SVD and PCA."""
-from .gemm import gemm, matmul
+from .._api import gemm, matmul
 from .rsvd import PCAResult, pca, rsvd, rsvd_error_estimate
 
 __all__ = ["gemm", "matmul", "rsvd", "rsvd_error_estimate", "pca", "PCAResult"]

@@ -1,7 +1,7 @@
 """Randomized SVD and GEMM on Dask arrays: Dask schedules, numlin's kernels do each block's work.
 
-Imported only when a ``dask.array.Array`` reaches :func:`numlin.linalg.rsvd` or
-:func:`numlin.linalg.matmul` (``import numlin`` never imports Dask).
+Dask itself is imported only when a ``dask.array.Array`` reaches :func:`numlin.linalg.rsvd` or
+:func:`numlin.matmul` (``import numlin`` never imports Dask).
 
 rsvd: ``A`` (m, n) is chunked by rows, one chunk along the columns (other chunkings are rechunked
 to that first). :class:`_DaskRows` is the rsvd operator: ``A @ X`` (X an n x l host matrix) is a
@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from .._dispatch import is_dask_array
-from .._validate import FLOAT_DTYPES
+from .._validate import FLOAT_DTYPES, as_int
+from .gemm import matmul as _array_matmul
+from ._operators import Host, Operator
 from ._orth import cholesky_qr
-from .rsvd import _Host, _Operator
 
 __all__ = ["is_dask_array", "as_row_chunked", "matmul_dask", "dask_operator", "block_threads"]
 
@@ -49,7 +50,8 @@ def block_threads(n: int | None = None) -> int:
     global _threads_per_block
     old = _threads_per_block
     if n is not None:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        n = as_int("block_threads", "n", n, what="a positive int")
+        if n < 1:
             raise ValueError(f"block_threads: n must be a positive int, got {n!r}")
         with _set_lock:
             _threads_per_block = n
@@ -75,10 +77,8 @@ def _task_threads():
 
 def _gemm(a, b):
     """numlin's CPU GEMM on one block pair, inside a Dask task."""
-    from .gemm import matmul
-
     with _task_threads():
-        return matmul(a, b)
+        return _array_matmul(a, b)
 
 
 # --------------------------------------------------------------------------- block functions
@@ -257,7 +257,7 @@ def _check_finite(op_name: str, x: np.ndarray) -> None:
         raise ValueError(f"{op_name}: A contains NaN or Inf (found during a pass over the Dask array)")
 
 
-class _DaskRows(_Operator):
+class _DaskRows(Operator):
     """A row-chunked Dask array (one chunk along columns) as rsvd's operator.
 
     ``matmat(X)``: X (n, l) on the host -> ``A @ X`` as a Dask array chunked like A's rows,
@@ -290,9 +290,9 @@ class _DaskRows(_Operator):
 
 
 # --------------------------------------------------------------------------- backend
-class _DaskBackend(_Host):
+class _DaskBackend(Host):
     """rsvd's small dense linear algebra when the tall factors are Dask arrays chunked like A's
-    rows; host arrays (the n x l factors) go to :class:`~numlin.linalg.rsvd._Host`."""
+    rows; host arrays (the n x l factors) go to :class:`~numlin.linalg._operators.Host`."""
 
     def __init__(self, row_chunks: tuple, op_name: str = "rsvd"):
         self.row_chunks, self.op_name = tuple(row_chunks), op_name

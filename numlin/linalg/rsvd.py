@@ -1,9 +1,10 @@
 """Randomized SVD (Halko–Martinsson–Tropp) and PCA on numlin's GEMM.
 
-validate -> an *operator* for A (dense, scipy.sparse, LinearOperator, device array; transposed
-when m < n; centred for PCA) -> the range finder and the small SVD, written once. Every product
-with A goes through the operator: numlin's GEMM for dense and device arrays, a jitted CSR kernel
-for sparse matrices (never densified), ``matmat``/``rmatmat`` for a LinearOperator.
+validate -> an *operator* for A (:mod:`._operators`: dense, scipy.sparse, LinearOperator, device
+array; :mod:`._dask`: Dask array; transposed when m < n; centred for PCA) -> the range finder
+and the small SVD, written once. Every product with A goes through the operator: numlin's GEMM
+for dense and device arrays, a jitted CSR kernel for sparse matrices (never densified),
+``matmat``/``rmatmat`` for a LinearOperator.
 
 Stage 1 (range finder): Gaussian test matrix Omega (n x l, l = k + p), Y = A Omega, then q power
 iterations Y = A (Aᵀ Y) with re-orthonormalisation between the half-steps (``normalizer``),
@@ -23,314 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from .._dispatch import blas_single_thread, is_dask_array, is_device_array
-from .._validate import is_int
-from ._orth import cholesky_qr
+from .._dispatch import blas_single_thread, is_dask_array
+from .._validate import as_int, is_int
+from . import _dask
+from ._operators import Centered, Dense, Host, Operator, Sparse, as_operator
 
 __all__ = ["rsvd", "rsvd_error_estimate", "pca", "PCAResult"]
 
 _NORMALIZERS = ("auto", "qr", "lu", "none")
 
 
-# --------------------------------------------------------------------------- backends
-class _Host:
-    """Small dense linear algebra on the host (numpy/scipy LAPACK)."""
-
-    device = False
-
-    @staticmethod
-    def from_host(x):
-        return x
-
-    @staticmethod
-    def to_host(x):
-        return x
-
-    @staticmethod
-    def matmul(a, b):
-        from .gemm import matmul
-
-        return matmul(a, b)
-
-    @staticmethod
-    def T(x):
-        return x.T
-
-    def orth(self, Y, method: str):
-        import scipy.linalg as sl
-
-        if method == "none":
-            return Y
-        if method == "lu":
-            return sl.lu(Y, permute_l=True, check_finite=False)[0]
-        if Y.shape[0] >= 8 * Y.shape[1]:  # tall and skinny: two GEMM passes beat Householder
-            Q = self._cholesky_qr2(Y)
-            if Q is not None:
-                return Q
-        return sl.qr(Y, mode="economic", check_finite=False, overwrite_a=True)[0]
-
-    def _cholesky_qr2(self, Y):
-        """CholeskyQR2 on numlin's GEMM (:func:`._orth.cholesky_qr`; Gram matrices in float64), or
-        None when Y is too ill-conditioned for it."""
-
-        def gram(Y):
-            Yd = Y if Y.dtype == np.float64 else Y.astype(np.float64)
-            return np.asarray(self.matmul(Yd.T, Yd))
-
-        return cholesky_qr(Y, gram, lambda Y, M: self.matmul(Y, M.astype(Y.dtype)))
-
-    def project_out(self, Q, Y):
-        """``Y - Q (Qᵀ Y)``."""
-        return Y - self.matmul(Q, self.matmul(Q.T, Y))
-
-    @staticmethod
-    def hstack(a, b):
-        return b if a is None else np.hstack([a, b])
-
-    @staticmethod
-    def col_norms(Y):
-        return np.linalg.norm(Y, axis=0)
-
-    @staticmethod
-    def flip(U, Vt):
-        idx = np.argmax(np.abs(U), axis=0)
-        signs = np.sign(U[idx, np.arange(U.shape[1])])
-        signs[signs == 0] = 1
-        return U * signs, Vt * signs[:, None]
-
-    @staticmethod
-    def contiguous(x):
-        return np.ascontiguousarray(x)
-
-    @staticmethod
-    def result(U):
-        """U as rsvd returns it (the Dask backend wraps a host U in a Dask array)."""
-        return U
-
-
-class _Device(_Host):
-    """The same on a GPU: GEMMs on the device, CholeskyQR2 for orthonormalisation (Gram matrix
-    by GEMM, a small Cholesky on the host, then Y R⁻¹ by GEMM); only l x l and n x l matrices
-    cross to the host."""
-
-    device = True
-
-    @staticmethod
-    def from_host(x):
-        from numba import cuda
-
-        return cuda.to_device(np.ascontiguousarray(x))
-
-    @staticmethod
-    def to_host(x):
-        return x.copy_to_host()
-
-    @staticmethod
-    def T(x):
-        from ..kernels.cuda import transpose_last2
-
-        return transpose_last2(x)
-
-    def orth(self, Y, method: str):
-        import scipy.linalg as sl
-
-        if method == "none":
-            return Y
-        Q = cholesky_qr(Y, lambda Y: self.to_host(self.matmul(self.T(Y), Y)).astype(np.float64),
-                        lambda Y, M: self.matmul(Y, self.from_host(M.astype(Y.dtype))))
-        if Q is None:  # rank-deficient or too ill-conditioned: Householder QR on the host
-            Q = self.from_host(sl.qr(self.to_host(Y), mode="economic", check_finite=False)[0])
-        return Q
-
-    def project_out(self, Q, Y):
-        from ..kernels.cuda.gemm import matmul_into
-        from ..kernels.cuda import strided
-
-        from numba import cuda
-
-        P = self.matmul(self.T(Q), Y)
-        out = cuda.device_array_like(Y)  # a device-side copy of Y, updated in place: Y - Q P
-        out.copy_to_device(Y)
-        matmul_into(strided(Q, writable=False), strided(P, writable=False), strided(out, writable=True), -1.0, 1.0)
-        return out
-
-    def hstack(self, a, b):
-        """``[a, b]`` side by side, copied on the device."""
-        if a is None:
-            return b
-        from numba import cuda
-
-        from ..kernels.cuda import strided
-        from ..kernels.cuda.elementwise import copy_strided
-
-        m, na = a.shape
-        out = cuda.device_array((m, na + b.shape[1]), a.dtype)
-        O = strided(out, writable=True)
-        copy_strided(strided(a, writable=False), O._replace(shape=tuple(a.shape)))
-        copy_strided(strided(b, writable=False), O._replace(off=O.off + na * O.strides[1], shape=tuple(b.shape)))
-        return out
-
-    def col_norms(self, Y):
-        return np.linalg.norm(self.to_host(Y), axis=0)
-
-    def flip(self, U, Vt):
-        from ..kernels.cuda.reductions import flip_columns
-
-        signs = flip_columns(U)
-        return U, Vt * signs[:, None]
-
-    def contiguous(self, x):
-        from ..kernels.cuda import contiguous
-
-        return contiguous(x)
-
-
-# --------------------------------------------------------------------------- operators
-class _Operator:
-    """``A`` as products: ``matmat(X) = A @ X``, ``rmatmat(Y) = Aᵀ @ Y``."""
-
-    shape: tuple
-    dtype: np.dtype
-    backend: _Host
-
-    def T(self) -> "_Operator":
-        return _Transposed(self)
-
-
-class _Transposed(_Operator):
-    def __init__(self, op: _Operator):
-        self.op, self.shape, self.dtype, self.backend = op, op.shape[::-1], op.dtype, op.backend
-
-    def matmat(self, X):
-        return self.op.rmatmat(X)
-
-    def rmatmat(self, Y):
-        return self.op.matmat(Y)
-
-
-class _Dense(_Operator):
-    def __init__(self, A, backend):
-        self.A, self.shape, self.dtype, self.backend = A, tuple(A.shape), np.dtype(A.dtype), backend
-
-    def matmat(self, X):
-        return self.backend.matmul(self.A, X)
-
-    def rmatmat(self, Y):
-        return self.backend.matmul(self.backend.T(self.A), Y)
-
-
-class _Sparse(_Operator):
-    def __init__(self, A, dtype):
-        import scipy.sparse as sp
-
-        self.A = sp.csr_matrix(A)
-        self.AT = sp.csr_matrix(A.T)  # CSR of Aᵀ: a conversion, never a dense copy
-        self.shape, self.dtype, self.backend = tuple(A.shape), dtype, _Host()
-
-    def matmat(self, X):
-        from ..kernels.cpu.sparse import csr_matmat
-
-        return csr_matmat(self.A, X)
-
-    def rmatmat(self, Y):
-        from ..kernels.cpu.sparse import csr_matmat
-
-        return csr_matmat(self.AT, Y)
-
-
-class _Linear(_Operator):
-    def __init__(self, A, dtype, op_name: str = "rsvd"):
-        self.A, self.shape, self.dtype, self.backend = A, tuple(A.shape), dtype, _Host()
-        self.op_name = op_name
-
-    def _checked(self, what: str, Y, X, rows: int):
-        Y = np.asarray(Y)
-        want = (rows, X.shape[1])
-        if Y.shape != want and not (Y.ndim == 1 and Y.shape == want[:1] and want[1] == 1):
-            raise ValueError(f"{self.op_name}: A.{what} returned shape {Y.shape} for an input of shape {X.shape}; "
-                             f"A's declared shape is {self.shape}, so it must return {want}")
-        if np.iscomplexobj(Y):
-            raise TypeError(f"{self.op_name}: A.{what} returned complex values ({Y.dtype}); use float32 or float64")
-        Y = np.asarray(Y, dtype=self.dtype).reshape(want)
-        if not np.isfinite(Y).all():
-            raise ValueError(f"{self.op_name}: A.{what} returned NaN or Inf")
-        return Y
-
-    def matmat(self, X):
-        return self._checked("matmat", self.A.matmat(X), X, self.shape[0])
-
-    def rmatmat(self, Y):
-        return self._checked("rmatmat", self.A.rmatmat(Y), Y, self.shape[1])
-
-
-class _Centered(_Operator):
-    """``A - 1 μᵀ`` (columns centred) without forming it."""
-
-    def __init__(self, op: _Operator, mu):
-        self.op, self.mu, self.shape, self.dtype, self.backend = op, mu, op.shape, op.dtype, op.backend
-
-    def matmat(self, X):  # A X - 1 (μᵀ X)
-        Xh = self.backend.to_host(X)
-        Y = self.backend.to_host(self.op.matmat(X))
-        return self.backend.from_host(Y - (self.mu @ Xh)[None, :])
-
-    def rmatmat(self, Y):  # Aᵀ Y - μ (1ᵀ Y)
-        Yh = self.backend.to_host(Y)
-        Z = self.backend.to_host(self.op.rmatmat(Y))
-        return self.backend.from_host(Z - np.outer(self.mu, Yh.sum(axis=0)))
-
-
-def _operator(op_name: str, A: Any, check_finite: bool = True) -> _Operator:
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import LinearOperator
-
+def _operator(op_name: str, A: Any) -> Operator:
+    """``A`` as rsvd's operator: a Dask array's (:mod:`._dask`), else :func:`._operators.as_operator`."""
     if is_dask_array(A):
-        from ._dask import dask_operator
-
-        return dask_operator(op_name, A)
-    if is_device_array(A):
-        from ..kernels.cuda import as_array
-
-        A = as_array(op_name, "A", A)
-        if len(A.shape) != 2:
-            raise ValueError(f"{op_name}: A must be 2-D, got shape {tuple(A.shape)}")
-        return _Dense(A, _Device())
-    if isinstance(A, LinearOperator):
-        if len(A.shape) != 2:
-            raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
-        dt = _float_dtype(op_name, A.dtype if A.dtype is not None else np.float64)
-        return _Linear(A, dt, op_name)
-    if sp.issparse(A):
-        if A.ndim != 2:
-            raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
-        if A.format not in ("csr", "csc", "coo"):  # LIL, DOK, BSR, DIA: converted to CSR (documented)
-            A = A.tocsr()
-        dt = _float_dtype(op_name, A.dtype)
-        if check_finite and not np.isfinite(A.data).all():
-            raise ValueError(f"{op_name}: A contains NaN or Inf")
-        return _Sparse(A, dt)
-    if isinstance(A, (str, bytes, dict, set)) or A is None:
-        raise TypeError(f"{op_name}: A must be an array, a scipy.sparse matrix or a LinearOperator, "
-                        f"got {type(A).__name__}")
-    A = np.asarray(A)  # np.matrix and array-likes become plain ndarrays
-    if A.dtype == object:
-        raise TypeError(f"{op_name}: A must be a numeric array, got dtype object")
-    if A.ndim != 2:
-        raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
-    A = A.astype(_float_dtype(op_name, A.dtype), copy=False)
-    if check_finite and not np.isfinite(A).all():
-        raise ValueError(f"{op_name}: A contains NaN or Inf")
-    return _Dense(A, _Host())
-
-
-def _float_dtype(op_name: str, dt) -> np.dtype:
-    """float32/float64 stay; integers and bool compute in float64 (documented); others raise."""
-    dt = np.dtype(dt)
-    if dt in (np.float32, np.float64):
-        return dt
-    if dt.kind in "iub":
-        return np.dtype(np.float64)
-    raise TypeError(f"{op_name}: unsupported dtype {dt}; use float32 or float64")
+        return _dask.dask_operator(op_name, A)
+    return as_operator(op_name, A)
 
 
 def _rng(random_state):
@@ -350,15 +58,11 @@ def _gaussian(rng, shape, dtype):
 def _check_args(op_name, k, n_oversamples, n_iter, normalizer, tol, m, n) -> int | None:
     """Validate rsvd's options (TypeError for a wrong type, bool included; ValueError for a
     value out of range); returns the power iterations (None for "auto": adaptive)."""
-    if not is_int(k):
-        raise TypeError(f"{op_name}: k must be an int, got {type(k).__name__} {k!r}")
+    k = as_int(op_name, "k", k)
     if not 1 <= k <= min(m, n):
         raise ValueError(f"{op_name}: k must be an integer in [1, min(m, n)] = [1, {min(m, n)}] for A of shape "
                          f"{(m, n)}, got {k!r}")
-    if not is_int(n_oversamples):
-        raise TypeError(f"{op_name}: n_oversamples must be an int, got {type(n_oversamples).__name__} "
-                        f"{n_oversamples!r}")
-    if n_oversamples < 0:
+    if as_int(op_name, "n_oversamples", n_oversamples) < 0:
         raise ValueError(f"{op_name}: n_oversamples must be a non-negative int, got {n_oversamples!r}")
     if not isinstance(normalizer, str):
         raise TypeError(f"{op_name}: normalizer must be one of {_NORMALIZERS}, got {type(normalizer).__name__} "
@@ -408,7 +112,7 @@ def _ritz_converged(old, new, k: int, tol: float) -> bool:
     return bool(np.all(np.abs(s - old[:k]) <= tol * np.maximum(s, 1e-300)))
 
 
-def _range_finder(op: _Operator, l: int, q, normalizer: str, rng, k: int | None = None):
+def _range_finder(op: Operator, l: int, q, normalizer: str, rng, k: int | None = None):
     """Subspace iteration; the basis spans the last two iterates ``[A Z_{q-1}, A Z_q]`` when
     they fit (a depth-2 block Krylov space: the same passes over A, a Rayleigh–Ritz step on 2l
     columns). ``q=None`` is adaptive: iterate until the top-k Ritz values (singular values of
@@ -449,7 +153,7 @@ def _range_finder(op: _Operator, l: int, q, normalizer: str, rng, k: int | None 
 _PROBES, _ALPHA = 30, 2.0
 
 
-def _adaptive_qb(op: _Operator, k: int, q: int, normalizer: str, tol: float, rng, block: int, cap: int):
+def _adaptive_qb(op: Operator, k: int, q: int, normalizer: str, tol: float, rng, block: int, cap: int):
     """Blocked randomized QB with power iterations (Yu, Gu & Li 2018 randQB_EI; MATLAB's
     ``svdsketch``), stopped by an a-posteriori estimate ``E >= ||(I - Q Qᵀ) A||_2``:
     Gaussian probes ``W = A Ω_p`` taken with the first block, projected out as Q grows.
@@ -466,7 +170,7 @@ def _adaptive_qb(op: _Operator, k: int, q: int, normalizer: str, tol: float, rng
     while True:
         b = min(block, cap - (0 if Q is None else Q.shape[1]))
         if W is None:  # first pass: the probes (and on the host the first block with them)
-            if type(be) is _Host:
+            if type(be) is Host:
                 Y, W = _split_cols(op.matmat(_gaussian(rng, (n, b + _PROBES), op.dtype)), b)
             else:
                 W = op.matmat(be.from_host(_gaussian(rng, (n, _PROBES), op.dtype)))
@@ -503,7 +207,7 @@ def _split_cols(YW, b: int):
     return np.ascontiguousarray(YW[:, :b]), np.ascontiguousarray(YW[:, b:])
 
 
-def _svd_from_basis(op: _Operator, Q, k: int, Bt=None):
+def _svd_from_basis(op: Operator, Q, k: int, Bt=None):
     """Stage 2: B = Qᵀ A via Bᵀ = Aᵀ Q (unless given), SVD of the small B, U = Q Ũ (truncated to k)."""
     import scipy.linalg as sl
 
@@ -608,7 +312,7 @@ def rsvd(A: Any, k: int, *, n_oversamples: int = 10, n_iter: Any = "auto", norma
     return be.result(U), S, Vt
 
 
-def _rsvd(op_name, op: _Operator, k, n_oversamples, n_iter, normalizer, tol, random_state):
+def _rsvd(op_name, op: Operator, k, n_oversamples, n_iter, normalizer, tol, random_state):
     m, n = op.shape
     q = _check_args(op_name, k, n_oversamples, n_iter, normalizer, tol, m, n)
     norm = "qr" if normalizer == "auto" else normalizer
@@ -677,18 +381,18 @@ def _flip_by_rows(U, Vt):
     return U * signs, Vt * signs[:, None]
 
 
-def _total_variance(op: _Operator, mu64: np.ndarray, m: int) -> float:
+def _total_variance(op: Operator, mu64: np.ndarray, m: int) -> float:
     """Σ_j Σ_i (a_ij − μ_j)² / (m − 1), from centred sums in float64 (no Σa² − m μ²
     cancellation): dense by row blocks, sparse over the stored entries plus μ_j² for each
     implicit zero (never densified); NaN for a LinearOperator (its entries are not known)."""
-    if isinstance(op, _Sparse):
+    if isinstance(op, Sparse):
         A = op.A.tocsc(copy=True)
         A.sum_duplicates()
         nnz = np.diff(A.indptr)
         col = np.repeat(np.arange(A.shape[1]), nnz)
         d = A.data.astype(np.float64) - mu64[col]
         return (float(d @ d) + float(((m - nnz) * mu64 ** 2).sum())) / (m - 1)
-    if isinstance(op, _Dense):
+    if isinstance(op, Dense):
         total, step = 0.0, max(1, (1 << 22) // max(1, op.shape[1]))
         for i in range(0, m, step):
             d = op.A[i:i + step].astype(np.float64) - mu64
@@ -725,17 +429,17 @@ def pca(A: Any, k: int, **rsvd_kwargs) -> PCAResult:
     m = op.shape[0]
     if m < 2:
         raise ValueError(f"pca: needs at least 2 samples, got {m}")
-    if isinstance(op, _Dense):
+    if isinstance(op, Dense):
         mu64 = op.A.mean(axis=0, dtype=np.float64)
-    elif isinstance(op, _Sparse):
+    elif isinstance(op, Sparse):
         mu64 = np.asarray(op.A.sum(axis=0, dtype=np.float64)).ravel() / m
     else:
         mu64 = np.asarray(op.rmatmat(np.ones((m, 1), op.dtype)), dtype=np.float64).ravel() / m
     mu = mu64.astype(op.dtype)
-    if isinstance(op, _Dense):
-        centred = _Dense(np.ascontiguousarray(op.A - mu), op.backend)
+    if isinstance(op, Dense):
+        centred = Dense(np.ascontiguousarray(op.A - mu), op.backend)
     else:
-        centred = _Centered(op, mu)
+        centred = Centered(op, mu)
     flip = rsvd_kwargs.pop("flip_sign", True)
     with blas_single_thread():
         U, S, Vt = _rsvd("pca", centred, k, rsvd_kwargs.pop("n_oversamples", 10), rsvd_kwargs.pop("n_iter", "auto"),

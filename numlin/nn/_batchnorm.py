@@ -8,7 +8,6 @@ differentiated again (to any order).
 """
 from __future__ import annotations
 
-import importlib
 import numbers
 from typing import Any
 
@@ -16,20 +15,11 @@ import numpy as np
 
 from .._dispatch import is_device_array
 from ..autodiff import ops
-from ..autodiff import tape as _tape
+from ..autodiff._record import recording as _recording
 from ..autodiff.ops import _cast, _k, _make, _operand, _tensor
 from ..autodiff.tensor import Tensor
 
 __all__ = ["batch_norm"]
-
-
-def _kernels(device: str):
-    return importlib.import_module(f"numlin.kernels.{device}.batchnorm")
-
-
-def _recording() -> bool:
-    """True when some tape would record ops run now (the backward must then be differentiable)."""
-    return any(t._recording and t._nodes is not None for t in _tape._STACK.tapes)
 
 
 def _real(op: str, name: str, v: Any) -> float:
@@ -155,10 +145,11 @@ def batch_norm(x: Any, weight: Any = None, bias: Any = None, running_mean: Any =
     dt = np.result_type(x.dtype, *[p.dtype for p in params if p is not None])
     x = _cast(x, dt)
     w, b = (None if p is None else _cast(p, dt) for p in params)
-    ew, kb = _k(x).ew, _kernels(x.device)
-    x3 = ew.reshape(ew.contiguous(x.data), (N, C, L))
-    wd = w.data if w is not None else ew.full((C,), 1.0, dt)
-    bd = b.data if b is not None else ew.full((C,), 0.0, dt)
+    be = _k(x)
+    ew, arrays, kb = be.elementwise, be.arrays, be.batchnorm
+    x3 = ew.reshape(arrays.contiguous(x.data), (N, C, L))
+    wd = w.data if w is not None else arrays.full((C,), 1.0, dt)
+    bd = b.data if b is not None else arrays.full((C,), 0.0, dt)
     if training:
         y3, mean, var, invstd = kb.forward_train(x3, wd, bd, eps)
         if rm is not None:
@@ -172,7 +163,7 @@ def batch_norm(x: Any, weight: Any = None, bias: Any = None, running_mean: Any =
         if _recording():
             grads = _backward_ops(g, x, w, training, mean, invstd, eps, needs)
         else:
-            g3 = ew.reshape(ew.contiguous(g.data), (N, C, L))
+            g3 = ew.reshape(arrays.contiguous(g.data), (N, C, L))
             dx3, dw, db = kb.backward(g3, x3, mean, invstd, wd, training, needs[0])
             grads = (Tensor._wrap(ew.reshape(dx3, x.shape)) if needs[0] else None, Tensor._wrap(dw),
                      Tensor._wrap(db))
@@ -192,8 +183,8 @@ def _backward_ops(g: Tensor, x: Tensor, w: Tensor | None, training: bool, mean, 
         var = ops.mean(ops.multiply(xc, xc), axes, keepdims=True)
         inv = ops.divide(1.0, ops.sqrt(ops.add(var, eps)))
     else:
-        ew = _k(x).ew
-        const = [Tensor._wrap(ew.reshape(ew.astype(a, x.dtype), cshape)) for a in (mean, invstd)]
+        be = _k(x)
+        const = [Tensor._wrap(be.elementwise.reshape(be.arrays.cast(a, x.dtype), cshape)) for a in (mean, invstd)]
         xc = ops.subtract(x, const[0])
         inv = const[1]
     xhat = ops.multiply(xc, inv)

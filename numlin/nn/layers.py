@@ -11,11 +11,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .._validate import is_int
-from ..autodiff import ops
+from .._geometry import conv_args, pool_args
+from .._validate import as_int
+from ..autodiff import nn_ops, ops
 from ..autodiff.tensor import Tensor, Variable
 from ._batchnorm import batch_norm, check_eps, check_momentum
-from .module import IncompatibleKeys, Module, _params_in  # noqa: F401  (Module is part of this module's face)
+from .module import Module
 
 __all__ = ["Module", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Flatten", "Sequential", "BatchNorm2d",
            "Dropout", "GlobalAvgPool2d"]
@@ -26,11 +27,10 @@ def _rng(random_state: Any) -> np.random.Generator:
 
 
 def _positive_int(layer: str, name: str, v: Any) -> int:
-    if not is_int(v):
-        raise TypeError(f"{layer}: {name} must be an int, got {v!r}")
+    v = as_int(layer, name, v)
     if v < 1:
         raise ValueError(f"{layer}: {name} must be positive, got {v!r}")
-    return int(v)
+    return v
 
 
 class Linear(Module):
@@ -93,8 +93,6 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  bias: bool = True, *, dtype: Any = np.float32, random_state: Any = None):
-        from .conv import conv_args
-
         self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
         # validated now, with numlin.conv2d's rules and messages (not at the first forward)
@@ -108,7 +106,7 @@ class Conv2d(Module):
         self.bias = Variable(rng.uniform(-bound, bound, self.out_channels), dtype, name="Conv2d.bias") if bias else None
 
     def forward(self, x: Any) -> Tensor:
-        return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        return nn_ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -116,26 +114,24 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    """Max pooling (:func:`numlin.autodiff.ops.max_pool2d`); ``stride`` defaults to ``kernel_size``."""
+    """Max pooling (:func:`numlin.autodiff.nn_ops.max_pool2d`); ``stride`` defaults to ``kernel_size``."""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
-        from .conv import pool_args
-
         pool_args(type(self).__name__, kernel_size, stride, padding)  # validated now, not at the first forward
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x: Any) -> Tensor:
-        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return nn_ops.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def __repr__(self) -> str:
         return f"MaxPool2d({self.kernel_size})"
 
 
 class AvgPool2d(MaxPool2d):
-    """Average pooling (:func:`numlin.autodiff.ops.avg_pool2d`); ``stride`` defaults to ``kernel_size``."""
+    """Average pooling (:func:`numlin.autodiff.nn_ops.avg_pool2d`); ``stride`` defaults to ``kernel_size``."""
 
     def forward(self, x: Any) -> Tensor:
-        return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return nn_ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def __repr__(self) -> str:
         return f"AvgPool2d({self.kernel_size})"

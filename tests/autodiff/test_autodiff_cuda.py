@@ -17,6 +17,7 @@ import numlin as nl
 from numlin import autodiff as ad
 from numlin.kernels.cpu import elementwise as cew, optim as copt, pool as cpool, softmax as csm
 from numlin.kernels.cuda import elementwise as gew, optim as gopt, pool as gpool, softmax as gsm
+from numlin.kernels import cuda as garrays  # the CUDA array façade: cast, contiguous, full, ...
 from numlin.kernels.cuda.arrays import transpose_last2
 from tests.conftest import HAS_GPU
 
@@ -165,26 +166,26 @@ def test_shape_ops_match_numpy(rng):
     np.testing.assert_array_equal(_host(gew.broadcast_to(_dev(np.asarray(1.5)), (2, 2))), np.full((2, 2), 1.5))
     with pytest.raises(ValueError):
         gew.broadcast_to(_dev(b), (2, 4))
-    c = gew.contiguous(transpose_last2(_dev(b)))
+    c = garrays.contiguous(transpose_last2(_dev(b)))
     assert c.is_c_contiguous()
     np.testing.assert_array_equal(_host(c), b.T)
 
 
-def test_full_and_astype():
-    f = gew.full((2, 3), 0.5, np.float32)
+def test_full_and_cast():
+    f = garrays.full((2, 3), 0.5, np.float32)
     assert f.dtype == np.float32 and f.shape == (2, 3)
     np.testing.assert_array_equal(_host(f), np.full((2, 3), 0.5, np.float32))
-    assert _host(gew.full((), 2.0, np.float64)).shape == ()
-    assert gew.full((0, 2), 1.0, np.float64).shape == (0, 2)
+    assert _host(garrays.full((), 2.0, np.float64)).shape == ()
+    assert garrays.full((0, 2), 1.0, np.float64).shape == (0, 2)
     i = np.arange(-3, 3, dtype=np.int64).reshape(2, 3)
     for dt in (np.float32, np.float64):
-        got = _host(gew.astype(_dev(i), dt))
+        got = _host(garrays.cast(_dev(i), dt))
         assert got.dtype == dt
         np.testing.assert_array_equal(got, i.astype(dt))
     x = np.array([1.0 + 2 ** -30, 3.5])
-    np.testing.assert_array_equal(_host(gew.astype(_dev(x), np.float32)), x.astype(np.float32))
+    np.testing.assert_array_equal(_host(garrays.cast(_dev(x), np.float32)), x.astype(np.float32))
     d = _dev(x)
-    assert gew.astype(d, np.float64) is d
+    assert garrays.cast(d, np.float64) is d
 
 
 # --------------------------------------------------------------------------- pooling

@@ -607,7 +607,7 @@ def testSameObjectForMultipleArguments():
 
 def testDifferentiatingFunctionThatReturnsNone():
     def fn(x, y):
-        result = x * y  # noqa: F841
+        x * y  # computed, then dropped: fn returns None
 
     x = nl.constant(1.)
     y = nl.constant(2.)

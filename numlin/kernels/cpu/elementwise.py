@@ -1,6 +1,7 @@
 """CPU elementwise kernels and reductions for the autodiff ops.
 
-Elementwise kernels are Numba ufuncs: each scalar rule below is compiled by ``vectorize`` into a
+Elementwise kernels are Numba ufuncs: each scalar rule of :mod:`numlin.kernels.rules` (written
+once for both backends, its special values documented there) is compiled by ``vectorize`` into a
 ufunc loop (float32 and float64; the caller casts operands to one dtype), so broadcasting is
 fused into the one pass over the output (no broadcast copies) and any strides are read in
 place. A rule's ufunc is built on first use and cached on disk.
@@ -10,123 +11,30 @@ ones last (a copy only when numpy cannot reshape the transposed view).
 
 The backend interface (same names in ``numlin.kernels.cuda.elementwise``):
 ``unary(name, x)``, ``binary(name, a, b)``, ``reduce(name, x, axes, keepdims)``,
-``full(shape, value, dtype)``, ``astype(x, dtype)``, ``broadcast_to(x, shape)``,
-``reshape(x, shape)``, ``transpose(x, perm)``, ``contiguous(x)``, ``UNARY``, ``BINARY``.
+``broadcast_to(x, shape)``, ``reshape(x, shape)``, ``transpose(x, perm)``, ``UNARY``, ``BINARY``.
+Allocation, casts and C-order copies (``empty``, ``full``, ``cast``, ``contiguous``) are the
+array façade's, :mod:`numlin.kernels.cpu` itself.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, vectorize
 
+from .. import rules
 from ._threads import launch, split
 
-__all__ = ["UNARY", "BINARY", "ufunc", "unary", "binary", "reduce", "full", "astype", "broadcast_to", "reshape",
-           "transpose", "contiguous"]
+__all__ = ["UNARY", "BINARY", "ufunc", "unary", "binary", "reduce", "broadcast_to", "reshape", "transpose"]
 
 
 _F1 = ["float32(float32)", "float64(float64)"]
 _F2 = ["float32(float32, float32)", "float64(float64, float64)"]
 
 
-# --------------------------------------------------------------------------- unary rules
-def neg(x):
-    return -x
-
-
-def exp(x):
-    return math.exp(x)
-
-
-def log(x):
-    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
-
-
-def sin(x):
-    return math.sin(x)
-
-
-def cos(x):
-    return math.cos(x)
-
-
-def tanh(x):
-    return math.tanh(x)
-
-
-def sqrt(x):
-    return math.sqrt(x) if x >= 0 else math.nan
-
-
-def abs_(x):
-    return abs(x)
-
-
-def sign(x):
-    if x > 0:
-        return 1.0
-    if x < 0:
-        return -1.0
-    return x  # 0 and NaN
-
-
-def relu(x):
-    return 0.0 if x < 0 else x  # NaN passes through, as in PyTorch
-
-
-def sigmoid(x):
-    if x >= 0:
-        return 1 / (1 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1 + e)
-
-
-# --------------------------------------------------------------------------- binary rules
-def add(a, b):
-    return a + b
-
-
-def sub(a, b):
-    return a - b
-
-
-def mul(a, b):
-    return a * b
-
-
-def div(a, b):
-    return a / b if b != 0 else a * math.copysign(math.inf, b)  # ±inf by both signs, NaN for 0/0
-
-
-def pow_(a, b):
-    return a ** b
-
-
-def relu_grad(x, g):
-    """``g`` where ``x > 0``, else 0 (relu's derivative is taken as 0 at 0, as in PyTorch)."""
-    return g if x > 0 else 0.0
-
-
-def tanh_grad(y, g):
-    """``g * (1 - y²)`` with ``y = tanh(x)``."""
-    return g * (1 - y * y)
-
-
-def sigmoid_grad(y, g):
-    """``g * y * (1 - y)`` with ``y = sigmoid(x)``."""
-    return g * y * (1 - y)
-
-
-def equal(a, b):
-    """1 where ``a == b``, else 0 (a mask in the operands' dtype)."""
-    return 1.0 if a == b else 0.0
-
-
-UNARY = {"neg": neg, "exp": exp, "log": log, "sin": sin, "cos": cos, "tanh": tanh, "sqrt": sqrt,
-         "abs": abs_, "sign": sign, "relu": relu, "sigmoid": sigmoid}
-BINARY = {"add": add, "sub": sub, "mul": mul, "div": div, "pow": pow_, "relu_grad": relu_grad,
-          "tanh_grad": tanh_grad, "sigmoid_grad": sigmoid_grad, "equal": equal}
+# The rules by op name (``rules.UNARY`` / ``rules.BINARY``), vectorized as they are: the guards the
+# CUDA simulator needs (exp's overflow, sin/cos of inf) stay in the CUDA kernel, since the CPU's
+# libm gives those values unguarded, with no branch in the loop.
+UNARY = rules.UNARY
+BINARY = rules.BINARY
 
 
 _UFUNCS: dict = {}
@@ -151,7 +59,7 @@ def ufunc(name: str, dtype=None):
 
 def unary(name: str, x: np.ndarray) -> np.ndarray:
     """Rule ``UNARY[name]`` applied to every element of ``x`` (float32/float64), a new array."""
-    with np.errstate(all="ignore"):  # special values follow the rules above, silently (as PyTorch)
+    with np.errstate(all="ignore"):  # special values follow the rules, silently (as PyTorch)
         out = ufunc(name, x.dtype)(x)
     return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
 
@@ -225,18 +133,3 @@ def reshape(x: np.ndarray, shape: tuple) -> np.ndarray:
 def transpose(x: np.ndarray, perm: tuple) -> np.ndarray:
     """``x`` with its axes permuted (a strided view: the kernels read any strides)."""
     return x.transpose(perm)
-
-
-def contiguous(x: np.ndarray) -> np.ndarray:
-    """``x`` in C order (a copy only if it is not)."""
-    return np.ascontiguousarray(x)
-
-
-def full(shape: tuple, value: float, dtype: np.dtype) -> np.ndarray:
-    """A new array of ``shape`` filled with ``value``."""
-    return np.full(shape, value, dtype)
-
-
-def astype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``x`` in ``dtype`` (``x`` itself when it already is)."""
-    return x if x.dtype == dtype else x.astype(dtype)

@@ -1,5 +1,9 @@
 """Device-array helpers for the CUDA front-ends: conversion, allocation, checks, descriptors.
 
+The helpers that launch a kernel (``cast``, ``contiguous``, ``full``: device copies and fills)
+are in :mod:`.elementwise`, which builds on this module; the package façade
+(:mod:`numlin.kernels.cuda`) exports both.
+
 Accepted inputs: numba device arrays (the CUDA simulator's ``FakeCUDAArray`` included) and any
 object exposing ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors), viewed
 zero-copy through ``numba.cuda.as_cuda_array``. Results are numba device arrays.
@@ -11,12 +15,10 @@ from typing import Any
 import numpy as np
 from numba import config, cuda
 
-from ..._dispatch import is_device_array
 from ..._strided import Strided
-from ..._validate import check_dtype
+from ..._validate import check_dtype, is_device_array
 
-__all__ = ["as_array", "cast", "contiguous", "empty", "check_out", "strided", "transpose_last2", "workspace",
-           "device_key", "SIMULATOR"]
+__all__ = ["as_array", "empty", "check_out", "strided", "transpose_last2", "workspace", "device_key", "SIMULATOR"]
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 
@@ -38,26 +40,6 @@ def as_array(op: str, name: str, x: Any):
 def empty(shape: tuple, dtype: np.dtype):
     """An uninitialised C-ordered device array."""
     return cuda.device_array(shape, dtype)
-
-
-def _is_c_contiguous(x) -> bool:
-    expect = x.dtype.itemsize
-    for d, s in zip(reversed(tuple(x.shape)), reversed(tuple(x.strides))):
-        if d != 1 and s != expect:
-            return False
-        expect *= d
-    return True
-
-
-def contiguous(x):
-    """``x`` in C order: ``x`` itself if it already is, else a copy made on the device."""
-    if _is_c_contiguous(x):
-        return x
-    from .elementwise import copy_strided
-
-    out = cuda.device_array(tuple(x.shape), x.dtype)
-    copy_strided(strided(x, writable=False), strided(out, writable=True))
-    return out
 
 
 def transpose_last2(x):
@@ -88,18 +70,6 @@ def workspace(dtype, n_elems: int, slot: str = "gemm"):
     if buf is None or buf.size < n_elems:
         buf = _pool[key] = cuda.device_array(max(n_elems, 1), dtype)
     return buf[:n_elems] if buf.size != n_elems else buf
-
-
-def cast(x, dtype: np.dtype):
-    """``x`` in ``dtype``: a new C-ordered device array when the dtype differs (on the device)."""
-    if x.dtype == dtype:
-        return x
-    from .elementwise import copy_strided
-
-    out = cuda.device_array(x.shape, dtype)
-    if x.size:
-        copy_strided(strided(x, writable=False), strided(out, writable=True))
-    return out
 
 
 def _extent(x) -> tuple[int, int]:

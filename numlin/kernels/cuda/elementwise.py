@@ -9,7 +9,7 @@ from ._registry import kernel
 from .arrays import SIMULATOR, device_key, strided
 
 __all__ = ["grid_1d", "launch_1d", "scale_2d", "copy_strided", "scale_matrices", "UNARY", "BINARY", "unary",
-           "binary", "reduce", "full", "astype", "broadcast_to", "reshape", "transpose", "contiguous"]
+           "binary", "reduce", "full", "cast", "broadcast_to", "reshape", "transpose", "contiguous"]
 
 _FLOATS = (float32, float64)
 
@@ -102,8 +102,9 @@ def scale_matrices(c: Strided, offsets: np.ndarray, beta: float) -> None:
 
 # =========================================================================== autodiff backend
 # The interface of ``numlin.kernels.cpu.elementwise`` on numba device arrays: ``unary``,
-# ``binary``, ``reduce``, ``full``, ``astype``, ``broadcast_to``, ``reshape``, ``transpose``,
-# ``contiguous``, ``UNARY``, ``BINARY``. Results are new C-contiguous device arrays (numba's
+# ``binary``, ``reduce``, ``broadcast_to``, ``reshape``, ``transpose``, ``UNARY``, ``BINARY``; and
+# the array façade's ``full``, ``cast`` and ``contiguous`` (exported by ``numlin.kernels.cuda``:
+# on the device they launch kernels, so they live here). Results are new C-contiguous device arrays (numba's
 # device arrays cannot express N-d transposed views, so transpose and broadcast_to copy).
 #
 # One kernel serves every unary rule and one every binary rule: the rule is an integer code
@@ -112,93 +113,81 @@ def scale_matrices(c: Strided, offsets: np.ndarray, beta: float) -> None:
 # so broadcasting is fused and nothing is materialised. Axes that are contiguous for every
 # operand are merged first, so a plain contiguous operand is a 1-D loop.
 #
-# The rules mirror the CPU module's special values (relu passes NaN, log(0) = -inf, log(<0) =
-# NaN, sign(0) = 0, division by zero -> +-inf / NaN, a stable sigmoid). The explicit guards on
-# exp / sin / cos also keep the CUDA simulator (which runs the kernels as Python, where
-# ``math.exp(1000)`` raises) on the same results as the device.
+# The rules are :mod:`numlin.kernels.rules`' (written once for both backends, special values
+# documented there), compiled here as inlined device functions; a rule's code is its position in
+# ``rules.UNARY`` / ``rules.BINARY``. The kernel adds only the guards that keep the CUDA simulator
+# (which runs device code as Python: ``math.exp(1000)`` raises OverflowError, ``math.sin(inf)``
+# ValueError) on the device's results: ``exp`` above ``rules.EXP_MAX`` is +inf, ``sin`` / ``cos``
+# of +-inf or NaN are NaN.
 import math  # noqa: E402
 
-UNARY = {name: code for code, name in enumerate(
-    ("neg", "exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sign", "relu", "sigmoid"))}
-BINARY = {name: code for code, name in enumerate(
-    ("add", "sub", "mul", "div", "pow", "relu_grad", "tanh_grad", "sigmoid_grad", "equal"))}
+from .. import rules  # noqa: E402
 
-_EXP_MAX = 709.782712893384  # log(DBL_MAX): exp above it is +inf
+UNARY = {name: code for code, name in enumerate(rules.UNARY)}
+BINARY = {name: code for code, name in enumerate(rules.BINARY)}
+
+
+def _device(rule):
+    return cuda.jit(device=True, inline=True)(rule)
+
+
+# the device rules in rules.py's order, so that the k-th name below (and branch k) is code k
+_neg, _exp, _log, _sin, _cos, _tanh, _sqrt, _abs, _sign, _relu, _sigmoid = map(_device, rules.UNARY.values())
+_add, _sub, _mul, _div, _pow, _relu_grad, _tanh_grad, _sigmoid_grad, _equal = map(_device, rules.BINARY.values())
 
 
 @cuda.jit(device=True, inline=True)
 def _unary_rule(code, x):
-    if code == 0:  # neg
-        return -x
-    if code == 1:  # exp
-        if x > _EXP_MAX:
+    """Unary rule number ``code`` of ``x``."""
+    if code == 0:
+        return _neg(x)
+    if code == 1:
+        if x > rules.EXP_MAX:  # the simulator's math.exp raises OverflowError
             return math.inf
-        return math.exp(x)
-    if code == 2:  # log
-        if x > 0:
-            return math.log(x)
-        if x == 0:
-            return -math.inf
-        return math.nan
-    if code == 3:  # sin
-        if x - x != 0:  # inf or NaN
+        return _exp(x)
+    if code == 2:
+        return _log(x)
+    if code == 3:
+        if x - x != 0:  # +-inf or NaN: the simulator's math.sin(inf) raises ValueError
             return math.nan
-        return math.sin(x)
-    if code == 4:  # cos
+        return _sin(x)
+    if code == 4:
         if x - x != 0:
             return math.nan
-        return math.cos(x)
-    if code == 5:  # tanh
-        return math.tanh(x)
-    if code == 6:  # sqrt
-        if x >= 0:
-            return math.sqrt(x)
-        return math.nan
-    if code == 7:  # abs
-        return abs(x)
-    if code == 8:  # sign
-        if x > 0:
-            return 1.0
-        if x < 0:
-            return -1.0
-        return x  # 0 and NaN
-    if code == 9:  # relu: NaN passes through
-        if x < 0:
-            return 0.0
-        return x
-    # 10: sigmoid, stable for large |x|
-    if x >= 0:
-        return 1 / (1 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1 + e)
+        return _cos(x)
+    if code == 5:
+        return _tanh(x)
+    if code == 6:
+        return _sqrt(x)
+    if code == 7:
+        return _abs(x)
+    if code == 8:
+        return _sign(x)
+    if code == 9:
+        return _relu(x)
+    return _sigmoid(x)
 
 
 @cuda.jit(device=True, inline=True)
 def _binary_rule(code, a, b):
+    """Binary rule number ``code`` of ``a`` and ``b``."""
     if code == 0:
-        return a + b
+        return _add(a, b)
     if code == 1:
-        return a - b
+        return _sub(a, b)
     if code == 2:
-        return a * b
-    if code == 3:  # div
-        if b != 0:
-            return a / b
-        return a * math.copysign(math.inf, b)  # ±inf by both signs (b may be -0.0), NaN for 0/0
+        return _mul(a, b)
+    if code == 3:
+        return _div(a, b)
     if code == 4:
-        return a ** b
-    if code == 5:  # relu_grad(x, g)
-        if a > 0:
-            return b
-        return 0.0
-    if code == 6:  # tanh_grad(y, g)
-        return b * (1 - a * a)
-    if code == 7:  # sigmoid_grad(y, g)
-        return b * a * (1 - a)
-    # 8: equal
-    if a == b:
-        return 1.0
-    return 0.0
+        return _pow(a, b)
+    if code == 5:
+        return _relu_grad(a, b)
+    if code == 6:
+        return _tanh_grad(a, b)
+    if code == 7:
+        return _sigmoid_grad(a, b)
+    return _equal(a, b)
 
 
 @kernel(*[(int64, t[:], int64, int64[:], int64[:], t[:], int64) for t in _FLOATS])
@@ -418,8 +407,9 @@ def full(shape: tuple, value: float, dtype):
     return out
 
 
-def astype(x, dtype):
-    """``x`` in ``dtype`` (``x`` itself when it already is; integer sources convert as numpy)."""
+def cast(x, dtype):
+    """``x`` in ``dtype``: ``x`` itself when it already is, else a new C-ordered device array
+    converted on the device (integer sources convert as numpy)."""
     dt = np.dtype(dtype)
     if x.dtype == dt:
         return x
@@ -456,11 +446,22 @@ def transpose(x, perm: tuple):
     return _copy_of(d._replace(shape=shape, strides=tuple(d.strides[p] for p in perm)), shape, x.dtype)
 
 
-def contiguous(x):
-    """``x`` in C order (a device copy only if it is not)."""
-    from .arrays import contiguous as _contiguous
+def _is_c_contiguous(x) -> bool:
+    expect = x.dtype.itemsize
+    for d, s in zip(reversed(tuple(x.shape)), reversed(tuple(x.strides))):
+        if d != 1 and s != expect:
+            return False
+        expect *= d
+    return True
 
-    return _contiguous(x)
+
+def contiguous(x):
+    """``x`` in C order: ``x`` itself if it already is, else a copy made on the device."""
+    if _is_c_contiguous(x):
+        return x
+    out = cuda.device_array(tuple(x.shape), x.dtype)
+    copy_strided(strided(x, writable=False), strided(out, writable=True))
+    return out
 
 
 def reshape(x, shape):
