@@ -28,16 +28,22 @@ __all__ = ["max_pool2d", "max_pool2d_backward", "max_pool2d_gather", "avg_pool2d
 _GEOM = (int64,) * 6  # kh kw sh sw ph pw
 
 
+@cuda.jit(device=True, inline=True)
+def _nchw(idx, C, P, Q):
+    """``(n, c, p, q)`` of the C-ordered flat index ``idx`` over ``(N, C, P, Q)``."""
+    q = idx % Q
+    p = (idx // Q) % P
+    c = (idx // (Q * P)) % C
+    return idx // (Q * P * C), c, p, q
+
+
 @kernel(*[(t[:, :, :, :], t[:, :, :, :], int64[:, :, :, :]) + _GEOM for t in (float32, float64)])
 def max_pool_fwd(x, y, arg, kh, kw, sh, sw, ph, pw):
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     total = N * C * P * Q
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        q = idx % Q
-        p = (idx // Q) % P
-        c = (idx // (Q * P)) % C
-        n = idx // (Q * P * C)
+        n, c, p, q = _nchw(idx, C, P, Q)
         best = -math.inf
         bi = -1
         for r in range(kh):
@@ -85,10 +91,7 @@ def max_pool_gather(h, arg, out):
     W = h.shape[3]
     total = N * C * P * Q
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        q = idx % Q
-        p = (idx // Q) % P
-        c = (idx // (Q * P)) % C
-        n = idx // (Q * P * C)
+        n, c, p, q = _nchw(idx, C, P, Q)
         i = arg[n, c, p, q]
         if i >= 0:
             hh = i // W
@@ -104,10 +107,7 @@ def avg_pool_fwd(x, y, kh, kw, sh, sw, ph, pw):
     scale = 1.0 / (kh * kw)
     total = N * C * P * Q
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        q = idx % Q
-        p = (idx // Q) % P
-        c = (idx // (Q * P)) % C
-        n = idx // (Q * P * C)
+        n, c, p, q = _nchw(idx, C, P, Q)
         acc = 0.0
         for r in range(kh):
             h = p * sh - ph + r
@@ -129,10 +129,7 @@ def avg_pool_bwd(g, dx, kh, kw, sh, sw, ph, pw):
     scale = 1.0 / (kh * kw)
     total = N * C * H * W
     for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
-        w = idx % W
-        h = (idx // W) % H
-        c = (idx // (W * H)) % C
-        n = idx // (W * H * C)
+        n, c, h, w = _nchw(idx, C, H, W)
         # windows p with p*sh - ph <= h < p*sh - ph + kh, likewise q
         hp = h + ph
         p_lo = 0 if hp < kh else (hp - kh) // sh + 1
