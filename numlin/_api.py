@@ -72,7 +72,9 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
             raise TypeError("matmul: out= is not supported with Tensor operands")
         return _tensor_matmul(a, b)
     if is_dask_array(a) or is_dask_array(b):
-        return _dask_matmul(a, b, out)
+        from .linalg._dask import matmul_dask  # Dask users only: import numlin stays light
+
+        return matmul_dask(a, b, out)
     return _array_matmul(a, b, out)
 
 
@@ -173,6 +175,5 @@ def conv2d(x: Any, w: Any, bias: Any = None, *, stride: IntPair = 1, padding: An
 # imports run their __init__ (which then find the names above already defined).
 from .autodiff.nn_ops import conv2d as _tensor_conv2d  # noqa: E402
 from .autodiff.ops import matmul as _tensor_matmul  # noqa: E402
-from .linalg._dask import matmul_dask as _dask_matmul  # noqa: E402
 from .linalg.gemm import gemm as _array_gemm, matmul as _array_matmul  # noqa: E402
 from .nn.conv import conv2d as _array_conv2d  # noqa: E402

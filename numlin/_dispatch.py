@@ -87,30 +87,26 @@ class Backend:
     ``backend.name`` is ``"cpu"`` or ``"cuda"``; ``backend.arrays`` is the device's array façade
     (``as_array``, ``cast``, ``empty``, ``contiguous``, ``check_out``, ``strided``, ...), and every
     other attribute is the kernel module of that name (``backend.gemm``, ``backend.elementwise``,
-    ``backend.pool``, ...). This is the one place outside ``numlin.kernels`` that imports it.
+    ``backend.pool``, ...). The front-ends reach the kernels only through it (the CLI's tooling
+    reads ``kernels.cpu.blocking`` and ``_threads`` directly).
     """
-
-    __slots__ = ("name", "_modules", "__dict__")  # __dict__: each module, once imported, is a plain attribute
 
     def __init__(self, name: str):
         self.name = name
-        self._modules: dict = {}
 
     def __getattr__(self, attr: str):
+        """Called once per kernel module: the module then becomes a plain instance attribute, so
+        later reads (autodiff ops read one per call) skip this method."""
         if attr.startswith("__"):
             raise AttributeError(attr)
-        mods = self._modules
-        mod = mods.get(attr)
-        if mod is None:
-            path = f"numlin.kernels.{self.name}" + ("" if attr == "arrays" else f".{attr}")
-            try:
-                mod = importlib.import_module(path)
-            except ModuleNotFoundError as exc:
-                if exc.name != path:
-                    raise
-                raise AttributeError(f"the {self.name} backend has no kernel module {attr!r}") from None
-            mods[attr] = mod
-            self.__dict__[attr] = mod  # later reads skip __getattr__ (autodiff ops read it per call)
+        path = f"numlin.kernels.{self.name}" + ("" if attr == "arrays" else f".{attr}")
+        try:
+            mod = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != path:
+                raise
+            raise AttributeError(f"the {self.name} backend has no kernel module {attr!r}") from None
+        setattr(self, attr, mod)
         return mod
 
     def __repr__(self) -> str:

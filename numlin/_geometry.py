@@ -8,6 +8,7 @@ size is a Python int in ``[0, GEOMETRY_MAX]``: kernels index in int64 and never 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Union
 
@@ -62,6 +63,12 @@ class Conv2dGeometry:
         """A 1x1, stride-1, unpadded convolution: a plain GEMM over the pixels."""
         return (self.R == self.S == 1 and self.sh == self.sw == 1
                 and self.ph0 == self.ph1 == self.pw0 == self.pw1 == 0)
+
+    @functools.cached_property
+    def dx(self) -> "Conv2dGeometry":
+        """:func:`dx_geometry` of this geometry, built once (the backward's plan and its launch
+        both need it)."""
+        return dx_geometry(self)
 
     @property
     def depthwise(self) -> bool:

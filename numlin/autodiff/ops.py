@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .._dispatch import Backend, backend_named, holds_tensor
+from .._dispatch import _BACKENDS, Backend, holds_tensor
 from .._validate import is_int
 from ..linalg.gemm import matmul as _array_matmul
 from ._record import STACK as _STACK, record as _record
@@ -42,9 +42,6 @@ TensorLike = Any  # Tensor, numpy array, Python or numpy scalar
 
 
 # --------------------------------------------------------------------------- plumbing
-_BACKENDS = {name: backend_named(name) for name in ("cpu", "cuda")}
-
-
 def _k(t: Tensor) -> Backend:
     """The kernels of the device ``t`` lives on (``.elementwise``, ``.arrays``, ``.pool``, ...)."""
     return _BACKENDS[t.device]

@@ -26,7 +26,6 @@ import numpy as np
 
 from .._dispatch import blas_single_thread, is_dask_array
 from .._validate import as_int, is_int
-from . import _dask
 from ._operators import Centered, Dense, Host, Operator, Sparse, as_operator
 
 __all__ = ["rsvd", "rsvd_error_estimate", "pca", "PCAResult"]
@@ -37,7 +36,9 @@ _NORMALIZERS = ("auto", "qr", "lu", "none")
 def _operator(op_name: str, A: Any) -> Operator:
     """``A`` as rsvd's operator: a Dask array's (:mod:`._dask`), else :func:`._operators.as_operator`."""
     if is_dask_array(A):
-        return _dask.dask_operator(op_name, A)
+        from ._dask import dask_operator  # Dask users only: import numlin stays light
+
+        return dask_operator(op_name, A)
     return as_operator(op_name, A)
 
 

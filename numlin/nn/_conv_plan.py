@@ -22,7 +22,7 @@ With ``config.conv_fused`` off every convolution that is not pointwise takes ``"
 from __future__ import annotations
 
 from .._config import config
-from .._geometry import Conv2dGeometry, dx_geometry
+from .._geometry import Conv2dGeometry
 
 __all__ = ["ROUTES", "plan", "implicit", "depthwise"]
 
@@ -45,7 +45,7 @@ def plan(g: Conv2dGeometry, need: str, device: str) -> str:
     if g.pointwise:
         return "pointwise"
     if need == "dx":
-        if g.sh == g.sw == 1 and implicit(dx_geometry(g), device):
+        if g.sh == g.sw == 1 and implicit(g.dx, device):
             return "implicit"
     elif implicit(g, device, filter_grad=need == "dw"):
         return "implicit"

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._config import config
 from .._dispatch import backend
-from .._geometry import Conv2dGeometry, IntPair, dx_geometry, geometry
+from .._geometry import Conv2dGeometry, IntPair, geometry
 from .._strided import Strided
 from .._validate import is_int, result_dtype
 from ._conv_plan import plan
@@ -247,7 +247,7 @@ def _conv2d_backward(dy: Any, x: Any, w: Any, *, need_dx: bool = True, need_dw: 
     if route_dx == "implicit" and k.buffers.all_finite(w):
         dx = a.empty(g.x_shape, dtype)
         fwd = k.conv.implicit_forward
-        fwd.conv2d_nchw_into(dy, fwd.flipped_filter(w, g), dx, dx_geometry(g), 0.0)
+        fwd.conv2d_nchw_into(dy, fwd.flipped_filter(w, g), dx, g.dx, 0.0)
     if route_dw == "implicit":
         dw = a.empty(g.w_shape, dtype)
         k.conv.implicit_dw.conv2d_nchw_dw_into(x, dy, dw, g, 0.0)

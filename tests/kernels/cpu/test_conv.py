@@ -242,7 +242,7 @@ def test_shifted_forward_one_sample_per_vector(rng, monkeypatch, configure, dtyp
 
 @pytest.mark.parametrize("room", [0, -1])
 def test_shifted_copies_stay_under_their_cap(rng, monkeypatch, configure, room):
-    """A sample whose shifted copies of x exceed ``SHIFT_BYTES`` is packed instead (forward and
+    """A sample whose shifted copies of x exceed ``config.conv_shift_bytes`` is packed instead (forward and
     filter gradient), so the workspace stays bounded whatever the image size; at the cap both
     stride-1 paths take the copies."""
     x, w, _ = _case(rng, "NCHW", 2, 8, 9, 40, 5, 3, 3, 1, np.float64)
