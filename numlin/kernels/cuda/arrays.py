@@ -37,6 +37,11 @@ def as_array(op: str, name: str, x: Any):
     return arr
 
 
+def flat(x):
+    """A C-contiguous device array as a 1-D view (the kernels' flat buffers)."""
+    return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
+
+
 def empty(shape: tuple, dtype: np.dtype):
     """An uninitialised C-ordered device array."""
     return cuda.device_array(shape, dtype)

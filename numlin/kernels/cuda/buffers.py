@@ -10,6 +10,7 @@ import numpy as np
 from numba import cuda, float32, float64, int32, int64
 
 from ._registry import kernel
+from .arrays import flat as _flat
 from .elementwise import grid_1d
 
 __all__ = ["zeros", "all_finite", "sum_batch"]
@@ -47,10 +48,6 @@ def flag_non_finite(a, flag, total):
 
 
 # --------------------------------------------------------------------------- host side
-def _flat(x):
-    return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
-
-
 def sum_batch(partials, out, nb: int, accumulate: bool) -> None:
     """``out (+)= sum_j partials[j]``: ``nb`` partial results of ``out``'s size, one after the
     other in the flat ``partials``; added into ``out`` with ``accumulate``."""

@@ -6,7 +6,7 @@ from numba import cuda, float32, float64, int32, int64
 
 from ..._strided import Strided
 from ._registry import kernel
-from .arrays import SIMULATOR, device_key, strided
+from .arrays import SIMULATOR, device_key, flat as _flat, strided
 
 __all__ = ["grid_1d", "launch_1d", "scale_2d", "copy_strided", "scale_matrices", "UNARY", "BINARY", "unary",
            "binary", "reduce", "full", "cast", "broadcast_to", "reshape", "transpose", "contiguous"]
@@ -314,10 +314,6 @@ def _size(shape: tuple) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-def _flat_view(out):
-    return out.reshape(_size(tuple(out.shape)))
-
-
 def _check_float(op: str, x) -> None:
     if np.dtype(x.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"{op}: dtype {x.dtype} is not float32 or float64")
@@ -333,7 +329,7 @@ def unary(name: str, x):
     if total:
         d = strided(x, writable=False)
         sh, (xs,) = _coalesce(shape, d.strides)
-        unary_nd[launch_1d(total)](code, d.buf, d.off, _meta(sh), _meta(xs), _flat_view(out), total)
+        unary_nd[launch_1d(total)](code, d.buf, d.off, _meta(sh), _meta(xs), _flat(out), total)
     return out
 
 
@@ -360,7 +356,7 @@ def binary(name: str, a, b):
         da, db = strided(a, writable=False), strided(b, writable=False)
         sh, (sa, sb) = _coalesce(shape, _broadcast_strides(da, shape), _broadcast_strides(db, shape))
         binary_nd[launch_1d(total)](code, da.buf, da.off, _meta(sa), db.buf, db.off, _meta(sb), _meta(sh),
-                                  _flat_view(out), total)
+                                  _flat(out), total)
     return out
 
 
@@ -382,12 +378,12 @@ def reduce(name: str, x, axes: tuple, keepdims: bool):
     out = cuda.device_array(out_shape, x.dtype)
     if outer:
         if inner == 0:
-            fill_flat[launch_1d(outer)](_flat_view(out), x.dtype.type(0), outer)
+            fill_flat[launch_1d(outer)](_flat(out), x.dtype.type(0), outer)
         else:
             d = strided(x, writable=False)
             ksh, (kst,) = _coalesce(kept_shape, tuple(d.strides[i] for i in kept))
             rsh, (rst,) = _coalesce(tuple(shape[i] for i in axes), tuple(d.strides[i] for i in axes))
-            args = (d.buf, d.off, _meta(ksh + rsh), _meta(kst + rst), len(ksh), _flat_view(out), outer, inner,
+            args = (d.buf, d.off, _meta(ksh + rsh), _meta(kst + rst), len(ksh), _flat(out), outer, inner,
                     int(name == "max"))
             if inner >= 4 * _RB:  # long reductions: a block per output element
                 reduce_blocks[min(outer, 65_535), _RB](*args)
@@ -403,7 +399,7 @@ def full(shape: tuple, value: float, dtype):
     out = cuda.device_array(shape, dt)
     total = _size(shape)
     if total:
-        fill_flat[launch_1d(total)](_flat_view(out), dt.type(value), total)
+        fill_flat[launch_1d(total)](_flat(out), dt.type(value), total)
     return out
 
 

@@ -9,6 +9,7 @@ import math
 from numba import cuda, float32, float64, int64
 
 from ._registry import kernel
+from .arrays import flat as _flat
 from .elementwise import launch_1d
 
 __all__ = ["sgd", "adam"]
@@ -38,10 +39,6 @@ def adam_kernel(p, g, m, v, b1, b2, step, eps_hat, n):
         m[i] = mi
         v[i] = vi
         p[i] -= step * mi / (math.sqrt(vi) + eps_hat)
-
-
-def _flat(x):
-    return x.reshape(int(x.size))
 
 
 def _check(op: str, name: str, a, param) -> None:

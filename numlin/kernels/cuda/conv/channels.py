@@ -7,6 +7,7 @@ import numpy as np
 from numba import cuda, float32, float64, int64
 
 from .._registry import kernel
+from ..arrays import flat as _flat
 from ..elementwise import grid_1d
 from ..reductions import block_sum
 
@@ -37,10 +38,6 @@ def sum_channels(dy, out, outer, K, inner):
 
 
 # --------------------------------------------------------------------------- host side
-def _flat(x):
-    return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
-
-
 def fill_bias(y, bias, layout: str) -> None:
     """``y[...] = bias`` broadcast along the channel axis (1 for NCHW, 3 for NHWC)."""
     K = bias.shape[0]

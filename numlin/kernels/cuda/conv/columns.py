@@ -20,14 +20,9 @@ from numba import cuda
 from .. import gemm
 from ..arrays import device_key
 
-__all__ = ["tables", "flat"]
+__all__ = ["tables"]
 
 _H_BIAS, _W_BIAS = 1 << 14, 1 << 15  # packed (h, w) table entries: (h + 2**14) * 2**16 + (w + 2**15)
-
-
-def flat(x):
-    """A C-contiguous device array as a 1-D view."""
-    return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
 
 
 def _packable(h: np.ndarray, w: np.ndarray) -> bool:

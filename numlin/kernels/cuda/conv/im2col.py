@@ -12,10 +12,10 @@ NCHW convolutions mostly skip these: see :mod:`.implicit_forward`.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import cuda, float32, float64, int64
 
 from .._registry import kernel
+from ..arrays import flat as _flat
 from ..elementwise import grid_1d
 
 __all__ = ["im2col_into", "col2im_into"]
@@ -123,10 +123,6 @@ def col2im_nhwc(cols, dx, C, H, W, R, S, sh, sw, ph, pw, dh, dw, n0, nb, p0, pc,
 
 
 # --------------------------------------------------------------------------- host side
-def _flat(x):
-    return x.reshape(int(np.prod(x.shape, dtype=np.int64)))
-
-
 def _geom(g, n0, nb, p0, pc):
     return (g.C, g.H, g.W, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw, n0, nb, p0, pc, g.Q, g.groups)
 

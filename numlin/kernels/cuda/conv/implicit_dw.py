@@ -10,9 +10,9 @@ import numpy as np
 from ...._config import config
 from ...._strided import Strided
 from .. import gemm
-from ..arrays import workspace
+from ..arrays import flat, workspace
 from ..buffers import sum_batch
-from .columns import flat, tables
+from .columns import tables
 
 __all__ = ["conv2d_nchw_dw_into"]
 

@@ -14,8 +14,9 @@ from numba import cuda, float32, float64, int64
 from ...._strided import Strided
 from .. import gemm
 from .._registry import kernel
+from ..arrays import flat
 from ..elementwise import grid_1d
-from .columns import flat, tables
+from .columns import tables
 
 __all__ = ["conv2d_nchw_into", "flipped_filter"]
 
