@@ -17,6 +17,9 @@ HAS_GPU = os.environ.get("NUMLIN_TEST_GPU") == "1" or (
 )
 if not HAS_GPU:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    from tests._cudasim import install as _install_block_scheduler
+
+    _install_block_scheduler()  # the simulator's busy-polling block scheduler, replaced (see there)
 
 
 def pytest_collection_finish(session):
