@@ -114,3 +114,34 @@ def test_the_environment_is_read_only_in_the_config_module():
     readers = sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
                      if p.name != "_config.py" and re.search(r"os\.environ|os\.getenv", p.read_text()))
     assert readers == []
+
+
+def _numba_imports(path: pathlib.Path, module_level_only: bool) -> list[str]:
+    """The ``numba`` names ``path`` imports (``from numba... import x`` as ``numba...:x``)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module.split(".")[0] == "numba":
+            found += [f"{node.module}:{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "numba"]
+    return found
+
+
+CPU = ROOT / "kernels" / "cpu"
+
+
+@pytest.mark.parametrize("path", sorted(CPU.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_cpu_kernels_take_numbas_decorators_from_jit(path):
+    """``_cache.install()`` must precede the first cached kernel: the decorators come from ``_jit``."""
+    if path.name == "_jit.py":
+        return
+    decorators = {"numba:njit", "numba:jit", "numba:vectorize", "numba.extending:intrinsic", "numba:intrinsic"}
+    assert not decorators & set(_numba_imports(path, module_level_only=False)), path
+
+
+@pytest.mark.parametrize("name", ["__init__.py", "elementwise.py", "_threads.py", "buffers.py", "blocking.py"])
+def test_the_numba_free_cpu_modules_import_no_numba_at_module_level(name):
+    """The façade, the elementwise entry points, the threads and the tiles load without Numba."""
+    assert not _numba_imports(CPU / name, module_level_only=True), name

@@ -1,16 +1,17 @@
-"""CPU kernels (``@njit``, parallel) and the host-array helpers the front-ends use with them."""
+"""CPU kernels (``@njit``, on numlin's threads) and the host-array helpers the front-ends use with them.
+
+The kernel subpackages (``gemm``, ``conv``, ``buffers``) and ``strided`` / ``workspace`` load on
+first use (module ``__getattr__``): the helpers here need no Numba, and Numba's import waits for
+the first kernel (see :mod:`._jit`).
+"""
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 
 from ..._validate import as_host_array, check_out
-from . import _cache
-
-_cache.install()  # before any kernel is decorated: tile-keyed cache folders, compile notices
-from . import buffers, conv, gemm
-from .gemm import strided, workspace
 
 __all__ = ["as_array", "cast", "contiguous", "empty", "full", "check_out", "strided", "transpose_last2", "workspace", "buffers", "conv", "gemm"]
 
@@ -43,3 +44,11 @@ def contiguous(x: np.ndarray) -> np.ndarray:
 def transpose_last2(x: np.ndarray) -> np.ndarray:
     """A view of ``x`` with its last two axes swapped."""
     return np.swapaxes(x, -1, -2)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("buffers", "conv", "gemm"):
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in ("strided", "workspace"):
+        return getattr(importlib.import_module(f"{__name__}.gemm"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,10 +4,13 @@ Elementwise kernels are Numba ufuncs: each scalar rule of :mod:`numlin.kernels.r
 once for both backends, its special values documented there) is compiled by ``vectorize`` into a
 ufunc loop (float32 and float64; the caller casts operands to one dtype), so broadcasting is
 fused into the one pass over the output (no broadcast copies) and any strides are read in
-place. A rule's ufunc is built on first use and cached on disk.
+place. A rule's ufunc is built on first use and cached on disk. A float64 operation on 0-d
+operands (scalar autodiff, the seed's ``GradientTape`` example) evaluates the rule in Python
+instead (:func:`_scalar`): the same C library calls, bit for bit, with no ufunc to compile or load.
 
 Reductions work on a 2-D view ``(kept, reduced)`` of the input: the kept axes first, the reduced
-ones last (a copy only when numpy cannot reshape the transposed view).
+ones last (a copy only when numpy cannot reshape the transposed view); their loops are in
+:mod:`.reductions`. This module imports Numba only when it first builds a ufunc.
 
 The backend interface (same names in ``numlin.kernels.cuda.elementwise``):
 ``unary(name, x)``, ``binary(name, a, b)``, ``reduce(name, x, axes, keepdims)``,
@@ -18,8 +21,6 @@ array façade's, :mod:`numlin.kernels.cpu` itself.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, vectorize
-
 from .. import rules
 from ._threads import launch, split
 
@@ -52,13 +53,34 @@ def ufunc(name: str, dtype=None):
         sigs = _F1 if rule is not None else _F2
         if dt is not None:
             sigs = [sig for sig in sigs if sig.startswith(dt + "(")] or sigs
+        from ._jit import vectorize  # Numba's import waits for the first ufunc
+
         f = vectorize(sigs, cache=True)(rule or BINARY[name])
         _UFUNCS[(name, dt)] = f
     return f
 
 
+def _scalar(rule, *args: np.ndarray):
+    """``rule`` evaluated by Python on 0-d float64 operands, as a 0-d float64 array, or None.
+
+    The compiled loop would compute the same bits: both run the rule's float64 arithmetic in the
+    same order (no contraction to FMA) and call the C library's ``exp``, ``log``, ``sin``, ``pow``,
+    ... (``tests/kernels/cpu/test_elementwise.py`` checks every rule on special and random values).
+    None (use the loop) where Python's float semantics part from the loop's: an exception
+    (``math.exp`` overflowing, ``math.sin(inf)``, ``0.0 ** -1``) or a complex power."""
+    try:
+        v = rule(*(float(a) for a in args))
+    except (ArithmeticError, ValueError):
+        return None
+    return np.asarray(v, np.float64) if isinstance(v, float) else None
+
+
 def unary(name: str, x: np.ndarray) -> np.ndarray:
     """Rule ``UNARY[name]`` applied to every element of ``x`` (float32/float64), a new array."""
+    if x.ndim == 0 and x.dtype == np.float64:
+        out = _scalar(UNARY[name], x)
+        if out is not None:
+            return out
     with np.errstate(all="ignore"):  # special values follow the rules, silently (as PyTorch)
         out = ufunc(name, x.dtype)(x)
     return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
@@ -67,39 +89,16 @@ def unary(name: str, x: np.ndarray) -> np.ndarray:
 def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rule ``BINARY[name]`` with numpy broadcasting fused into the loop; ``a`` and ``b`` share a
     dtype (the caller promotes)."""
+    if a.ndim == b.ndim == 0 and a.dtype == np.float64:
+        out = _scalar(BINARY[name], a, b)
+        if out is not None:
+            return out
     with np.errstate(all="ignore"):
         out = ufunc(name, a.dtype)(a, b)
     return out if isinstance(out, np.ndarray) else np.asarray(out)
 
 
 # --------------------------------------------------------------------------- reductions
-@njit(cache=True, nogil=True)
-def _sum_2d(part, nparts, x, out):
-    """``out[i] = sum_j x[i, j]`` for a 2-D ``x`` of any strides, accumulated in float64."""
-    m, n = x.shape
-    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
-        s = 0.0
-        for j in range(n):
-            s += x[i, j]
-        out[i] = s
-
-
-@njit(cache=True, nogil=True)
-def _max_2d(part, nparts, x, out):
-    """``out[i] = max_j x[i, j]`` (NaN propagates, as in numpy); ``n >= 1``."""
-    m, n = x.shape
-    for i in range((m) * part // nparts, (m) * (part + 1) // nparts):
-        s = x[i, 0]
-        for j in range(1, n):
-            v = x[i, j]
-            if v > s or v != v:
-                s = v
-        out[i] = s
-
-
-_REDUCE = {"sum": _sum_2d, "max": _max_2d}
-
-
 def reduce(name: str, x: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
     """``sum`` or ``max`` of ``x`` over ``axes`` (normalised, non-negative, unique)."""
     kept = tuple(i for i in range(x.ndim) if i not in axes)
@@ -114,7 +113,9 @@ def reduce(name: str, x: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
         if inner == 0:
             out[:] = 0
         else:
-            launch(_REDUCE[name], split(x2.size), x2, out)
+            from .reductions import KERNELS
+
+            launch(KERNELS[name], split(x2.size), x2, out)
     if keepdims:
         return out.reshape(tuple(1 if i in axes else x.shape[i] for i in range(x.ndim)))
     return out.reshape(kept_shape)

@@ -10,7 +10,7 @@ derivatives), ``avg_pool2d(x, k, s, p)``, ``avg_pool2d_backward(g, x_shape, k, s
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uintp
+from ._jit import njit, uintp
 
 from ._threads import launch, split
 

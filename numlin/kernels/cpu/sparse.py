@@ -6,7 +6,7 @@ Layout: CSR ``(indptr, indices, data)`` of an ``m x n`` matrix; ``X`` C-contiguo
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from ._jit import njit
 
 from ._threads import launch, split
 

@@ -100,6 +100,7 @@ logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message
 import numlin as nl
 from numlin.kernels.cpu import _cache
 from numba.core import event
+_cache.install()  # as the first kernel module's import would (numlin.kernels.cpu._jit)
 for lst in event._registered.get("numba:compile", []):
     if isinstance(lst, _cache._CompileNotice):
         lst.after = {seconds}

@@ -3,7 +3,7 @@ the bias gradient (``dy`` summed over every axis but the channel one)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .._jit import njit
 
 from .._threads import launch, num_threads, split
 

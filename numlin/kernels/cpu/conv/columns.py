@@ -15,7 +15,7 @@ or 0 in the padding. Two ways to reach it without writing it:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uintp
+from .._jit import njit, uintp
 
 from ...._config import config
 from .im2col import q_range

@@ -36,7 +36,7 @@ and ``config.conv_depthwise_fused_taps`` choose between the kernels' variants (A
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uintp
+from .._jit import njit, uintp
 
 from ...._config import config
 from .._threads import launch, num_threads

@@ -15,7 +15,7 @@ Layouts (``x`` C-contiguous; a chunk covers samples ``n0 .. n0+nb`` and output r
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uintp
+from .._jit import njit, uintp
 
 from .._threads import launch, split
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types, uintp
+from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
 from ...._config import config
+from .._jit import intrinsic, njit, uintp
 from ..blocking import DOT_TILE, blocking, isa
 from ..gemm.loops import _macro_kernel
 from ..gemm.microkernel import _load, _splat, _tile_shape, _vector_fma, _vector_width

@@ -40,7 +40,7 @@ Numba caches these kernels under this file's stamp and those of the GEMM modules
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uintp
+from .._jit import njit, uintp
 
 from ...._config import config
 from ..blocking import blocking
@@ -262,12 +262,14 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
                     bvs = SCHQ if ns == nvec else 0  # a short tile re-reads its first sample
                     for i0 in range(r0, r1, MR):
                         rows = min(MR, Kg - i0)
-                        if rows == MR and ns == nvec:
-                            _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, y,
-                                                coff + i0 * PQ, PQ, K * PQ, one, b0)
-                        else:
-                            _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, ct, 0, NR, VW,
-                                                one, zero)
+                        full = rows == MR and ns == nvec
+                        if full:  # one call site each: the micro-kernel is inlined per site
+                            dst, doff, drs, dvs, db = y, coff + i0 * PQ, PQ, K * PQ, b0
+                        else:  # an edge tile: into ct, then added to y
+                            dst, doff, drs, dvs, db = ct, 0, NR, VW, zero
+                        _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, dst, doff, drs, dvs, one,
+                                            db)
+                        if not full:
                             for v in range(ns):
                                 _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * K * PQ, PQ,
                                                1, b0)
@@ -287,11 +289,11 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
                     for i0 in range(r0, r1, MR):
                         rows = min(MR, Kg - i0)
                         if rows == MR:
-                            _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, y,
-                                                   coff + i0 * PQ, PQ, one, b0)
+                            dst, doff, drs, db = y, coff + i0 * PQ, PQ, b0
                         else:
-                            _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, ct, 0, NR,
-                                                   one, zero)
+                            dst, doff, drs, db = ct, 0, NR, zero
+                        _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, dst, doff, drs, one, db)
+                        if rows != MR:
                             _add_edge_tile(ct, NR, rows, NR, y, coff + i0 * PQ, PQ, 1, b0)
         u += j1 - j0
     # the chunk's sample tails: columns (sample, last `tail` pixels), packed from x

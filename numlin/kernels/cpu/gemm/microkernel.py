@@ -19,9 +19,9 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
 from numba.np.numpy_support import as_dtype
 
+from .._jit import intrinsic
 from ..blocking import DIRECT_MR, blocking, isa
 
 __all__ = ["_micro_kernel", "_micro_kernel_indirect", "_micro_kernel_split", "_micro_kernel_direct", "_tile_shape",

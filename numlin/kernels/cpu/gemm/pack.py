@@ -13,7 +13,7 @@ The zero padding lets edge tiles run the full micro-kernel into a scratch tile.
 """
 from __future__ import annotations
 
-from numba import njit, uintp
+from .._jit import njit, uintp
 
 from .microkernel import _tile_shape
 

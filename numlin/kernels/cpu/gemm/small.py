@@ -8,7 +8,7 @@ operand is memory-bound: :func:`gemv` streams A once, with no tiles at all.
 """
 from __future__ import annotations
 
-from numba import njit, uintp
+from .._jit import njit, uintp
 
 from ..blocking import DIRECT_MR
 from .microkernel import _micro_kernel_direct, _vector_width
