@@ -35,6 +35,9 @@ def pytest_collection_finish(session):
 
 
 def pytest_collection_modifyitems(config, items):
+    # the tests waiting on a background check (the PTX build) run last, when it has had the
+    # whole suite's time to finish
+    items.sort(key=lambda item: getattr(getattr(item, "module", None), "start_in_background", None) is not None)
     if HAS_GPU:
         return
     skip = pytest.mark.skip(reason="needs a real CUDA GPU (running under the CUDA simulator)")

@@ -34,7 +34,14 @@ def start_in_background() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "numlin.kernels.cuda._ptx", "9", "0"], env=env, cwd=ROOT,
                             stdout=out, stderr=err, text=True)
     _RUN.update(proc=proc, out=out, err=err)
-    atexit.register(lambda: proc.poll() is None and proc.kill())  # a session ended before the check
+    def _end():  # a session ended before the check: stop it; close its output files either way
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.close()
+        err.close()
+
+    atexit.register(_end)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +56,8 @@ def ptx_report():
     _RUN["out"].seek(0)
     _RUN["err"].seek(0)
     stdout, stderr = _RUN["out"].read(), _RUN["err"].read()
+    _RUN["out"].close()
+    _RUN["err"].close()
     try:
         report = json.loads(stdout)
     except json.JSONDecodeError:
