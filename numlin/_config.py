@@ -23,6 +23,8 @@ NUMLIN_CONV_SHIFTED=0, NUMLIN_CONV_DW_DOT=0
     filter gradient runs as a packed GEMM instead of dot products.
 NUMLIN_CONV_WORKSPACE_MB
     Cap on the im2col workspace of one call, in MiB (default 64).
+NUMLIN_CPU_POOL_MB
+    Memory of large CPU results kept for reuse, in MiB (default 512; 0: none).
 NUMLIN_BLOCKING
     GEMM tile overrides, ``"float32:mr=4,nr=32;float64:mc=48"``.
 NUMLIN_PTXAS
@@ -57,20 +59,22 @@ def _flag(env: Mapping[str, str], name: str, default: bool = True) -> bool:
     return default
 
 
-def _mib(env: Mapping[str, str], name: str, default_mb: float) -> int:
-    """``name`` as a positive number of MiB, in bytes; a bad value warns and gives the default."""
+def _mib(env: Mapping[str, str], name: str, default_mb: float, zero: bool = False) -> int:
+    """``name`` as a positive (or, with ``zero``, non-negative) number of MiB, in bytes; a bad value
+    warns and gives the default."""
     raw = env.get(name)
     if raw is None:
         return int(default_mb * 2**20)
     try:
         mb = float(raw)
-        if not (math.isfinite(mb) and mb > 0):
+        if not (math.isfinite(mb) and (mb > 0 or (zero and mb == 0))):
             raise ValueError
     except ValueError:
-        warnings.warn(f"{name}={raw!r} is not a positive number of MiB; using the default {default_mb:g}",
+        kind = "non-negative" if zero else "positive"
+        warnings.warn(f"{name}={raw!r} is not a {kind} number of MiB; using the default {default_mb:g}",
                       RuntimeWarning, stacklevel=3)
         return int(default_mb * 2**20)
-    return max(1, int(mb * 2**20))
+    return int(mb * 2**20) if zero else max(1, int(mb * 2**20))
 
 
 @dataclasses.dataclass
@@ -86,6 +90,9 @@ class Config:
     conv_fused: bool = True
     #: cap on the im2col workspace per call, in bytes (NUMLIN_CONV_WORKSPACE_MB)
     conv_workspace_bytes: int = 64 << 20
+    #: bytes of large CPU results' memory kept for reuse once they are dropped (NUMLIN_CPU_POOL_MB;
+    #: 0: every result is a fresh ``np.empty``), see kernels/cpu/_pool.py
+    cpu_pool_bytes: int = 512 << 20
     #: CPU implicit-GEMM forward by shifted rows rather than packed panels (NUMLIN_CONV_SHIFTED)
     conv_shifted: bool = True
     #: CPU stride-1 filter gradient by dot products rather than a packed GEMM (NUMLIN_CONV_DW_DOT)
@@ -171,6 +178,7 @@ class Config:
         return cls(
             conv_fused=_flag(env, "NUMLIN_CONV_FUSED"),
             conv_workspace_bytes=_mib(env, "NUMLIN_CONV_WORKSPACE_MB", 64.0),
+            cpu_pool_bytes=_mib(env, "NUMLIN_CPU_POOL_MB", 512.0, zero=True),
             conv_shifted=_flag(env, "NUMLIN_CONV_SHIFTED"),
             conv_dw_dot=_flag(env, "NUMLIN_CONV_DW_DOT"),
             blocking=env.get("NUMLIN_BLOCKING", ""),

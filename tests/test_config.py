@@ -13,6 +13,7 @@ def test_defaults_with_an_empty_environment():
     assert c == Config()
     assert c.conv_fused and c.conv_shifted and c.conv_dw_dot and c.demo_prewarm
     assert c.conv_workspace_bytes == 64 << 20 and c.blocking == "" and c.ptxas is None
+    assert c.cpu_pool_bytes == 512 << 20
 
 
 def test_environment_values_are_read():
@@ -22,6 +23,16 @@ def test_environment_values_are_read():
     assert not (c.conv_fused or c.conv_shifted or c.conv_dw_dot or c.demo_prewarm)
     assert c.conv_workspace_bytes == 1 << 19
     assert c.blocking == "float32:mr=4" and c.ptxas == "" and c.numba_cache_dir == "/tmp/x"
+
+
+@pytest.mark.parametrize("raw, want", [("0", 0), ("64", 64 << 20), ("-1", 512 << 20), ("lots", 512 << 20)])
+def test_the_cpu_pool_size_may_be_zero_and_a_bad_one_warns(raw, want):
+    if want == 512 << 20:
+        with pytest.warns(RuntimeWarning, match=f"NUMLIN_CPU_POOL_MB={raw!r} is not a non-negative"):
+            c = Config.from_environ({"NUMLIN_CPU_POOL_MB": raw})
+    else:
+        c = Config.from_environ({"NUMLIN_CPU_POOL_MB": raw})
+    assert c.cpu_pool_bytes == want
 
 
 @pytest.mark.parametrize("raw", ["-1", "0", "nan", "inf", "lots"])

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._dispatch import recycling
 from .._validate import is_int
 from . import ops
 from ._record import STACK as _STACK, Node as _Node, active, record
@@ -127,12 +128,18 @@ class GradientTape:
             raise RuntimeError("GradientTape: a non-persistent tape cannot be reused after gradient()")
         self._recording = True
         _STACK.tapes.append(self)
+        # a training step's activations: large results reuse dropped ones' memory (kernels.cpu._pool)
+        self._recycling = recycling()
+        self._recycling.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self._recording = False
         if self in _STACK.tapes:
             _STACK.tapes.remove(self)
+        block, self._recycling = getattr(self, "_recycling", None), None
+        if block is not None:
+            block.__exit__(None, None, None)
 
     def watch(self, tensor: Any) -> None:
         """Watch ``tensor`` (a Tensor or a list/tuple/dict of them): ops on it get recorded."""
@@ -379,7 +386,12 @@ class GradientTape:
 
     def _backward(self, targets: list, seeds: list, srcs: list) -> list:
         """One reverse pass: the gradient of each source (None where unconnected) for the targets
-        weighted by ``seeds`` (None: ones). Frees nothing; ``gradient`` and the Jacobians call it."""
+        weighted by ``seeds`` (None: ones). Frees nothing; ``gradient`` and the Jacobians call it.
+        Large gradients reuse dropped results' memory, as the recorded pass did."""
+        with recycling():
+            return self._reverse(targets, seeds, srcs)
+
+    def _reverse(self, targets: list, seeds: list, srcs: list) -> list:
         was_recording = self._recording
         # The backward pass is recorded by the outer tapes, and by this one too when it is
         # persistent and inside its `with` block (TensorFlow's rule: then t.gradient(dy, x) on the

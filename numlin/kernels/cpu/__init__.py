@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..._validate import as_host_array, check_out
+from . import _pool
 
 __all__ = ["as_array", "cast", "contiguous", "empty", "full", "check_out", "strided", "transpose_last2", "workspace", "buffers", "conv", "gemm"]
 
@@ -27,13 +28,16 @@ def cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """An uninitialised C-ordered result array."""
-    return np.empty(shape, dtype)
+    """An uninitialised C-ordered result array (a large one reuses a dropped result's memory,
+    :mod:`._pool`)."""
+    return _pool.empty(shape, dtype)
 
 
 def full(shape: tuple, value: float, dtype: np.dtype) -> np.ndarray:
     """A new C-ordered array of ``shape`` filled with ``value``."""
-    return np.full(shape, value, dtype)
+    out = _pool.empty(shape, dtype)
+    out.fill(value)
+    return out
 
 
 def contiguous(x: np.ndarray) -> np.ndarray:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ._jit import njit
 
+from . import _pool
+from ._jit import njit
 from ._threads import launch, split
 
 __all__ = ["forward_train", "eval_stats", "forward_eval", "backward", "update_running"]
@@ -115,7 +116,7 @@ def forward_train(x3: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):
     """Training-mode forward: ``(y3, mean, var, invstd)`` (statistics float64, ``var`` biased)."""
     x3 = np.ascontiguousarray(x3)
     C = x3.shape[1]
-    y = np.empty_like(x3)
+    y = _pool.empty(x3.shape, x3.dtype)
     mean, var, invstd = np.empty(C), np.empty(C), np.empty(C)
     launch(_forward_train, _parts(x3), x3, np.ascontiguousarray(w, x3.dtype), np.ascontiguousarray(b, x3.dtype),
            y, mean, var, invstd, float(eps))
@@ -132,7 +133,7 @@ def eval_stats(running_mean: np.ndarray, running_var: np.ndarray, eps: float):
 def forward_eval(x3: np.ndarray, w: np.ndarray, b: np.ndarray, mean: np.ndarray, invstd: np.ndarray) -> np.ndarray:
     """Eval-mode forward with fixed statistics: ``(x - mean) invstd w + b`` per channel."""
     x3 = np.ascontiguousarray(x3)
-    y = np.empty_like(x3)
+    y = _pool.empty(x3.shape, x3.dtype)
     launch(_forward_eval, _parts(x3), x3, np.ascontiguousarray(w, x3.dtype), np.ascontiguousarray(b, x3.dtype),
            mean, invstd, y)
     return y
@@ -144,7 +145,7 @@ def backward(g3: np.ndarray, x3: np.ndarray, mean: np.ndarray, invstd: np.ndarra
     x3 = np.ascontiguousarray(x3)
     g3 = np.ascontiguousarray(g3, x3.dtype)
     C = x3.shape[1]
-    dx = np.empty_like(x3) if need_dx else np.empty((0, C, 0), x3.dtype)
+    dx = _pool.empty(x3.shape, x3.dtype) if need_dx else np.empty((0, C, 0), x3.dtype)
     dw, db = np.empty(C), np.empty(C)
     launch(_backward, _parts(x3), g3, x3, mean, invstd, np.ascontiguousarray(w, x3.dtype), dx, dw, db,
            bool(training), bool(need_dx))

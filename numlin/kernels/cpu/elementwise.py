@@ -21,7 +21,9 @@ array façade's, :mod:`numlin.kernels.cpu` itself.
 from __future__ import annotations
 
 import numpy as np
+
 from .. import rules
+from . import _pool
 from ._threads import launch, split
 
 __all__ = ["UNARY", "BINARY", "ufunc", "unary", "binary", "reduce", "broadcast_to", "reshape", "transpose"]
@@ -81,9 +83,7 @@ def unary(name: str, x: np.ndarray) -> np.ndarray:
         out = _scalar(UNARY[name], x)
         if out is not None:
             return out
-    with np.errstate(all="ignore"):  # special values follow the rules, silently (as PyTorch)
-        out = ufunc(name, x.dtype)(x)
-    return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
+    return _apply(ufunc(name, x.dtype), (x,), x.shape, x.dtype)
 
 
 def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,9 +93,16 @@ def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = _scalar(BINARY[name], a, b)
         if out is not None:
             return out
-    with np.errstate(all="ignore"):
-        out = ufunc(name, a.dtype)(a, b)
-    return out if isinstance(out, np.ndarray) else np.asarray(out)
+    return _apply(ufunc(name, a.dtype), (a, b), np.broadcast_shapes(a.shape, b.shape), a.dtype)
+
+
+def _apply(f, operands: tuple, shape: tuple, dtype) -> np.ndarray:
+    """``f(*operands)``, a large result written into recycled memory (:mod:`._pool`)."""
+    with np.errstate(all="ignore"):  # special values follow the rules, silently (as PyTorch)
+        if np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64)) >= _pool.MIN_BYTES:
+            return f(*operands, out=_pool.empty(shape, dtype))
+        out = f(*operands)
+    return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
 
 
 # --------------------------------------------------------------------------- reductions

@@ -10,6 +10,8 @@ derivatives), ``avg_pool2d(x, k, s, p)``, ``avg_pool2d_backward(g, x_shape, k, s
 from __future__ import annotations
 
 import numpy as np
+
+from . import _pool
 from ._jit import njit, uintp
 
 from ._threads import launch, split
@@ -221,8 +223,8 @@ def max_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple):
     """Max pooling; returns ``(y, argmax)`` (argmax int64, flat index within each plane)."""
     x = np.ascontiguousarray(x)
     shape = _out_shape(x.shape, k, s, p)
-    y = np.empty(shape, x.dtype)
-    arg = np.empty(shape, np.int64)
+    y = _pool.empty(shape, x.dtype)
+    arg = _pool.empty(shape, np.int64)
     if tuple(k) == (2, 2) and tuple(p) == (0, 0):
         if tuple(s) == (2, 2):
             launch(_max_pool_2x2_s2, split(x.size), x, y, arg)
@@ -237,7 +239,7 @@ def max_pool2d(x: np.ndarray, k: tuple, s: tuple, p: tuple):
 
 def max_pool2d_backward(g: np.ndarray, arg: np.ndarray, x_shape: tuple) -> np.ndarray:
     """Gradient of max pooling: ``g`` routed to each window's argmax."""
-    dx = np.empty(x_shape, g.dtype)
+    dx = _pool.empty(x_shape, g.dtype)
     launch(_max_pool_backward, split(dx.size), np.ascontiguousarray(g), np.ascontiguousarray(arg), dx)
     return dx
 

@@ -1,0 +1,112 @@
+"""Recycled memory for large CPU results: ``empty(shape, dtype)``.
+
+A new large numpy array is fresh memory from the C library (``mmap``): the first write to each
+4 KiB page traps into the kernel, which zeroes it, and on the 2-vCPU VMs numlin is measured on a
+fault costs 2-10 us, more when two threads of the process fault at once (a part of a launch then
+waits milliseconds for its pages). A training step that allocates every activation and gradient
+afresh spent 40 % of its time there: ResNet-8's step at 2 threads took 90-109 ms with fresh
+arrays, 52-60 ms with this module (benchmarks/README.md). Here a large result is a view of a
+block this module keeps: once every view of a block is gone, the next result of a size that
+fits reuses its pages.
+
+Recycling is on inside :func:`recycling` blocks (per thread), which ``GradientTape`` opens while
+it records and while it computes gradients: a training loop allocates the same shapes step
+after step, while results elsewhere (a Dask worker's chunks under a memory limit, one large
+product) are left to the C library. A block is free when nothing but this module refers to it (its reference count: numpy makes
+every view of a view refer to the block itself). The blocks kept, free and in use, hold at most
+``config.cpu_pool_bytes`` (``NUMLIN_CPU_POOL_MB``, 0 turns this off); past it, a result is a plain
+``np.empty``. Results under :data:`MIN_BYTES` are always plain: the C library reuses small
+allocations itself. :func:`clear` returns the free blocks to the system.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+
+import numpy as np
+
+from ..._config import config
+
+__all__ = ["empty", "clear", "recycling", "MIN_BYTES"]
+
+#: results smaller than this are plain ``np.empty`` (the C library's heap serves them)
+MIN_BYTES = 1 << 20
+#: block sizes are multiples of this
+_GRAIN = 1 << 16
+
+_lock = threading.Lock()
+_blocks: list = []  # uint8 arrays, oldest first
+_held = 0  # bytes in _blocks
+_local = threading.local()  # .depth: recycling() blocks open on this thread
+_FREE = 3  # references to a free block while _take looks at it: the list, the loop variable, the call
+
+
+def _take(size: int):
+    """A free block of ``size .. 2 * size`` bytes (the smallest), or a new one, or None past the cap."""
+    global _held
+    best = None
+    for b in _blocks:
+        if size <= b.size <= 2 * size and (best is None or b.size < best.size) and sys.getrefcount(b) == _FREE:
+            best = b
+    if best is not None:
+        return best
+    cap = config.cpu_pool_bytes
+    if _held + size > cap:  # make room: drop free blocks, oldest first
+        keep = []
+        for b in _blocks:
+            if _held + size > cap and sys.getrefcount(b) == _FREE:
+                _held -= b.size
+            else:
+                keep.append(b)
+        _blocks[:] = keep
+        if _held + size > cap:
+            return None
+    best = np.empty(size, np.uint8)
+    _blocks.append(best)
+    _held += size
+    return best
+
+
+def empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised C-ordered array of ``shape`` and ``dtype``; a large one reuses the memory of
+    a dropped result (its ``base`` is then a block of this module)."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    nbytes = dtype.itemsize
+    for s in shape:
+        nbytes *= s
+    if nbytes < MIN_BYTES or config.cpu_pool_bytes <= 0 or not getattr(_local, "depth", 0):
+        return np.empty(shape, dtype)
+    size = -(-nbytes // _GRAIN) * _GRAIN
+    with _lock:
+        block = _take(size)
+    if block is None:
+        return np.empty(shape, dtype)
+    return block[:nbytes].view(dtype).reshape(shape)
+
+
+@contextlib.contextmanager
+def recycling():
+    """Inside this block (on this thread), :func:`empty` reuses dropped results' memory."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+
+
+def clear() -> int:
+    """Return the free blocks to the system; the bytes released."""
+    global _held
+    freed = 0
+    with _lock:
+        keep = []
+        for b in _blocks:
+            if sys.getrefcount(b) == _FREE:
+                freed += b.size
+            else:
+                keep.append(b)
+        _blocks[:] = keep
+        _held -= freed
+    return freed
