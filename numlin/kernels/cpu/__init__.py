@@ -35,6 +35,8 @@ def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
 
 def full(shape: tuple, value: float, dtype: np.dtype) -> np.ndarray:
     """A new C-ordered array of ``shape`` filled with ``value``."""
+    if not _pool.active():
+        return np.full(shape, value, dtype)
     out = _pool.empty(shape, dtype)
     out.fill(value)
     return out
@@ -54,5 +56,6 @@ def __getattr__(name: str) -> Any:
     if name in ("buffers", "conv", "gemm"):
         return importlib.import_module(f"{__name__}.{name}")
     if name in ("strided", "workspace"):
-        return getattr(importlib.import_module(f"{__name__}.gemm"), name)
+        value = globals()[name] = getattr(importlib.import_module(f"{__name__}.gemm"), name)  # once
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ allocations itself. :func:`clear` returns the free blocks to the system.
 """
 from __future__ import annotations
 
-import contextlib
+import math
 import sys
 import threading
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..._config import config
 
-__all__ = ["empty", "clear", "recycling", "MIN_BYTES"]
+__all__ = ["empty", "zeros", "active", "clear", "recycling", "MIN_BYTES"]
 
 #: results smaller than this are plain ``np.empty`` (the C library's heap serves them)
 MIN_BYTES = 1 << 20
@@ -68,15 +68,20 @@ def _take(size: int):
     return best
 
 
+def active() -> bool:
+    """Whether results on this thread are recycled now (inside :func:`recycling`, pool on)."""
+    return getattr(_local, "depth", 0) > 0 and config.cpu_pool_bytes > 0
+
+
 def empty(shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised C-ordered array of ``shape`` and ``dtype``; a large one reuses the memory of
-    a dropped result (its ``base`` is then a block of this module)."""
+    """An uninitialised C-ordered array of ``shape`` and ``dtype``; a large one inside
+    :func:`recycling` reuses the memory of a dropped result (its ``base`` is then a block here)."""
+    if not active():
+        return np.empty(shape, dtype)
     dtype = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    nbytes = dtype.itemsize
-    for s in shape:
-        nbytes *= s
-    if nbytes < MIN_BYTES or config.cpu_pool_bytes <= 0 or not getattr(_local, "depth", 0):
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
     size = -(-nbytes // _GRAIN) * _GRAIN
     with _lock:
@@ -86,14 +91,34 @@ def empty(shape: tuple, dtype) -> np.ndarray:
     return block[:nbytes].view(dtype).reshape(shape)
 
 
-@contextlib.contextmanager
-def recycling():
-    """Inside this block (on this thread), :func:`empty` reuses dropped results' memory."""
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
-        yield
-    finally:
+def zeros(shape: tuple, dtype) -> np.ndarray:
+    """:func:`empty` filled with zeros (``np.zeros`` outside :func:`recycling`)."""
+    if not active():
+        return np.zeros(shape, dtype)
+    out = empty(shape, dtype)
+    out.fill(0)
+    return out
+
+
+class _Recycling:
+    """The block of :func:`recycling` (a plain class: entered on every tape and backward pass)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _local.depth = getattr(_local, "depth", 0) + 1
+
+    def __exit__(self, *exc) -> None:
         _local.depth -= 1
+
+
+_RECYCLING = _Recycling()
+
+
+def recycling() -> _Recycling:
+    """A ``with`` block (per thread, nestable) inside which :func:`empty` reuses dropped results'
+    memory."""
+    return _RECYCLING
 
 
 def clear() -> int:

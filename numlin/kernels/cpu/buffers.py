@@ -11,9 +11,7 @@ __all__ = ["zeros", "all_finite"]
 
 def zeros(shape: tuple, dtype) -> np.ndarray:
     """An array of ``shape`` and ``dtype`` holding zeros."""
-    out = _pool.empty(shape, dtype)
-    out.fill(0)
-    return out
+    return _pool.zeros(shape, dtype)
 
 
 def all_finite(a: np.ndarray) -> bool:

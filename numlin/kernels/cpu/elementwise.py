@@ -20,6 +20,8 @@ array façade's, :mod:`numlin.kernels.cpu` itself.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import rules
@@ -83,7 +85,7 @@ def unary(name: str, x: np.ndarray) -> np.ndarray:
         out = _scalar(UNARY[name], x)
         if out is not None:
             return out
-    return _apply(ufunc(name, x.dtype), (x,), x.shape, x.dtype)
+    return _apply(ufunc(name, x.dtype), (x,), x.dtype)
 
 
 def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,14 +95,21 @@ def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = _scalar(BINARY[name], a, b)
         if out is not None:
             return out
-    return _apply(ufunc(name, a.dtype), (a, b), np.broadcast_shapes(a.shape, b.shape), a.dtype)
+    return _apply(ufunc(name, a.dtype), (a, b), a.dtype)
 
 
-def _apply(f, operands: tuple, shape: tuple, dtype) -> np.ndarray:
-    """``f(*operands)``, a large result written into recycled memory (:mod:`._pool`)."""
+def _apply(f, operands: tuple, dtype) -> np.ndarray:
+    """``f(*operands)``; inside the tape's recycling block a large result is written into
+    recycled memory (:mod:`._pool`)."""
     with np.errstate(all="ignore"):  # special values follow the rules, silently (as PyTorch)
-        if np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64)) >= _pool.MIN_BYTES:
-            return f(*operands, out=_pool.empty(shape, dtype))
+        if _pool.active():
+            a = operands[0]
+            shape = a.shape
+            if len(operands) == 2 and operands[1].shape != shape:
+                sb = operands[1].shape
+                shape = sb if not shape else (shape if not sb else np.broadcast_shapes(shape, sb))
+            if math.prod(shape) * a.itemsize >= _pool.MIN_BYTES:
+                return f(*operands, out=_pool.empty(shape, dtype))
         out = f(*operands)
     return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
 
