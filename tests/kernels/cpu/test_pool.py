@@ -129,16 +129,20 @@ def test_clear_releases_only_free_blocks():
 def test_threads_never_get_one_block_at_once():
     errors = []
 
+    pooled = []
+
     def work(i):
-        for _ in range(200):
-            x = _pool.empty((1 << 18,), np.float32)  # 1 MiB
-            x.fill(i)
-            if not (x == i).all():
-                errors.append(i)
+        with _pool.recycling():  # per thread
+            for _ in range(200):
+                x = _pool.empty((1 << 18,), np.float32)  # 1 MiB
+                pooled.append(x.base is not None)
+                x.fill(i)
+                if not (x == i).all():
+                    errors.append(i)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert not errors and all(pooled)
