@@ -39,38 +39,57 @@ _lock = threading.Lock()
 _blocks: list = []  # uint8 arrays, oldest first
 _held = 0  # bytes in _blocks
 _local = threading.local()  # .depth: recycling() blocks open on this thread
-_FREE = 3  # references to a free block while _take looks at it: the list, the loop variable, the call
+
+
+def _refcounts(blocks: list) -> list:
+    """Each block's reference count as seen from here (:data:`_FREE` is a free block's)."""
+    return [sys.getrefcount(b) for b in blocks]
+
+
+def _calibrate():
+    """A free block's count in :func:`_refcounts`, measured (interpreters differ in the references
+    they hold); None, and no recycling, where one view more does not count one more."""
+    probe = [np.empty(1, np.uint8)]
+    free = _refcounts(probe)[0]
+    view = probe[0][:]
+    held = _refcounts(probe)[0]
+    del view
+    return free if held == free + 1 and _refcounts(probe)[0] == free else None
+
+
+_FREE = _calibrate()
 
 
 def _take(size: int):
     """A free block of ``size .. 2 * size`` bytes (the smallest), or a new one, or None past the cap."""
     global _held
-    best = None
-    for b in _blocks:
-        if size <= b.size <= 2 * size and (best is None or b.size < best.size) and sys.getrefcount(b) == _FREE:
-            best = b
-    if best is not None:
-        return best
+    counts = _refcounts(_blocks)
+    best = -1
+    for i, b in enumerate(_blocks):
+        if counts[i] == _FREE and size <= b.size <= 2 * size and (best < 0 or b.size < _blocks[best].size):
+            best = i
+    if best >= 0:
+        return _blocks[best]
     cap = config.cpu_pool_bytes
     if _held + size > cap:  # make room: drop free blocks, oldest first
         keep = []
-        for b in _blocks:
-            if _held + size > cap and sys.getrefcount(b) == _FREE:
+        for i, b in enumerate(_blocks):
+            if _held + size > cap and counts[i] == _FREE:
                 _held -= b.size
             else:
                 keep.append(b)
         _blocks[:] = keep
         if _held + size > cap:
             return None
-    best = np.empty(size, np.uint8)
-    _blocks.append(best)
+    block = np.empty(size, np.uint8)
+    _blocks.append(block)
     _held += size
-    return best
+    return block
 
 
 def active() -> bool:
     """Whether results on this thread are recycled now (inside :func:`recycling`, pool on)."""
-    return getattr(_local, "depth", 0) > 0 and config.cpu_pool_bytes > 0
+    return getattr(_local, "depth", 0) > 0 and config.cpu_pool_bytes > 0 and _FREE is not None
 
 
 def empty(shape: tuple, dtype) -> np.ndarray:
@@ -127,8 +146,8 @@ def clear() -> int:
     freed = 0
     with _lock:
         keep = []
-        for b in _blocks:
-            if sys.getrefcount(b) == _FREE:
+        for b, count in zip(_blocks, _refcounts(_blocks)):
+            if count == _FREE:
                 freed += b.size
             else:
                 keep.append(b)
