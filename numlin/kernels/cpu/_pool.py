@@ -127,8 +127,8 @@ class _Recycling:
     def __enter__(self) -> None:
         _local.depth = getattr(_local, "depth", 0) + 1
 
-    def __exit__(self, *exc) -> None:
-        _local.depth -= 1
+    def __exit__(self, *exc) -> None:  # never below 0 (a tape may leave on another thread)
+        _local.depth = max(0, getattr(_local, "depth", 0) - 1)
 
 
 _RECYCLING = _Recycling()

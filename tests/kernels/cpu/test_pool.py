@@ -146,3 +146,23 @@ def test_threads_never_get_one_block_at_once():
     for t in threads:
         t.join()
     assert not errors and all(pooled)
+
+
+def test_a_tape_left_on_another_thread_does_not_fail():
+    import numlin as nl
+
+    tape = nl.GradientTape()
+    tape.__enter__()
+    errors = []
+
+    def leave():
+        try:
+            tape.__exit__(None, None, None)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=leave)
+    t.start()
+    t.join()
+    assert not errors
+    _pool._local.depth -= 1  # this thread's count, left open by the tape
