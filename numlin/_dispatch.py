@@ -132,18 +132,6 @@ def backend(op: str, **operands: Any) -> Backend:
 _blas_controller = None
 _blas_lock = threading.Lock()
 _blas_depth = 0  # how many blas_single_thread blocks are open, in all threads
-_pool = None
-
-
-def recycling():
-    """A block in which large CPU results reuse the memory of dropped ones
-    (``numlin.kernels.cpu._pool``; the autodiff tape opens it)."""
-    global _pool
-    if _pool is None:
-        _pool = importlib.import_module("numlin.kernels.cpu._pool")
-    return _pool.recycling()
-
-
 _blas_limiter = None  # threadpoolctl's limiter of the outermost block: it restores the original
 
 
@@ -180,3 +168,15 @@ def blas_single_thread():
             if _blas_depth == 0:
                 limiter, _blas_limiter = _blas_limiter, None
                 limiter.restore_original_limits()
+
+
+_pool = None
+
+
+def recycling():
+    """A block in which large CPU results reuse the memory of dropped ones
+    (``numlin.kernels.cpu._pool``; the autodiff tape opens it)."""
+    global _pool
+    if _pool is None:
+        _pool = importlib.import_module("numlin.kernels.cpu._pool")
+    return _pool.recycling()

@@ -120,6 +120,7 @@ class GradientTape:
         self._nodes: list[_Node] | None = []
         self._recording = False
         self._variables: tuple = ()
+        self._recycling = None  # the open recycling block while in `with`
 
     def __enter__(self) -> "GradientTape":
         if self._recording:
@@ -137,7 +138,7 @@ class GradientTape:
         self._recording = False
         if self in _STACK.tapes:
             _STACK.tapes.remove(self)
-        block, self._recycling = getattr(self, "_recycling", None), None
+        block, self._recycling = self._recycling, None
         if block is not None:
             block.__exit__(None, None, None)
 

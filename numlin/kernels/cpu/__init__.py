@@ -35,11 +35,7 @@ def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
 
 def full(shape: tuple, value: float, dtype: np.dtype) -> np.ndarray:
     """A new C-ordered array of ``shape`` filled with ``value``."""
-    if not _pool.active():
-        return np.full(shape, value, dtype)
-    out = _pool.empty(shape, dtype)
-    out.fill(value)
-    return out
+    return _pool.full(shape, value, dtype)
 
 
 def contiguous(x: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ fits reuses its pages.
 Recycling is on inside :func:`recycling` blocks (per thread), which ``GradientTape`` opens while
 it records and while it computes gradients: a training loop allocates the same shapes step
 after step, while results elsewhere (a Dask worker's chunks under a memory limit, one large
-product) are left to the C library. A block is free when nothing but this module refers to it (its reference count: numpy makes
-every view of a view refer to the block itself). The blocks kept, free and in use, hold at most
+product) are left to the C library. A block is free when nothing but this module refers to it
+(its reference count: numpy makes every view of a view refer to the block itself). The blocks kept, free and in use, hold at most
 ``config.cpu_pool_bytes`` (``NUMLIN_CPU_POOL_MB``, 0 turns this off); past it, a result is a plain
 ``np.empty``. Results under :data:`MIN_BYTES` are always plain: the C library reuses small
 allocations itself. :func:`clear` returns the free blocks to the system.
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..._config import config
 
-__all__ = ["empty", "zeros", "active", "clear", "recycling", "MIN_BYTES"]
+__all__ = ["empty", "full", "zeros", "active", "clear", "recycling", "MIN_BYTES"]
 
 #: results smaller than this are plain ``np.empty`` (the C library's heap serves them)
 MIN_BYTES = 1 << 20
@@ -110,13 +110,18 @@ def empty(shape: tuple, dtype) -> np.ndarray:
     return block[:nbytes].view(dtype).reshape(shape)
 
 
-def zeros(shape: tuple, dtype) -> np.ndarray:
-    """:func:`empty` filled with zeros (``np.zeros`` outside :func:`recycling`)."""
+def full(shape: tuple, value: float, dtype) -> np.ndarray:
+    """:func:`empty` filled with ``value`` (``np.full`` outside :func:`recycling`)."""
     if not active():
-        return np.zeros(shape, dtype)
+        return np.full(shape, value, dtype)
     out = empty(shape, dtype)
-    out.fill(0)
+    out.fill(value)
     return out
+
+
+def zeros(shape: tuple, dtype) -> np.ndarray:
+    """:func:`full` of zeros (``np.zeros``, whose pages come zeroed, outside :func:`recycling`)."""
+    return full(shape, 0, dtype) if active() else np.zeros(shape, dtype)
 
 
 class _Recycling:

@@ -108,7 +108,7 @@ def _apply(f, operands: tuple, dtype) -> np.ndarray:
             if len(operands) == 2 and operands[1].shape != shape:
                 sb = operands[1].shape
                 shape = sb if not shape else (shape if not sb else np.broadcast_shapes(shape, sb))
-            if math.prod(shape) * a.itemsize >= _pool.MIN_BYTES:
+            if math.prod(shape) * a.itemsize >= _pool.MIN_BYTES:  # a small one: ufunc's own output
                 return f(*operands, out=_pool.empty(shape, dtype))
         out = f(*operands)
     return out if isinstance(out, np.ndarray) else np.asarray(out)  # 0-d in, 0-d array out (not a scalar)
