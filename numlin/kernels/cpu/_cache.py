@@ -38,7 +38,7 @@ from numba.core import caching, event
 
 from .blocking import blocking
 
-__all__ = ["TiledLocator", "install", "linked_sources", "tile_tag"]
+__all__ = ["TiledLocator", "install", "linked_sources", "load_registries", "tile_tag"]
 
 #: Numba's cache implementation base (``_CacheImpl`` before Numba 0.68)
 _CACHE_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
@@ -247,14 +247,58 @@ class _CompileNotice(event.Listener):
             timer.cancel()
 
 
+def _load_without_refresh(load):
+    """Numba's ``Cache.load_overload``, for numlin's kernels without its ``target_context.refresh()``.
+
+    Numba refreshes the target context before every cache load: on the first, that imports all
+    of its typing and lowering registries (``numba.np.arraymath`` among them, which imports
+    ``scipy.linalg`` to look for a BLAS), ~0.4 s of every process's first kernel that a cached
+    kernel does not need: the registries serve type inference and lowering, which a compile
+    refreshes for itself (``compiler.compile_extra``). A loaded kernel needs only what the
+    context's ``init`` registers (math, helper and exception symbols) and Numba's runtime (NRT),
+    whose symbols and atomics :func:`rtsys.initialize` installs (without them the kernel's calls
+    into NRT jump to address 0). numlin's kernels call nothing else from Numba's C side (no
+    BLAS through ``np.dot``, no hashing, no random state, no object mode); a test checks that a
+    process loading the kernels of a training step, convolutions, GEMM and rsvd computes what
+    it computes when they load Numba's way. Ufuncs build their loop's wrapper at load, which
+    needs the registries: :func:`load_registries` loads them first. Other functions' caches
+    load as Numba does."""
+    from numba.core.cpu import CPUContext
+    from numba.core.runtime import rtsys
+
+    @functools.wraps(load)
+    def load_overload(self, sig, target_context):
+        if not (isinstance(getattr(self._impl, "locator", None), TiledLocator)
+                and isinstance(target_context, CPUContext)):
+            return load(self, sig, target_context)
+        rtsys.initialize(target_context)  # once; then a flag test
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+    load_overload.numlin = True
+    return load_overload
+
+
+def load_registries() -> None:
+    """Numba's typing and lowering registries, as its own cache load would have loaded them: a
+    ufunc (``vectorize``) builds its loop's wrapper in the process even when the rule's code
+    comes from the cache, and that build needs them. Cheap once loaded."""
+    from numba.core.registry import cpu_target
+
+    cpu_target.target_context.refresh()
+
+
 _installed = False
 
 
 def install() -> None:
-    """Put :class:`TiledLocator` first in Numba's locators and start the compile notices (once)."""
+    """Put :class:`TiledLocator` first in Numba's locators, load numlin's cached kernels without
+    Numba's registry refresh (:func:`_load_without_refresh`) and start the compile notices (once)."""
     global _installed
     if _installed:
         return
     _installed = True
     _CACHE_IMPL._locator_classes.insert(0, TiledLocator)
+    if not getattr(caching.Cache.load_overload, "numlin", False) and hasattr(caching.Cache, "_load_overload"):
+        caching.Cache.load_overload = _load_without_refresh(caching.Cache.load_overload)
     event.register("numba:compile", _CompileNotice())

@@ -173,3 +173,71 @@ def test_an_edit_to_the_micro_kernel_recompiles_the_kernels_that_inline_it(tmp_p
     kernel = "numlin.kernels.cpu.gemm.small.gemm_direct"
     assert kernel in runs[0]["compiled"] and kernel in runs[1]["compiled"], runs
     assert runs[2]["compiled"] == [], runs
+
+
+# GEMM both ways, convolutions (in place, per vector and with a tail) forward and backward, and
+# rsvd; then a training step (batch norm, pooling, dropout, the fused loss, Adam) and ufuncs. Prints
+# a digest of every result, the numlin functions this process compiled, and whether Numba's
+# registries (numba.np.arraymath) were imported before the ufuncs (whose loop wrappers need them).
+# With "numba" on the command line the process loads cached kernels the way Numba does.
+_LOAD_ALL = """
+import json, sys, hashlib
+import numpy as np
+from numba.core import caching, event
+import numlin as nl
+from numlin.kernels.cpu import _jit  # noqa: F401  (installs numlin's loader)
+if sys.argv[1:] == ["numba"]:
+    caching.Cache.load_overload = caching.Cache.load_overload.__wrapped__
+rng = np.random.default_rng(0)
+out = []
+with event.install_recorder("numba:compile") as rec:
+    for dt in (np.float32, np.float64):
+        a, b = rng.standard_normal((300, 200)).astype(dt), rng.standard_normal((200, 260)).astype(dt)
+        out += [nl.matmul(a, b), nl.matmul(a[:5, :7], b[:7, :6])]
+    for hw in (9, 8, 4):
+        x, w = rng.standard_normal((4, 8, hw, hw)).astype(np.float32), rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+        y = nl.conv2d(x, w, padding=1)
+        out += [y, *nl.conv2d_backward(np.ones_like(y), x, w, padding=1)]
+    out += list(nl.linalg.rsvd(rng.standard_normal((400, 300)), 5, random_state=0))
+    registries = "numba.np.arraymath" in sys.modules
+    model = nl.nn.Sequential(
+        nl.nn.Conv2d(1, 16, 3, padding=1, random_state=0), nl.nn.BatchNorm2d(16), nl.nn.ReLU(),
+        nl.nn.MaxPool2d(2), nl.nn.Conv2d(16, 32, 3, padding=1, random_state=1), nl.nn.ReLU(),
+        nl.nn.MaxPool2d(2), nl.nn.Dropout(0.25, random_state=2), nl.nn.GlobalAvgPool2d(),
+        nl.nn.Linear(32, 10, random_state=3))
+    opt = nl.optim.Adam(1e-3)
+    x = rng.random((16, 1, 16, 16), dtype=np.float32)
+    labels = rng.integers(0, 10, 16)
+    with nl.GradientTape() as tape:
+        loss = nl.nn.cross_entropy(model(nl.Tensor(x)), labels)
+    grads = tape.gradient(loss, model.parameters())
+    opt.apply_gradients(zip(grads, model.parameters()))
+    out += [loss, *grads, *model.parameters(), nl.exp(a), nl.tanh(a), nl.sum(a, axis=0)]
+out = [r.numpy() if hasattr(r, "numpy") else np.asarray(r) for r in out]
+compiled = sorted({ev.data["dispatcher"].py_func.__name__ for _, ev in rec.buffer if ev.is_start})
+digest = [hashlib.sha256(np.ascontiguousarray(r).tobytes()).hexdigest() for r in out]
+print(json.dumps({"digest": digest, "compiled": compiled, "registries": registries,
+                  "finite": all(bool(np.isfinite(r).all()) for r in out)}))
+"""
+
+
+def test_cached_kernels_load_without_numbas_registries():
+    """numlin loads its cached kernels without Numba's context refresh, which imports every
+    typing and lowering registry (and scipy.linalg) before the first load: ~0.3 s of every
+    process's first call. The kernels then compute exactly what they compute when loaded the
+    way Numba does, and a process that builds no ufunc never imports the registries."""
+    env = dict(os.environ)
+    first = _run(_LOAD_ALL, env)  # compiles what is not cached yet
+    assert first.returncode == 0, first.stderr
+    proc = subprocess.run([sys.executable, "-c", _LOAD_ALL, "numba"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    ref = json.loads(proc.stdout.strip().splitlines()[-1])
+    fast = _run(_LOAD_ALL, env)
+    assert fast.returncode == 0, fast.stderr
+    got = json.loads(fast.stdout.strip().splitlines()[-1])
+    assert ref["finite"] and ref["compiled"] == [], ref
+    assert got["compiled"] == [], got  # everything came from the cache ...
+    assert not got["registries"], got  # ... without Numba's registries
+    assert ref["registries"]  # (which Numba's own loading imports: the check above can fail)
+    assert got["digest"] == ref["digest"]
