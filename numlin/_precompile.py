@@ -50,6 +50,9 @@ def _conv(dt) -> None:
     def r(*shape):
         return rng.standard_normal(shape).astype(dt)
 
+    from .kernels.cpu.blocking import blocking
+
+    vw = blocking(dt).vw
     for x, w, kw in (
         (r(4, 16, 14, 14), r(16, 16, 3, 3), dict(padding=1)),               # stride 1: shifted copies
         (r(4, 16, 14, 14), r(32, 16, 3, 3), dict(stride=2, padding=1)),     # strided implicit GEMM
@@ -57,6 +60,8 @@ def _conv(dt) -> None:
         (r(4, 16, 14, 14), r(16, 1, 3, 3), dict(padding=1, groups=16)),     # depthwise
         (r(4, 16, 14, 14), r(16, 1, 3, 3), dict(stride=2, padding=1, groups=16)),
         (r(4, 1, 8, 8), r(8, 1, 3, 3), dict(padding=1)),                    # one input channel
+        (r(2, 4, 3, 40), r(4, 4, 3, 3), dict(padding=1)),                   # rows past SHIFT_BLOCK_Q: plane copies
+        (r(4, 8, max(1, vw // 4), min(4, vw)), r(8, 8, 3, 3), dict(padding=1)),  # one vector per plane
     ):
         b = r(w.shape[0])
         y = nl.conv2d(x, w, b, **kw)

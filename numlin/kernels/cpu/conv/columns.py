@@ -25,19 +25,17 @@ __all__ = ["SHIFT_BLOCK_Q", "SEG_COL", "SEG_LEN", "SEG_XOFF", "SEG_H0", "SEG_Q0"
 
 
 #: widest output rows (``Q``) whose shifted copies are made a sample and filter column at a
-#: time (:func:`_shift_block`); wider rows plane by plane (:func:`_shift_plane`)
+#: time (:func:`_shift_blocks`); wider rows plane by plane (:func:`_shift_planes`)
 SHIFT_BLOCK_Q = 32
 
 
-@njit(cache=True, nogil=True)
-def q_ranges(Q, W, sw, pw, S, dw):
+def q_ranges(Q: int, W: int, sw: int, pw: int, S: int, dw: int) -> tuple[np.ndarray, np.ndarray]:
     """Per filter column ``s``: the output columns ``qlo[s] .. qhi[s]`` whose input column
-    ``q*sw - pw + s*dw`` lies inside x (:func:`.im2col.q_range`)."""
-    qlo = np.empty(S, np.int64)
-    qhi = np.empty(S, np.int64)
-    for s in range(S):
-        qlo[s], qhi[s] = q_range(Q, W, sw, pw, s * dw)
-    return qlo, qhi
+    ``q*sw - pw + s*dw`` lies inside x (:func:`.im2col.q_range`), as int64 arrays for the
+    kernels. Computed by Python (S values): a compiled function returning two arrays cost every
+    convolution program ~0.4 s of compiling."""
+    lo_hi = [q_range.py_func(Q, W, sw, pw, s * dw) for s in range(S)]
+    return np.array([a for a, _ in lo_hi], np.int64), np.array([b for _, b in lo_hi], np.int64)
 
 
 # columns of the segment table
@@ -86,7 +84,7 @@ def pixel_segments(j0, nc, ncp, PQ, Q, CHW, sh, ph, NR, seg, span=0, first=0, n0
 @njit(cache=True, nogil=True)
 def tap_offsets(toff, CgRS, C, R, S, dh, Q, HQ):
     """``toff[(c*R + r)*S + s]``: where the run of tap ``(c, r, s)`` (a group's channel ``c``)
-    starts in one sample's shifted copies (:func:`_shift_plane`, planes of ``HQ`` values)."""
+    starts in one sample's shifted copies (:func:`shift_copies`, planes of ``HQ`` values)."""
     RS = R * S
     for crs in range(CgRS):
         c = crs // RS
@@ -96,75 +94,73 @@ def tap_offsets(toff, CgRS, C, R, S, dh, Q, HQ):
     return toff
 
 
-@njit(cache=True, nogil=True)
-def _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
-    """Plane ``pl = (n*S + s)*C + c`` of the shifted copies of x (stride 1): ``xs[n, s, c, hh, q]
-    = x[n0 + n, c, hh - ph, q - pw + s*dw]``, 0 outside x, for ``hh < Hp``, ``q < Q``. Then the
-    column-matrix row of tap ``(c, r, s)`` at output pixel ``t = p*Q + q`` is ``xs[n, s, c]``'s
-    element ``r*dh*Q + t``: a contiguous run along the pixels, rows and samples' edges zeroed."""
-    zero = xs.dtype.type(0)
-    n = pl // (S * C)
-    s = (pl - n * S * C) // C
-    c = pl - n * S * C - s * C
-    for hh in range(Hp):
-        d = (pl * Hp + hh) * Q
-        h = hh - ph
-        a = qlo[s]
-        b = qhi[s]
-        if h < 0 or h >= H:
-            a = b = Q
-        src = (((n0 + n) * C + c) * H + h) * W - pw + s * dw
-        for u in range(a):
-            xs[uintp(d + u)] = zero
-        for u in range(a, b):
-            xs[uintp(d + u)] = x[uintp(src + u)]
-        for u in range(b, Q):
-            xs[uintp(d + u)] = zero
+def shift_copies(t, parts, x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
+    """Part ``t`` of ``parts`` of the shifted copies of samples ``n0 .. n0+m`` of x (stride 1):
+    ``xs[n, s, c, hh, q] = x[n0 + n, c, hh - ph, q - pw + s*dw]``, 0 outside x, for ``hh < Hp``,
+    ``q < Q`` (``qlo``, ``qhi``: :func:`q_ranges`). Then the column-matrix row of tap ``(c, r, s)``
+    at output pixel ``t = p*Q + q`` is ``xs[n, s, c]``'s element ``r*dh*Q + t``: a contiguous run
+    along the pixels, rows and samples' edges zeroed. Rows of up to :data:`SHIFT_BLOCK_Q` values
+    take :func:`_shift_blocks`, wider ones :func:`_shift_planes` (a program compiles the one its
+    shapes need)."""
+    kernel = _shift_blocks if Q <= SHIFT_BLOCK_Q else _shift_planes
+    kernel(t, parts, x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
 
 
 @njit(cache=True, nogil=True)
-def _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
-    """The ``C`` planes ``(n, s, c)`` of :func:`_shift_plane` for ``ns = n*S + s``, all at once:
-    the block zeroed in one run, then x's rows copied over it. Writes the copied part twice but
-    has no per-row zero runs, which dominate short rows (up to :data:`SHIFT_BLOCK_Q` values;
-    for wide rows the double write costs more than it saves)."""
+def _shift_planes(t, parts, x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
+    """:func:`shift_copies` a plane ``pl = (n*S + s)*C + c`` at a time, each row a zero run, a
+    copied run and a zero run."""
     zero = xs.dtype.type(0)
-    HQ = Hp * Q
-    n = ns // S
-    s = ns - n * S
-    d0 = ns * C * HQ
-    for u in range(C * HQ):
-        xs[uintp(d0 + u)] = zero
-    a = qlo[s]
-    b = qhi[s]
-    h0 = max(0, ph)  # rows hh = h + ph of xs that hold a row h of x
-    h1 = min(Hp, H + ph)
-    for c in range(C):
-        src0 = (((n0 + n) * C + c) * H - ph) * W - pw + s * dw
-        dc = d0 + c * HQ
-        for hh in range(h0, h1):
-            d = dc + hh * Q
-            src = src0 + hh * W
+    for pl in range(m * S * C * t // parts, m * S * C * (t + 1) // parts):
+        n = pl // (S * C)
+        s = (pl - n * S * C) // C
+        c = pl - n * S * C - s * C
+        for hh in range(Hp):
+            d = (pl * Hp + hh) * Q
+            h = hh - ph
+            a = qlo[s]
+            b = qhi[s]
+            if h < 0 or h >= H:
+                a = b = Q
+            src = (((n0 + n) * C + c) * H + h) * W - pw + s * dw
+            for u in range(a):
+                xs[uintp(d + u)] = zero
             for u in range(a, b):
                 xs[uintp(d + u)] = x[uintp(src + u)]
+            for u in range(b, Q):
+                xs[uintp(d + u)] = zero
 
 
 @njit(cache=True, nogil=True)
-def shift_copies(t, parts, x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q):
-    """Part ``t`` of ``parts`` of the shifted copies of samples ``n0 .. n0+m`` (:func:`_shift_plane`):
-    a block of planes per (sample, filter column) for rows of up to :data:`SHIFT_BLOCK_Q` values,
-    else a plane per item."""
-    qlo, qhi = q_ranges(Q, W, 1, pw, S, dw)
-    if Q <= SHIFT_BLOCK_Q:
-        for ns in range(m * S * t // parts, m * S * (t + 1) // parts):
-            _shift_block(x, xs, ns, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
-    else:
-        for pl in range(m * S * C * t // parts, m * S * C * (t + 1) // parts):
-            _shift_plane(x, xs, pl, n0, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi)
+def _shift_blocks(t, parts, x, xs, n0, m, C, H, W, S, ph, pw, dw, Hp, Q, qlo, qhi):
+    """:func:`shift_copies` the ``C`` planes ``(n, s, c)`` of one ``ns = n*S + s`` at a time: the
+    block zeroed in one run, then x's rows copied over it. Writes the copied part twice but has
+    no per-row zero runs, which dominate short rows (up to :data:`SHIFT_BLOCK_Q` values; for
+    wide rows the double write costs more than it saves)."""
+    zero = xs.dtype.type(0)
+    HQ = Hp * Q
+    h0 = max(0, ph)  # rows hh = h + ph of xs that hold a row h of x
+    h1 = min(Hp, H + ph)
+    for ns in range(m * S * t // parts, m * S * (t + 1) // parts):
+        n = ns // S
+        s = ns - n * S
+        d0 = ns * C * HQ
+        for u in range(C * HQ):
+            xs[uintp(d0 + u)] = zero
+        a = qlo[s]
+        b = qhi[s]
+        for c in range(C):
+            src0 = (((n0 + n) * C + c) * H - ph) * W - pw + s * dw
+            dc = d0 + c * HQ
+            for hh in range(h0, h1):
+                d = dc + hh * Q
+                src = src0 + hh * W
+                for u in range(a, b):
+                    xs[uintp(d + u)] = x[uintp(src + u)]
 
 
 def shift_bytes(g, dtype) -> int:
-    """Bytes of one sample's shifted copies of x (:func:`_shift_plane`), stride 1."""
+    """Bytes of one sample's shifted copies of x (:func:`shift_copies`), stride 1."""
     return g.S * g.C * (g.P + g.dh * (g.R - 1)) * g.Q * np.dtype(dtype).itemsize
 
 

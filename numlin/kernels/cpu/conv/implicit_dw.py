@@ -171,8 +171,8 @@ def _pack_bt_conv(x, seg, ns, kc, crs0, ncols, C0, H, W, R, S, sw, pw, dh, dw, q
 
 
 @njit(cache=True, nogil=True)
-def conv2d_nchw_dw_packed(t, parts, x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, tmp,
-                         work, wsize, kc_blk, nc_blk):
+def conv2d_nchw_dw_packed(t, parts, x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, qlo,
+                          qhi, tmp, work, wsize, kc_blk, nc_blk):
     """Part ``t`` of ``parts`` of the filter gradient ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw``
     per group (NCHW, flat buffers), the columns packed from x (:func:`_pack_bt_conv`), dy packed
     as A (:func:`..gemm._pack_a`).
@@ -193,7 +193,6 @@ def conv2d_nchw_dw_packed(t, parts, x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, 
     PQ = P * Q
     HW = H * W
     mp = (Kg + MR - 1) // MR * MR
-    qlo, qhi = q_ranges(Q, W, sw, pw, S, dw)
     per = (N + parts - 1) // parts
     wk = work[t * wsize:(t + 1) * wsize]
     ap = wk[:mp * kc_blk]
@@ -302,10 +301,11 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
         offs = np.empty(parts * (mr + nr), np.int64)
         tile = workspace(dtype, parts * mr * nr, "conv.tile")
         Hp = g.P + g.dh * (g.R - 1)
+        qlo, qhi = q_ranges(g.Q, g.W, 1, g.pw0, g.S, g.dw)
         for n0 in range(0, g.N, nb):
             m = min(nb, g.N - n0)
             launch(shift_copies, copy_parts(g, m, parts), xf, xs, n0, m, g.C, g.H, g.W, g.S, g.ph0, g.pw0, g.dw,
-                   Hp, g.Q)
+                   Hp, g.Q, qlo, qhi)
             launch(conv2d_nchw_dw_dot, parts, xf, dyf, gwf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.ph0, g.pw0, g.dh,
                    g.dw, g.P, g.Q, g.groups, beta, xs, n0, m, jg, offs, tile)
         return
@@ -316,6 +316,7 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
     wsize = mp * kc + kc * nc + bl.mr * bl.nr
     size = g.K * (g.C // g.groups) * g.R * g.S
     tmp = workspace(dtype, max(1, (parts - 1) * size), "gemm.sum")
+    qlo, qhi = q_ranges(g.Q, g.W, g.sw, g.pw0, g.S, g.dw)
     launch(conv2d_nchw_dw_packed, parts, xf, dyf, gwf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0,
-           g.dh, g.dw, g.P, g.Q, g.groups, beta, tmp, workspace(dtype, wsize * parts), wsize, kc, nc)
+           g.dh, g.dw, g.P, g.Q, g.groups, beta, qlo, qhi, tmp, workspace(dtype, wsize * parts), wsize, kc, nc)
     add_partials(parts, g.N, size, 1, gwf, 0, 1, 1, tmp)

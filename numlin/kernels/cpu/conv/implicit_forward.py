@@ -114,31 +114,26 @@ def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi,
                     src += HW
 
 
-@njit(cache=True, nogil=True, inline="always")  # one caller, pack_filter
-def _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp):
-    """Pack slice ``u = gi*nsl + kc-slice`` of the filter (group ``gi``'s ``Kg x CgRS`` matrix,
-    ``nsl`` slices of ``kc_blk`` columns) into ``ap``, laid out as the module docstring says."""
-    gi = u // nsl
-    pc = (u - gi * nsl) * kc_blk
-    _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
-
-
 @njit(cache=True, nogil=True)
 def pack_filter(t, parts, w, ap, G, Kg, CgRS, kc_blk, mp):
-    """Part ``t`` of ``parts`` of packing the filter into ``ap`` (a run of its ``kc`` slices,
-    :func:`_pack_filter_slice`)."""
+    """Part ``t`` of ``parts`` of packing the filter into ``ap``: a run of its slices
+    ``u = gi*nsl + kc-slice`` (group ``gi``'s ``Kg x CgRS`` matrix, ``nsl`` slices of ``kc_blk``
+    columns), laid out as the module docstring says."""
     nsl = (CgRS + kc_blk - 1) // kc_blk
     for u in range(G * nsl * t // parts, G * nsl * (t + 1) // parts):
-        _pack_filter_slice(w, ap, u, nsl, Kg, CgRS, kc_blk, mp)
+        gi = u // nsl
+        pc = (u - gi * nsl) * kc_blk
+        _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
 
 
 @njit(cache=True, nogil=True)
-def conv2d_nchw_packed(t, parts, x, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, work, wsize,
-                      scratch, kc_blk, nc_blk):
+def conv2d_nchw_packed(t, parts, x, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, P, Q, G, beta, ap, qlo, qhi,
+                       work, wsize, scratch, kc_blk, nc_blk):
     """Part ``t`` of ``parts`` of ``y = conv(x, w) + beta * y`` (NCHW, flat C-ordered buffers), see
     the module docstring: an equal share of the NR-wide micro-panels of output pixels.
 
-    ``ap`` holds the packed filter (``G * mp * CgRS``, :func:`pack_filter`); ``work`` ``parts``
+    ``ap`` holds the packed filter (``G * mp * CgRS``, :func:`pack_filter`); ``qlo``, ``qhi`` the
+    output columns inside x per filter column (:func:`.columns.q_ranges`); ``work`` ``parts``
     slices of ``wsize`` (packed B panel, edge tile); ``scratch`` ``parts`` slices of ``Kg * nc_blk``
     (blocks spanning two samples). ``nc_blk`` is a multiple of NR.
     """
@@ -151,7 +146,6 @@ def conv2d_nchw_packed(t, parts, x, y, N, C, H, W, K, R, S, sh, sw, ph, pw, dh, 
     CgRS = Cg * R * S
     PQ = P * Q
     mp = (Kg + MR - 1) // MR * MR
-    qlo, qhi = q_ranges(Q, W, sw, pw, S, dw)
     total = N * PQ
     npan = (total + NR - 1) // NR
     wk = work[t * wsize:(t + 1) * wsize]
@@ -197,58 +191,79 @@ def _scatter_block(y, scratch, sc, nc_blk, j0, nc, span, first, n0, PQ, K, k0, K
         jj += run
 
 
-@njit(cache=True, nogil=True)
-def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, work,
+def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
                         wsize, scratch, kc_blk, nc_blk, pr):
     """Part ``t`` of ``parts`` of ``y = conv(x, w) + beta * y`` for samples ``n0 .. n0+m`` of a
     stride-1 convolution (NCHW, flat buffers) with B read in place: ``xs`` holds the chunk's
     copies of x, one per filter column (:func:`.columns.shift_copies`), where every row of a sample's
     column matrix is a contiguous run, so each NR-pixel tile of a sample runs
     :func:`..gemm._micro_kernel_indirect` straight on it (through each tap's offset in a sample's
-    copies, :func:`.columns.tap_offsets`). No B packing. The last ``PQ mod NR`` pixels of every sample,
-    gathered over the chunk, take the packed path of :func:`conv2d_nchw_packed` through a scratch
-    block. The ``parts`` form ``pr`` row groups (equal runs of the filter's MR-row blocks) by
-    ``parts / pr`` equal runs of the tiles (tail panels last), ``nc_blk / NR`` tiles of one
-    sample at a time for each ``kc`` slice of the packed filter ``ap`` (:func:`pack_filter`)."""
+    copies, :func:`.columns.tap_offsets`): :func:`_shifted_tiles`. No B packing. The last
+    ``PQ mod NR`` pixels of every sample, gathered over the chunk, take the packed path of
+    :func:`conv2d_nchw_packed` through a scratch block: :func:`_shifted_tails`. Output planes of
+    one vector (``PQ == VW < NR``) have no tile inside a sample; there a tile's ``NR/VW`` vectors
+    are as many samples: :func:`_shifted_vectors`. The ``parts`` form ``pr`` row groups (equal
+    runs of the filter's MR-row blocks) by ``parts / pr`` equal runs of the tiles (tail panels
+    last, :func:`_shifted_share`), ``nc_blk / NR`` tiles of one sample at a time for each ``kc``
+    slice of the packed filter ``ap`` (:func:`pack_filter`).
+
+    A Python function calling one compiled kernel per route this convolution takes: a program
+    compiles only the routes its shapes take (each route's kernel compiles in 0.4-1.5 s)."""
+    bl = blocking(y.dtype)
+    args = (t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work, wsize,
+            scratch, kc_blk, nc_blk, pr)
+    if P * Q < bl.nr:
+        _shifted_vectors(*args)
+        return
+    _shifted_tiles(*args)
+    if P * Q % bl.nr:
+        _shifted_tails(*args)
+
+
+@njit(cache=True, nogil=True)
+def _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW):
+    """Part ``t``'s share of a shifted convolution over ``m`` samples: units ``lo .. hi`` (the
+    first ``nd`` are tiles in place, or of ``NR/VW`` samples where a plane is one vector; then
+    the NR-column panels of the samples' tails), filter rows ``r0 .. r1`` of each group, and
+    the in-place tiles ``nfull`` and tail pixels ``tail`` of each sample."""
+    nvec = NR // VW
+    vmode = PQ == VW and nvec > 1
+    nfull = 0 if vmode else PQ // NR
+    tail = 0 if vmode else PQ - nfull * NR
+    mblk = (Kg + MR - 1) // MR
+    pt = parts // pr
+    nd = (m + nvec - 1) // nvec if vmode else m * nfull
+    units = nd + (m * tail + NR - 1) // NR
+    tr = t % pr  # this part's rows of the filter: r0 <= k < r1 of each group
+    r0 = mblk * tr // pr * MR
+    r1 = min(Kg, mblk * (tr + 1) // pr * MR)
+    return units * (t // pr) // pt, units * (t // pr + 1) // pt, nd, nfull, tail, r0, r1
+
+
+@njit(cache=True, nogil=True)
+def _shifted_vectors(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                     wsize, scratch, kc_blk, nc_blk, pr):
+    """:func:`conv2d_nchw_shifted` where a sample's plane is one vector: tiles of ``NR/VW``
+    samples, ``nc_blk / NR`` at a time (:func:`..gemm._micro_kernel_split`)."""
     MR, NR = _tile_shape(work)
+    VW = _vector_width(work)
     t_ = y.dtype.type
     one = t_(1)
     zero = t_(0)
     beta = t_(beta)
     Cg = C // G
     Kg = K // G
-    RS = R * S
-    CgRS = Cg * RS
+    CgRS = Cg * R * S
     PQ = P * Q
-    Hp = P + dh * (R - 1)
-    HQ = Hp * Q
+    HQ = (P + dh * (R - 1)) * Q
     SCHQ = S * C * HQ
     mp = (Kg + MR - 1) // MR * MR
     toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
-    qlo, qhi = q_ranges(Q, W, 1, pw, S, dw)
-    VW = _vector_width(work)
     nvec = NR // VW
-    vmode = PQ == VW and nvec > 1  # a sample's plane is one vector: tiles of nvec samples
-    nfull = 0 if vmode else PQ // NR  # in-place tiles per sample
-    tail = 0 if vmode else PQ - nfull * NR
-    mblk = (Kg + MR - 1) // MR
-    pt = parts // pr
     tg = max(1, nc_blk // NR)  # tiles per step
-    nd = (m + nvec - 1) // nvec if vmode else m * nfull
-    ntail = m * tail
-    units = nd + (ntail + NR - 1) // NR
-    wk = work[t * wsize:(t + 1) * wsize]
-    bp = wk[:kc_blk * nc_blk]
-    ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
-    tr = t % pr  # this part's rows of the filter: r0 <= k < r1 of each group
-    r0 = mblk * tr // pr * MR
-    r1 = min(Kg, mblk * (tr + 1) // pr * MR)
-    sc = t * Kg * nc_blk
-    seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
-    lo = units * (t // pr) // pt
-    hi = units * (t // pr + 1) // pt
-    u = lo
-    while vmode and u < min(hi, nd):  # tiles of nvec samples (one vector each), tg at a time
+    lo, hi, nd, _, _, r0, r1 = _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW)
+    ct = work[t * wsize + kc_blk * nc_blk:t * wsize + kc_blk * nc_blk + MR * NR]
+    for u in range(lo, min(hi, nd), tg):
         u1 = min(u + tg, hi, nd)
         for gi in range(G):
             for pc in range(0, CgRS, kc_blk):
@@ -273,8 +288,32 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
                             for v in range(ns):
                                 _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * K * PQ, PQ,
                                                1, b0)
-        u = u1
-    while u < min(hi, nd):  # in-place tiles, up to tg of one sample at a time
+
+
+@njit(cache=True, nogil=True)
+def _shifted_tiles(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                   wsize, scratch, kc_blk, nc_blk, pr):
+    """:func:`conv2d_nchw_shifted`'s tiles inside a sample, up to ``nc_blk / NR`` of one sample
+    at a time (:func:`..gemm._micro_kernel_indirect`)."""
+    MR, NR = _tile_shape(work)
+    VW = _vector_width(work)
+    t_ = y.dtype.type
+    one = t_(1)
+    zero = t_(0)
+    beta = t_(beta)
+    Cg = C // G
+    Kg = K // G
+    CgRS = Cg * R * S
+    PQ = P * Q
+    HQ = (P + dh * (R - 1)) * Q
+    SCHQ = S * C * HQ
+    mp = (Kg + MR - 1) // MR * MR
+    toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
+    tg = max(1, nc_blk // NR)  # tiles per step
+    lo, hi, nd, nfull, _, r0, r1 = _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW)
+    ct = work[t * wsize + kc_blk * nc_blk:t * wsize + kc_blk * nc_blk + MR * NR]
+    u = lo
+    while u < min(hi, nd):
         nl = u // nfull
         j0 = u - nl * nfull
         j1 = min(j0 + tg, nfull, j0 + min(hi, nd) - u)
@@ -296,13 +335,35 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
                         if rows != MR:
                             _add_edge_tile(ct, NR, rows, NR, y, coff + i0 * PQ, PQ, 1, b0)
         u += j1 - j0
-    # the chunk's sample tails: columns (sample, last `tail` pixels), packed from x
+
+
+@njit(cache=True, nogil=True)
+def _shifted_tails(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                   wsize, scratch, kc_blk, nc_blk, pr):
+    """:func:`conv2d_nchw_shifted`'s tails: columns (sample, last ``PQ mod NR`` pixels) of the
+    chunk, packed from x and through the macro-kernel into a scratch block, scattered into y."""
+    MR, NR = _tile_shape(work)
+    VW = _vector_width(work)
+    t_ = y.dtype.type
+    one = t_(1)
+    zero = t_(0)
+    Cg = C // G
+    Kg = K // G
+    CgRS = Cg * R * S
+    PQ = P * Q
+    mp = (Kg + MR - 1) // MR * MR
+    lo, hi, nd, nfull, tail, r0, r1 = _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW)
+    wk = work[t * wsize:(t + 1) * wsize]
+    bp = wk[:kc_blk * nc_blk]
+    ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
+    sc = t * Kg * nc_blk
+    seg = np.empty((nc_blk + nc_blk // NR + 1, 5), np.int64)
     ta = (max(lo, nd) - nd) * NR
-    tb = min(ntail, (hi - nd) * NR)
+    tb = min(m * tail, (hi - nd) * NR)
     for j0 in range(ta, tb, nc_blk):
         nc = min(nc_blk, tb - j0)
         ns = pixel_segments(j0, nc, (nc + NR - 1) // NR * NR, PQ, Q, C * H * W, 1, ph, NR, seg,
-                             tail, nfull * NR, n0)
+                            tail, nfull * NR, n0)
         for gi in range(G):
             for pc in range(0, CgRS, kc_blk):
                 kc = min(kc_blk, CgRS - pc)
@@ -348,15 +409,17 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
         work = workspace(dtype, wsize * parts)
         scratch = workspace(dtype, parts * Kg * nc, "conv.scatter")
         Hp = g.P + g.dh * (g.R - 1)
+        qlo, qhi = q_ranges(g.Q, g.W, 1, g.pw0, g.S, g.dw)
         for n0 in range(0, g.N, nb):
             m = min(nb, g.N - n0)
             launch(shift_copies, copy_parts(g, m, parts), xf, xs, n0, m, g.C, g.H, g.W, g.S, g.ph0, g.pw0, g.dw,
-                   Hp, g.Q)
+                   Hp, g.Q, qlo, qhi)
             launch(conv2d_nchw_shifted, parts, xf, yf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.ph0, g.pw0, g.dh, g.dw,
-                   g.P, g.Q, g.groups, beta, ap, xs, n0, m, work, wsize, scratch, kc, nc, pr)
+                   g.P, g.Q, g.groups, beta, ap, xs, n0, m, qlo, qhi, work, wsize, scratch, kc, nc, pr)
         return
+    qlo, qhi = q_ranges(g.Q, g.W, g.sw, g.pw0, g.S, g.dw)
     launch(conv2d_nchw_packed, parts, xf, yf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw,
-           g.P, g.Q, g.groups, beta, ap, workspace(dtype, wsize * parts), wsize,
+           g.P, g.Q, g.groups, beta, ap, qlo, qhi, workspace(dtype, wsize * parts), wsize,
            workspace(dtype, parts * Kg * nc, "conv.scatter"), kc, nc)
 
 
