@@ -41,26 +41,24 @@ def gemm_direct(t, parts, m, n, k, alpha, a, aoffs, ars, acs, b, boffs, brs, bet
     """Part ``t`` of ``parts`` of unpacked GEMMs (B and C with unit column stride; ``k > 0``) by
     the direct micro-kernel, over the batch and, within each product, over ``rparts`` runs of
     its ``DIRECT_MR``-row blocks (each run reads all of B, which stays in cache at these sizes).
-    ``rparts == 1`` (whole products, a contiguous run of the batch per part) takes a loop without
-    divisions per product (a measurable share of a small product's time). Small products come
+    ``rparts == 1`` (whole products, a contiguous run of the batch per part) skips the divisions
+    per product (a measurable share of a small product's time). Small products come
     here rather than to :func:`.loops.gemm_batched`, so a workload of small products never
     compiles the packed GEMM (seconds per dtype at a cold start; benchmarks/README.md)."""
     dt = c.dtype.type
     al = dt(alpha)
     be = dt(beta)
-    if rparts == 1:
-        nb = coffs.size
-        for i in range(nb * t // parts, nb * (t + 1) // parts):
-            _small_gemm(m, n, k, al, a, aoffs[i], ars, acs, b, boffs[i], brs, 1, be, c, coffs[i], crs, 1)
-        return
     mb = (m + DIRECT_MR - 1) // DIRECT_MR
     units = coffs.size * rparts
     for u in range(units * t // parts, units * (t + 1) // parts):
-        i = u // rparts
-        j = u - i * rparts
-        r0 = (mb * j // rparts) * DIRECT_MR
-        r1 = min(m, (mb * (j + 1) // rparts) * DIRECT_MR)
-        if r1 > r0:
+        if rparts == 1:
+            i, r0, r1 = u, 0, m
+        else:
+            i = u // rparts
+            j = u - i * rparts
+            r0 = (mb * j // rparts) * DIRECT_MR
+            r1 = min(m, (mb * (j + 1) // rparts) * DIRECT_MR)
+        if r1 > r0:  # one call site: the micro-kernel is inlined once
             _small_gemm(r1 - r0, n, k, al, a, aoffs[i] + r0 * ars, ars, acs, b, boffs[i], brs, 1, be, c,
                         coffs[i] + r0 * crs, crs, 1)
 
