@@ -144,12 +144,10 @@ def gemm_blocks(t, parts, tn, m, n, k, alpha, a, aoff, ars, acs, b, boff, brs, b
     m1 = min(m, (mt * (ti + 1) // tm) * MR)
     n0 = min(n, (nt * tj // tn) * NR)
     n1 = min(n, (nt * (tj + 1) // tn) * NR)
-    if m1 > m0 and n1 > n0:
-        gemm_strided_serial(m1 - m0, n1 - n0, k, alpha,
-                            a, aoff + m0 * ars, ars, acs,
-                            b, boff + n0 * bcs, brs, bcs,
-                            beta, c, coff + m0 * crs + n0 * ccs, crs, ccs,
-                            work[t * wsize:(t + 1) * wsize], kc_blk, mc_blk, nc_blk)
+    if m1 > m0 and n1 > n0:  # one product through _gemm_items (one inlining, not two)
+        _gemm_items(m1 - m0, n1 - n0, k, alpha, a, aoff + m0 * ars, _ONE_ITEM, ars, acs, b, boff + n0 * bcs, brs, bcs,
+                    beta, c, coff + m0 * crs + n0 * ccs, _ONE_ITEM, crs, ccs, 0, 1, work[t * wsize:(t + 1) * wsize],
+                    kc_blk, mc_blk, nc_blk)
 
 
 @njit(cache=True, nogil=True)
