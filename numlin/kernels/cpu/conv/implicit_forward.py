@@ -207,21 +207,24 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
     last, :func:`_shifted_share`), ``nc_blk / NR`` tiles of one sample at a time for each ``kc``
     slice of the packed filter ``ap`` (:func:`pack_filter`).
 
-    A Python function calling one compiled kernel per route this convolution takes: a program
-    compiles only the routes its shapes take (each route's kernel compiles in 0.4-1.5 s)."""
+    A Python function calling one compiled kernel per route this convolution takes, with the
+    part's share (``lo .. r1``, computed here): a program compiles only the routes its shapes
+    take (each route's kernel compiles in 0.4-1.5 s), and a part skips a route it has no work
+    in."""
     bl = blocking(y.dtype)
-    args = (t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work, wsize,
-            scratch, kc_blk, nc_blk, pr)
+    lo, hi, nd, nfull, tail, r0, r1 = _shifted_share(t, parts, pr, m, P * Q, K // G, bl.mr, bl.nr, bl.vw)
+    args = (t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work, wsize,
+            scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1)
     if P * Q < bl.nr:
         _shifted_vectors(*args)
         return
-    _shifted_tiles(*args)
-    if P * Q % bl.nr:
+    if lo < nd:
+        _shifted_tiles(*args)
+    if hi > nd:
         _shifted_tails(*args)
 
 
-@njit(cache=True, nogil=True)
-def _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW):
+def _shifted_share(t: int, parts: int, pr: int, m: int, PQ: int, Kg: int, MR: int, NR: int, VW: int) -> tuple:
     """Part ``t``'s share of a shifted convolution over ``m`` samples: units ``lo .. hi`` (the
     first ``nd`` are tiles in place, or of ``NR/VW`` samples where a plane is one vector; then
     the NR-column panels of the samples' tails), filter rows ``r0 .. r1`` of each group, and
@@ -241,8 +244,8 @@ def _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW):
 
 
 @njit(cache=True, nogil=True)
-def _shifted_vectors(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                     wsize, scratch, kc_blk, nc_blk, pr):
+def _shifted_vectors(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                     wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
     """:func:`conv2d_nchw_shifted` where a sample's plane is one vector: tiles of ``NR/VW``
     samples, ``nc_blk / NR`` at a time (:func:`..gemm._micro_kernel_split`)."""
     MR, NR = _tile_shape(work)
@@ -261,7 +264,6 @@ def _shifted_vectors(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, 
     toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     nvec = NR // VW
     tg = max(1, nc_blk // NR)  # tiles per step
-    lo, hi, nd, _, _, r0, r1 = _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW)
     ct = work[t * wsize + kc_blk * nc_blk:t * wsize + kc_blk * nc_blk + MR * NR]
     for u in range(lo, min(hi, nd), tg):
         u1 = min(u + tg, hi, nd)
@@ -291,12 +293,11 @@ def _shifted_vectors(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, 
 
 
 @njit(cache=True, nogil=True)
-def _shifted_tiles(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                   wsize, scratch, kc_blk, nc_blk, pr):
+def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                   wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
     """:func:`conv2d_nchw_shifted`'s tiles inside a sample, up to ``nc_blk / NR`` of one sample
     at a time (:func:`..gemm._micro_kernel_indirect`)."""
     MR, NR = _tile_shape(work)
-    VW = _vector_width(work)
     t_ = y.dtype.type
     one = t_(1)
     zero = t_(0)
@@ -310,7 +311,6 @@ def _shifted_tiles(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G,
     mp = (Kg + MR - 1) // MR * MR
     toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     tg = max(1, nc_blk // NR)  # tiles per step
-    lo, hi, nd, nfull, _, r0, r1 = _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW)
     ct = work[t * wsize + kc_blk * nc_blk:t * wsize + kc_blk * nc_blk + MR * NR]
     u = lo
     while u < min(hi, nd):
@@ -338,12 +338,11 @@ def _shifted_tiles(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G,
 
 
 @njit(cache=True, nogil=True)
-def _shifted_tails(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                   wsize, scratch, kc_blk, nc_blk, pr):
+def _shifted_tails(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                   wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
     """:func:`conv2d_nchw_shifted`'s tails: columns (sample, last ``PQ mod NR`` pixels) of the
     chunk, packed from x and through the macro-kernel into a scratch block, scattered into y."""
     MR, NR = _tile_shape(work)
-    VW = _vector_width(work)
     t_ = y.dtype.type
     one = t_(1)
     zero = t_(0)
@@ -352,7 +351,6 @@ def _shifted_tails(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G,
     CgRS = Cg * R * S
     PQ = P * Q
     mp = (Kg + MR - 1) // MR * MR
-    lo, hi, nd, nfull, tail, r0, r1 = _shifted_share(t, parts, pr, m, PQ, Kg, MR, NR, VW)
     wk = work[t * wsize:(t + 1) * wsize]
     bp = wk[:kc_blk * nc_blk]
     ct = wk[kc_blk * nc_blk:kc_blk * nc_blk + MR * NR]
