@@ -47,7 +47,6 @@ from ..blocking import blocking
 from ..gemm.loops import _add_edge_tile, _macro_kernel
 from ..gemm.microkernel import _micro_kernel_indirect, _micro_kernel_split, _tile_shape, _vector_width
 from ..gemm.operands import workspace
-from ..gemm.pack import _pack_a
 from .._threads import launch, num_threads
 from .columns import (SEG_COL, SEG_H0, SEG_LEN, SEG_Q0, SEG_XOFF, copy_parts, pixel_segments, q_ranges, shift_bytes,
                       shift_copies, tap_offsets)
@@ -118,12 +117,30 @@ def _pack_b_conv(x, seg, ns, c0, crs0, kc, H, W, R, S, sw, pw, dh, dw, qlo, qhi,
 def pack_filter(t, parts, w, ap, G, Kg, CgRS, kc_blk, mp):
     """Part ``t`` of ``parts`` of packing the filter into ``ap``: a run of its slices
     ``u = gi*nsl + kc-slice`` (group ``gi``'s ``Kg x CgRS`` matrix, ``nsl`` slices of ``kc_blk``
-    columns), laid out as the module docstring says."""
+    columns), laid out as the module docstring says (:func:`..gemm._pack_a`'s layout, written
+    here for rows of unit column stride: calling ``_pack_a`` linked its code in, ~0.4 s more to
+    compile in every convolution program)."""
+    MR, NR = _tile_shape(ap)
+    zero = ap.dtype.type(0)
     nsl = (CgRS + kc_blk - 1) // kc_blk
     for u in range(G * nsl * t // parts, G * nsl * (t + 1) // parts):
         gi = u // nsl
         pc = (u - gi * nsl) * kc_blk
-        _pack_a(w, gi * Kg * CgRS + pc, CgRS, 1, Kg, min(kc_blk, CgRS - pc), ap[gi * mp * CgRS + pc * mp:])
+        kc = min(kc_blk, CgRS - pc)
+        for i0 in range(0, Kg, MR):
+            rows = min(MR, Kg - i0)
+            d0 = gi * mp * CgRS + pc * mp + i0 * kc
+            s0 = (gi * Kg + i0) * CgRS + pc
+            for p in range(kc):
+                d = uintp(d0 + p * MR)
+                if rows == MR:  # MR read streams along the filter's rows
+                    for i in range(MR):
+                        ap[d + i] = w[uintp(s0 + p + i * CgRS)]
+                else:
+                    for i in range(rows):
+                        ap[d + i] = w[uintp(s0 + p + i * CgRS)]
+                    for i in range(rows, MR):
+                        ap[d + i] = zero
 
 
 @njit(cache=True, nogil=True)
