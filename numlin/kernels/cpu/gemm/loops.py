@@ -96,7 +96,9 @@ def _gemm_items(m, n, k, alpha, a, aoff, aoffs, ars, acs, b, boff, brs, bcs, bet
     """Products ``lo .. hi`` sharing one B: ``C_i = alpha * A_i @ B + beta * C_i`` with A_i at
     ``aoff + aoffs[i]`` and C_i at ``coff + coffs[i]`` (one product: ``lo, hi = 0, 1`` and zero
     offsets). Each ``kc x nc`` panel of B is packed once and reused by every product (BLIS
-    loops 1-3, the product loop inside the panel loop); ``work`` holds ``workspace_size``."""
+    loops 1-3, the product loop inside the panel loop); ``work`` holds ``workspace_size``.
+    ``k > 0`` and ``alpha != 0``: the planner (:func:`.plan.matmul_into`) scales C itself
+    otherwise, so no kernel links in :func:`_scale`."""
     MR, NR = _tile_shape(work)
     ap_n = (mc_blk + MR - 1) // MR * MR * kc_blk
     bp_n = (nc_blk + NR - 1) // NR * NR * kc_blk
@@ -106,10 +108,6 @@ def _gemm_items(m, n, k, alpha, a, aoff, aoffs, ars, acs, b, boff, brs, bcs, bet
     alpha = t(alpha)
     beta = t(beta)
     if m == 0 or n == 0:
-        return
-    if k == 0 or alpha == 0:
-        for i in range(lo, hi):
-            _scale(c, coff + coffs[i], crs, ccs, m, n, beta)
         return
     ap = work[:ap_n]
     bp = work[ap_n:ap_n + bp_n]

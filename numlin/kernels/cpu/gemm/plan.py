@@ -39,6 +39,10 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     m, n, k, batch, nb = gemm_dims(a, b, c)
     if nb == 0 or m == 0 or n == 0:
         return
+    if k == 0 or alpha == 0:  # C = beta * C, A and B not read (BLAS); the kernels below assume neither
+        for off in c.batch_offsets(batch):
+            _scale(c.buf, int(off), c.strides[-2], c.strides[-1], m, n, c.buf.dtype.type(beta))
+        return
     a, b = _readonly(a), _readonly(b)
     dtype = c.buf.dtype
     bl = blocking(dtype)
