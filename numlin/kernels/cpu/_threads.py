@@ -37,11 +37,23 @@ _pool_size = 0
 _lock = threading.Lock()
 
 
-def num_threads() -> int:
-    """Threads a launch may use: Numba's setting for the calling thread."""
-    from numba import get_num_threads
+_get_num_threads = None
 
-    return get_num_threads()
+
+def num_threads() -> int:
+    """Threads a launch may use: Numba's setting for the calling thread (``numba.set_num_threads``
+    is per thread). The first call goes through :func:`numba.get_num_threads`, which starts Numba's
+    threading layer; later ones read the setting straight from it (``get_num_threads`` takes two
+    locks to check that the layer is started: ~2 us, at every op's launch)."""
+    global _get_num_threads
+    if _get_num_threads is None:
+        from numba import get_num_threads
+        from numba.np.ufunc import parallel
+
+        n = get_num_threads()
+        _get_num_threads = getattr(parallel, "_get_num_threads", None) or get_num_threads
+        return n
+    return _get_num_threads()
 
 
 def split(work: int) -> int:
