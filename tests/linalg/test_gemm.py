@@ -260,6 +260,22 @@ def test_gemm_alpha_zero_scales_c_only(rng):
     np.testing.assert_allclose(c, 2 * c0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("a_shape, b_shape, trans_a", [
+    ((30, 40), (40, 20), False),       # the direct (unpacked) path
+    ((300, 200), (200, 260), False),   # packed, blocks per thread
+    ((500, 400), (400, 1), False),     # matrix x vector
+    ((200, 300), (200, 260), True),    # a transposed operand
+])
+def test_gemm_alpha_zero_reads_neither_operand(rng, a_shape, b_shape, trans_a):
+    """BLAS: with ``alpha == 0``, C = beta * C and A, B are not read, so their NaN and Inf stay out
+    of C on every path (the direct and matrix-vector paths used to compute ``0 * NaN``)."""
+    a, b = np.full(a_shape, np.nan), np.full(b_shape, np.inf)
+    c0 = _rand(rng, (a_shape[1] if trans_a else a_shape[0], b_shape[1]), np.float64)
+    c = c0.copy()
+    nl.gemm(a, b, c, alpha=0.0, beta=2.0, trans_a=trans_a)
+    np.testing.assert_array_equal(c, 2 * c0)
+
+
 @pytest.mark.parametrize("order", ["F", "strided"])
 def test_gemm_c_any_layout(rng, order):
     a, b = _rand(rng, (70, 300), np.float64), _rand(rng, (300, 65), np.float64)
