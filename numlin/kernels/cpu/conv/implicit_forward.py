@@ -22,7 +22,7 @@ Shifted (:func:`conv2d_nchw_shifted`, stride 1, ``config.conv_shifted``): no B p
 copied once per filter column (:func:`.columns.shift_copies`, ``S`` times the input per chunk of
 samples, at most ``config.conv_shift_bytes``; a bigger sample is packed), after which every row
 of a sample's column matrix is a contiguous run: the micro-kernel reads its B rows in place
-through a table of tap offsets (:func:`..gemm._micro_kernel_indirect`) for each NR-pixel tile
+through a table of tap offsets (:func:`..gemm._micro_kernel_split`) for each NR-pixel tile
 inside a sample. Copying ``S`` times the input costs less than packing ``R*S`` times it. The last
 ``P*Q mod NR`` pixels of every sample are gathered over the chunk and take the packed path. With
 many filters (``config.conv_row_split_blocks``) each thread takes a share of the filter's rows
@@ -45,7 +45,7 @@ from .._jit import njit, uintp
 from ...._config import config
 from ..blocking import blocking
 from ..gemm.loops import _add_edge_tile, _macro_kernel
-from ..gemm.microkernel import _micro_kernel_indirect, _micro_kernel_split, _tile_shape, _vector_width
+from ..gemm.microkernel import _micro_kernel_split, _tile_shape, _vector_width
 from ..gemm.operands import workspace
 from .._threads import launch, num_threads
 from .columns import (SEG_COL, SEG_H0, SEG_LEN, SEG_Q0, SEG_XOFF, copy_parts, pixel_segments, q_ranges, shift_bytes,
@@ -214,27 +214,23 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
     stride-1 convolution (NCHW, flat buffers) with B read in place: ``xs`` holds the chunk's
     copies of x, one per filter column (:func:`.columns.shift_copies`), where every row of a sample's
     column matrix is a contiguous run, so each NR-pixel tile of a sample runs
-    :func:`..gemm._micro_kernel_indirect` straight on it (through each tap's offset in a sample's
-    copies, :func:`.columns.tap_offsets`): :func:`_shifted_tiles`. No B packing. The last
-    ``PQ mod NR`` pixels of every sample, gathered over the chunk, take the packed path of
-    :func:`conv2d_nchw_packed` through a scratch block: :func:`_shifted_tails`. Output planes of
+    :func:`..gemm._micro_kernel_split` straight on it (through each tap's offset in a sample's
+    copies, :func:`.columns.tap_offsets`): :func:`_shifted_tiles`. No B packing. Output planes of
     one vector (``PQ == VW < NR``) have no tile inside a sample; there a tile's ``NR/VW`` vectors
-    are as many samples: :func:`_shifted_vectors`. The ``parts`` form ``pr`` row groups (equal
+    are as many samples (the same kernel). The last ``PQ mod NR`` pixels of every sample,
+    gathered over the chunk, take the packed path of :func:`conv2d_nchw_packed` through a scratch
+    block: :func:`_shifted_tails`. The ``parts`` form ``pr`` row groups (equal
     runs of the filter's MR-row blocks) by ``parts / pr`` equal runs of the tiles (tail panels
     last, :func:`_shifted_share`), ``nc_blk / NR`` tiles of one sample at a time for each ``kc``
     slice of the packed filter ``ap`` (:func:`pack_filter`).
 
-    A Python function calling one compiled kernel per route this convolution takes, with the
+    A Python function calling the compiled kernel of each route this convolution takes, with the
     part's share (``lo .. r1``, computed here): a program compiles only the routes its shapes
-    take (each route's kernel compiles in 0.4-1.5 s), and a part skips a route it has no work
-    in."""
+    take (each route's kernel compiles in ~1 s), and a part skips a route it has no work in."""
     bl = blocking(y.dtype)
     lo, hi, nd, nfull, tail, r0, r1 = _shifted_share(t, parts, pr, m, P * Q, K // G, bl.mr, bl.nr, bl.vw)
     args = (t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work, wsize,
             scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1)
-    if P * Q < bl.nr:
-        _shifted_vectors(*args)
-        return
     if lo < nd:
         _shifted_tiles(*args)
     if hi > nd:
@@ -261,10 +257,13 @@ def _shifted_share(t: int, parts: int, pr: int, m: int, PQ: int, Kg: int, MR: in
 
 
 @njit(cache=True, nogil=True)
-def _shifted_vectors(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                     wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
-    """:func:`conv2d_nchw_shifted` where a sample's plane is one vector: tiles of ``NR/VW``
-    samples, ``nc_blk / NR`` at a time (:func:`..gemm._micro_kernel_split`)."""
+def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
+                   wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
+    """:func:`conv2d_nchw_shifted`'s tiles read in place, ``nc_blk / NR`` of them a step: NR pixels
+    of one sample (``nfull`` tiles per sample), or, where a sample's plane is one vector
+    (``nfull == 0``), one vector of each of ``NR/VW`` samples. One call site of
+    :func:`..gemm._micro_kernel_split` serves both (its vector strides: ``VW`` in a sample, a
+    sample's ``SCHQ`` copies and ``K*PQ`` outputs across samples), so one kernel compiles for both."""
     MR, NR = _tile_shape(work)
     VW = _vector_width(work)
     t_ = y.dtype.type
@@ -280,77 +279,47 @@ def _shifted_vectors(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta
     mp = (Kg + MR - 1) // MR * MR
     toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     nvec = NR // VW
-    tg = max(1, nc_blk // NR)  # tiles per step
-    ct = work[t * wsize + kc_blk * nc_blk:t * wsize + kc_blk * nc_blk + MR * NR]
-    for u in range(lo, min(hi, nd), tg):
-        u1 = min(u + tg, hi, nd)
-        for gi in range(G):
-            for pc in range(0, CgRS, kc_blk):
-                kc = min(kc_blk, CgRS - pc)
-                a0 = gi * mp * CgRS + pc * mp
-                b0 = beta if pc == 0 else one
-                for jt in range(u, u1):
-                    ns = min(nvec, m - jt * nvec)  # samples in this tile
-                    boff = jt * nvec * SCHQ + gi * Cg * HQ
-                    coff = ((n0 + jt * nvec) * K + gi * Kg) * PQ
-                    bvs = SCHQ if ns == nvec else 0  # a short tile re-reads its first sample
-                    for i0 in range(r0, r1, MR):
-                        rows = min(MR, Kg - i0)
-                        full = rows == MR and ns == nvec
-                        if full:  # one call site each: the micro-kernel is inlined per site
-                            dst, doff, drs, dvs, db = y, coff + i0 * PQ, PQ, K * PQ, b0
-                        else:  # an edge tile: into ct, then added to y
-                            dst, doff, drs, dvs, db = ct, 0, NR, VW, zero
-                        _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, dst, doff, drs, dvs, one,
-                                            db)
-                        if not full:
-                            for v in range(ns):
-                                _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * K * PQ, PQ,
-                                               1, b0)
-
-
-@njit(cache=True, nogil=True)
-def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                   wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
-    """:func:`conv2d_nchw_shifted`'s tiles inside a sample, up to ``nc_blk / NR`` of one sample
-    at a time (:func:`..gemm._micro_kernel_indirect`)."""
-    MR, NR = _tile_shape(work)
-    t_ = y.dtype.type
-    one = t_(1)
-    zero = t_(0)
-    beta = t_(beta)
-    Cg = C // G
-    Kg = K // G
-    CgRS = Cg * R * S
-    PQ = P * Q
-    HQ = (P + dh * (R - 1)) * Q
-    SCHQ = S * C * HQ
-    mp = (Kg + MR - 1) // MR * MR
-    toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
+    vmode = nfull == 0  # a sample's plane is one vector: tiles of nvec samples
     tg = max(1, nc_blk // NR)  # tiles per step
     ct = work[t * wsize + kc_blk * nc_blk:t * wsize + kc_blk * nc_blk + MR * NR]
     u = lo
-    while u < min(hi, nd):
-        nl = u // nfull
-        j0 = u - nl * nfull
-        j1 = min(j0 + tg, nfull, j0 + min(hi, nd) - u)
+    end = min(hi, nd)
+    while u < end:
+        if vmode:  # tiles u .. u + tg
+            nl, j0, j1 = 0, u, min(u + tg, end)
+        else:  # tiles j0 .. j1 of sample nl
+            nl = u // nfull
+            j0 = u - nl * nfull
+            j1 = min(j0 + tg, nfull, j0 + end - u)
         for gi in range(G):
             for pc in range(0, CgRS, kc_blk):
                 kc = min(kc_blk, CgRS - pc)
                 a0 = gi * mp * CgRS + pc * mp
                 b0 = beta if pc == 0 else one
                 for jt in range(j0, j1):
-                    boff = nl * SCHQ + gi * Cg * HQ + jt * NR
-                    coff = ((n0 + nl) * K + gi * Kg) * PQ + jt * NR
+                    if vmode:
+                        ns = min(nvec, m - jt * nvec)  # samples in this tile
+                        boff = jt * nvec * SCHQ + gi * Cg * HQ
+                        coff = ((n0 + jt * nvec) * K + gi * Kg) * PQ
+                        bvs = SCHQ if ns == nvec else 0  # a short tile re-reads its first sample
+                        cvs = K * PQ
+                    else:
+                        ns = nvec
+                        boff = nl * SCHQ + gi * Cg * HQ + jt * NR
+                        coff = ((n0 + nl) * K + gi * Kg) * PQ + jt * NR
+                        bvs = cvs = VW
                     for i0 in range(r0, r1, MR):
                         rows = min(MR, Kg - i0)
-                        if rows == MR:
-                            dst, doff, drs, db = y, coff + i0 * PQ, PQ, b0
-                        else:
-                            dst, doff, drs, db = ct, 0, NR, zero
-                        _micro_kernel_indirect(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, dst, doff, drs, one, db)
-                        if rows != MR:
-                            _add_edge_tile(ct, NR, rows, NR, y, coff + i0 * PQ, PQ, 1, b0)
+                        full = rows == MR and ns == nvec
+                        if full:  # one call site: the micro-kernel is inlined per site
+                            dst, doff, drs, dvs, db = y, coff + i0 * PQ, PQ, cvs, b0
+                        else:  # an edge tile: into ct, then added to y vector by vector
+                            dst, doff, drs, dvs, db = ct, 0, NR, VW, zero
+                        _micro_kernel_split(kc, ap, a0 + i0 * kc, xs, boff, toff, pc, bvs, dst, doff, drs, dvs, one,
+                                            db)
+                        if not full:
+                            for v in range(ns):
+                                _add_edge_tile(ct[v * VW:], NR, rows, VW, y, coff + i0 * PQ + v * cvs, PQ, 1, b0)
         u += j1 - j0
 
 

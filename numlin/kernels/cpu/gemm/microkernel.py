@@ -1,4 +1,4 @@
-"""The micro-kernel: an ``MR x NR`` register tile generated as LLVM IR, in four variants.
+"""The micro-kernel: an ``MR x NR`` register tile generated as LLVM IR, in three variants.
 
 BLIS's ``kernels/`` layer. The ``MR x NR`` accumulators are ``MR * NR/VW`` LLVM vectors (``VW``
 lanes, :func:`..blocking.blocking`) updated by ``llvm.fma`` with A broadcast from memory, so they
@@ -9,9 +9,9 @@ constants of those kernels: the cache keeps kernels of other tiles apart, and an
 invalidates the cached kernels of every file that links this one in (:mod:`.._cache`).
 
 Variants: packed A and B (:func:`_micro_kernel`, the layout of :mod:`.pack`), B read in place
-through a table of row offsets (:func:`_micro_kernel_indirect`), the same with the tile's vectors
-at run-time strides (:func:`_micro_kernel_split`), and unpacked, masked operands for small
-products (:func:`_micro_kernel_direct`).
+through a table of row offsets with the tile's vectors at run-time strides
+(:func:`_micro_kernel_split`: the convolutions' shifted copies, a vector apart within a sample
+or a sample apart), and unpacked, masked operands for small products (:func:`_micro_kernel_direct`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from numba.np.numpy_support import as_dtype
 from .._jit import intrinsic
 from ..blocking import DIRECT_MR, blocking, isa
 
-__all__ = ["_micro_kernel", "_micro_kernel_indirect", "_micro_kernel_split", "_micro_kernel_direct", "_tile_shape",
+__all__ = ["_micro_kernel", "_micro_kernel_split", "_micro_kernel_direct", "_tile_shape",
            "_vector_width", "_load", "_store", "_splat", "_vector_fma"]
 
 
@@ -68,14 +68,14 @@ def _store(builder, val, ptr, align, mask):
     builder.call(fn, [val, vptr, ir.Constant(ir.IntType(32), align), mask])
 
 
-def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False, split=False):
+def _micro_kernel_codegen(dtype, mr, nv, direct, split=False):
     """LLVM IR for an ``mr x nv*vw`` register tile: ``C = alpha * A @ B + beta * C``.
 
     Packed (``direct=False``): A element (i, p) at ``a[aoff + p*mr + i]``, B vector j of row p at
-    ``b[boff + p*nr + j*vw]``, full tile stored. Indirect: A packed as before, B row p read in
-    place at ``b[boff + offs[ooff + p] + j*vw]`` (a table of row offsets; unaligned loads); with
-    ``split``, vector j of every B row at ``+ j*bvs`` and of every C row at ``+ j*cvs`` instead of
-    ``j*vw`` (runtime strides: the vectors of a tile may lie in different samples).
+    ``b[boff + p*nr + j*vw]``, full tile stored. Split: A packed as before, vector j of B row p read
+    in place at ``b[boff + offs[ooff + p] + j*bvs]`` (a table of row offsets; unaligned loads) and
+    of C row i at ``+ j*cvs`` (runtime strides: ``vw`` for a tile's pixels in one sample, or the
+    vectors of a tile in different samples).
     Direct: A at ``a[aoff + i*ars + p*acs]``, B at
     ``b[boff + p*brs + j*vw ...]`` (unit column stride), only ``rows x cols`` of the tile valid:
     rows past ``rows`` re-read row ``rows-1`` and are not stored, columns past ``cols`` are
@@ -94,10 +94,6 @@ def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False, split=False):
         elif split:
             kc_v, a_v, aoff_v, b_v, boff_v, o_v, ooff_v, bvs_v, cb_v, coff_v, crs_v, cvs_v, alpha_v, beta_v = args
             at, bt, ot, ct = signature.args[1], signature.args[3], signature.args[5], signature.args[8]
-            o_base = builder.gep(context.make_array(ot)(context, builder, o_v).data, [ooff_v])
-        elif indirect:
-            kc_v, a_v, aoff_v, b_v, boff_v, o_v, ooff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
-            at, bt, ot, ct = signature.args[1], signature.args[3], signature.args[5], signature.args[7]
             o_base = builder.gep(context.make_array(ot)(context, builder, o_v).data, [ooff_v])
         else:
             kc_v, a_v, aoff_v, b_v, boff_v, cb_v, coff_v, crs_v, alpha_v, beta_v = args
@@ -143,7 +139,7 @@ def _micro_kernel_codegen(dtype, mr, nv, direct, indirect=False, split=False):
                 a_off = builder.mul(p, acs_v)
                 a_ptrs = [builder.gep(a_rows[i], [a_off]) for i in range(mr)]
             else:
-                if indirect or split:
+                if split:
                     b_row = builder.gep(b_base, [builder.load(builder.gep(o_base, [p]))])
                 else:
                     b_row = builder.gep(b_base, [builder.mul(p, const(nr))])
@@ -197,20 +193,12 @@ def _micro_kernel(typingctx, kc, ap, aoff, bp, boff, cb, coff, crs, alpha, beta)
 
 
 @intrinsic
-def _micro_kernel_indirect(typingctx, kc, ap, aoff, b, boff, offs, ooff, cb, coff, crs, alpha, beta):
-    """:func:`_micro_kernel` with B read in place: row ``p`` of the ``kc x NR`` B panel is the
-    run ``b[boff + offs[ooff + p] ...]`` of NR elements (any alignment), A packed as usual."""
-    dtype = as_dtype(ap.dtype)
-    bl = blocking(dtype)
-    sig = types.void(kc, ap, aoff, b, boff, offs, ooff, cb, coff, crs, alpha, beta)
-    return sig, _micro_kernel_codegen(dtype, bl.mr, bl.nr // bl.vw, direct=False, indirect=True)
-
-
-@intrinsic
 def _micro_kernel_split(typingctx, kc, ap, aoff, b, boff, offs, ooff, bvs, cb, coff, crs, cvs, alpha, beta):
-    """:func:`_micro_kernel_indirect` whose ``NR/VW`` vectors lie apart: vector ``j`` of B row ``p``
-    is ``b[boff + offs[ooff + p] + j*bvs ...]`` (VW elements) and of C row ``i`` is
-    ``cb[coff + i*crs + j*cvs ...]`` (e.g. one sample per vector of a convolution's 4x4 planes)."""
+    """:func:`_micro_kernel` with B read in place and the tile's ``NR/VW`` vectors at run-time
+    strides: vector ``j`` of B row ``p`` is ``b[boff + offs[ooff + p] + j*bvs ...]`` (VW elements,
+    any alignment; ``offs``: a table of row offsets) and of C row ``i`` is
+    ``cb[coff + i*crs + j*cvs ...]``. ``bvs = cvs = VW``: NR consecutive pixels; a sample's
+    stride: one sample per vector (a convolution's 4x4 planes)."""
     dtype = as_dtype(ap.dtype)
     bl = blocking(dtype)
     sig = types.void(kc, ap, aoff, b, boff, offs, ooff, bvs, cb, coff, crs, cvs, alpha, beta)
