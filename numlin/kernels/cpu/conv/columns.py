@@ -14,6 +14,8 @@ or 0 in the padding. Two ways to reach it without writing it:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from .._jit import njit, uintp
 
@@ -81,16 +83,17 @@ def pixel_segments(j0, nc, ncp, PQ, Q, CHW, sh, ph, NR, seg, span=0, first=0, n0
     return ns
 
 
-@njit(cache=True, nogil=True)
-def tap_offsets(toff, CgRS, C, R, S, dh, Q, HQ):
-    """``toff[(c*R + r)*S + s]``: where the run of tap ``(c, r, s)`` (a group's channel ``c``)
-    starts in one sample's shifted copies (:func:`shift_copies`, planes of ``HQ`` values)."""
-    RS = R * S
-    for crs in range(CgRS):
-        c = crs // RS
-        r = (crs - c * RS) // S
-        s = crs - c * RS - r * S
-        toff[crs] = (s * C + c) * HQ + r * dh * Q
+@functools.lru_cache(maxsize=256)
+def tap_offsets(Cg: int, C: int, R: int, S: int, dh: int, Q: int, HQ: int) -> np.ndarray:
+    """``toff[(c*R + r)*S + s]``: where the run of tap ``(c, r, s)`` (a group's channel ``c < Cg``)
+    starts in one sample's shifted copies (:func:`shift_copies`, planes of ``HQ`` values).
+    Read-only int64, one per geometry (cached): the kernels only read it, and computing it in
+    Python spares every convolution program a compiled function and Numba's ``np.empty``."""
+    c = np.arange(Cg, dtype=np.int64)[:, None, None]
+    r = np.arange(R, dtype=np.int64)[None, :, None]
+    s = np.arange(S, dtype=np.int64)[None, None, :]
+    toff = ((s * C + c) * HQ + r * (dh * Q)).reshape(-1)
+    toff.flags.writeable = False
     return toff
 
 

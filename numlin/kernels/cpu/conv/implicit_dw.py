@@ -222,7 +222,7 @@ def conv2d_nchw_dw_packed(t, parts, x, dy, gw, N, C, H, W, K, R, S, sh, sw, ph, 
 
 @njit(cache=True, nogil=True)
 def conv2d_nchw_dw_dot(t, parts, x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, xs, n0, m, jg, offs,
-                       tile):
+                       tile, toff):
     """Part ``t`` of ``parts`` of the filter gradient of a stride-1 convolution over samples
     ``n0 .. n0+m``, ``gw = sum_n dy[n] @ cols[n]ᵀ + beta * gw`` (NCHW, flat buffers; ``beta``
     applies with ``n0 == 0``, later chunks add), as blocks of dot products along the pixels
@@ -235,7 +235,8 @@ def conv2d_nchw_dw_dot(t, parts, x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw,
     (read in place), so nothing is transposed and no pixel is wasted (the last ``PQ mod VW`` by
     masked loads). Each part takes an equal run of the ``MR' x NR'`` output tiles (``offs``,
     ``tile``: ``MR'+NR'`` offsets and ``MR'*NR'`` sums per part), ordered by groups of ``jg``
-    tile columns (their planes stay in L2), then rows (dy rows in L1), then columns.
+    tile columns (their planes stay in L2), then rows (dy rows in L1), then columns. ``toff``:
+    the taps' offsets in a sample's copies (:func:`.columns.tap_offsets`).
     """
     MR, NR = _dot_shape(gw)
     VW = _vector_width(gw)
@@ -251,7 +252,6 @@ def conv2d_nchw_dw_dot(t, parts, x, dy, gw, N, C, H, W, K, R, S, ph, pw, dh, dw,
     mb = (Kg + MR - 1) // MR
     jb = (CgRS + NR - 1) // NR
     ntile = G * mb * jb
-    toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     off = offs[t * (MR + NR):(t + 1) * (MR + NR)]
     tl = tile[t * MR * NR:(t + 1) * MR * NR]
     for it in range(ntile * t // parts, ntile * (t + 1) // parts):
@@ -302,12 +302,13 @@ def conv2d_nchw_dw_into(x: np.ndarray, dy: np.ndarray, gw: np.ndarray, g, beta: 
         tile = workspace(dtype, parts * mr * nr, "conv.tile")
         Hp = g.P + g.dh * (g.R - 1)
         qlo, qhi = q_ranges(g.Q, g.W, 1, g.pw0, g.S, g.dw)
+        toff = tap_offsets(g.C // g.groups, g.C, g.R, g.S, g.dh, g.Q, Hp * g.Q)
         for n0 in range(0, g.N, nb):
             m = min(nb, g.N - n0)
             launch(shift_copies, copy_parts(g, m, parts), xf, xs, n0, m, g.C, g.H, g.W, g.S, g.ph0, g.pw0, g.dw,
                    Hp, g.Q, qlo, qhi)
             launch(conv2d_nchw_dw_dot, parts, xf, dyf, gwf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.ph0, g.pw0, g.dh,
-                   g.dw, g.P, g.Q, g.groups, beta, xs, n0, m, jg, offs, tile)
+                   g.dw, g.P, g.Q, g.groups, beta, xs, n0, m, jg, offs, tile, toff)
         return
     Kg = g.K // g.groups
     mp = -(-Kg // bl.mr) * bl.mr

@@ -208,8 +208,8 @@ def _scatter_block(y, scratch, sc, nc_blk, j0, nc, span, first, n0, PQ, K, k0, K
         jj += run
 
 
-def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                        wsize, scratch, kc_blk, nc_blk, pr):
+def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi,
+                        toff, work, wsize, scratch, kc_blk, nc_blk, pr):
     """Part ``t`` of ``parts`` of ``y = conv(x, w) + beta * y`` for samples ``n0 .. n0+m`` of a
     stride-1 convolution (NCHW, flat buffers) with B read in place: ``xs`` holds the chunk's
     copies of x, one per filter column (:func:`.columns.shift_copies`), where every row of a sample's
@@ -229,8 +229,8 @@ def conv2d_nchw_shifted(t, parts, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, 
     take (each route's kernel compiles in ~1 s), and a part skips a route it has no work in."""
     bl = blocking(y.dtype)
     lo, hi, nd, nfull, tail, r0, r1 = _shifted_share(t, parts, pr, m, P * Q, K // G, bl.mr, bl.nr, bl.vw)
-    args = (t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work, wsize,
-            scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1)
+    args = (t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, toff, work,
+            wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1)
     if lo < nd:
         _shifted_tiles(*args)
     if hi > nd:
@@ -257,8 +257,8 @@ def _shifted_share(t: int, parts: int, pr: int, m: int, PQ: int, Kg: int, MR: in
 
 
 @njit(cache=True, nogil=True)
-def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                   wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
+def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, toff,
+                   work, wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
     """:func:`conv2d_nchw_shifted`'s tiles read in place, ``nc_blk / NR`` of them a step: NR pixels
     of one sample (``nfull`` tiles per sample), or, where a sample's plane is one vector
     (``nfull == 0``), one vector of each of ``NR/VW`` samples. One call site of
@@ -277,7 +277,6 @@ def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, 
     HQ = (P + dh * (R - 1)) * Q
     SCHQ = S * C * HQ
     mp = (Kg + MR - 1) // MR * MR
-    toff = tap_offsets(np.empty(CgRS, np.int64), CgRS, C, R, S, dh, Q, HQ)
     nvec = NR // VW
     vmode = nfull == 0  # a sample's plane is one vector: tiles of nvec samples
     tg = max(1, nc_blk // NR)  # tiles per step
@@ -324,8 +323,8 @@ def _shifted_tiles(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, 
 
 
 @njit(cache=True, nogil=True)
-def _shifted_tails(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, work,
-                   wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
+def _shifted_tails(t, x, y, N, C, H, W, K, R, S, ph, pw, dh, dw, P, Q, G, beta, ap, xs, n0, m, qlo, qhi, toff,
+                   work, wsize, scratch, kc_blk, nc_blk, lo, hi, nd, nfull, tail, r0, r1):
     """:func:`conv2d_nchw_shifted`'s tails: columns (sample, last ``PQ mod NR`` pixels) of the
     chunk, packed from x and through the macro-kernel into a scratch block, scattered into y."""
     MR, NR = _tile_shape(work)
@@ -394,12 +393,13 @@ def conv2d_nchw_into(x: np.ndarray, w: np.ndarray, y: np.ndarray, g, beta: float
         scratch = workspace(dtype, parts * Kg * nc, "conv.scatter")
         Hp = g.P + g.dh * (g.R - 1)
         qlo, qhi = q_ranges(g.Q, g.W, 1, g.pw0, g.S, g.dw)
+        toff = tap_offsets(g.C // g.groups, g.C, g.R, g.S, g.dh, g.Q, Hp * g.Q)
         for n0 in range(0, g.N, nb):
             m = min(nb, g.N - n0)
             launch(shift_copies, copy_parts(g, m, parts), xf, xs, n0, m, g.C, g.H, g.W, g.S, g.ph0, g.pw0, g.dw,
                    Hp, g.Q, qlo, qhi)
             launch(conv2d_nchw_shifted, parts, xf, yf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.ph0, g.pw0, g.dh, g.dw,
-                   g.P, g.Q, g.groups, beta, ap, xs, n0, m, qlo, qhi, work, wsize, scratch, kc, nc, pr)
+                   g.P, g.Q, g.groups, beta, ap, xs, n0, m, qlo, qhi, toff, work, wsize, scratch, kc, nc, pr)
         return
     qlo, qhi = q_ranges(g.Q, g.W, g.sw, g.pw0, g.S, g.dw)
     launch(conv2d_nchw_packed, parts, xf, yf, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph0, g.pw0, g.dh, g.dw,
