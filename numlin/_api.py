@@ -92,7 +92,9 @@ def gemm(a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 0.0
         (``numpy.result_type(a, b)``); it must not overlap ``a`` or ``b``. When ``beta == 0`` its
         old contents are not read (NaN in ``c`` does not propagate), as in BLAS.
     alpha, beta : float
-        Real scalars. ``beta`` must be 0 when ``c`` is not given.
+        Real scalars. ``beta`` must be 0 when ``c`` is not given. When ``alpha == 0`` (or ``k == 0``)
+        ``a`` and ``b`` are not read: the result is ``beta * c`` (NaN in them does not propagate),
+        as in BLAS.
     trans_a, trans_b : bool
         Use the transpose of ``a`` / ``b``.
 
