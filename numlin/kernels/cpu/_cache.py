@@ -252,7 +252,7 @@ def _load_without_refresh(load):
 
     Numba refreshes the target context before every cache load: on the first, that imports all
     of its typing and lowering registries (``numba.np.arraymath`` among them, which imports
-    ``scipy.linalg`` to look for a BLAS), ~0.4 s of every process's first kernel that a cached
+    ``scipy.linalg`` to look for a BLAS), ~0.3 s of every process's first kernel that a cached
     kernel does not need: the registries serve type inference and lowering, which a compile
     refreshes for itself (``compiler.compile_extra``). A loaded kernel needs only what the
     context's ``init`` registers (math, helper and exception symbols) and Numba's runtime (NRT),
@@ -282,10 +282,13 @@ def _load_without_refresh(load):
 def load_registries() -> None:
     """Numba's typing and lowering registries, as its own cache load would have loaded them: a
     ufunc (``vectorize``) builds its loop's wrapper in the process even when the rule's code
-    comes from the cache, and that build needs them. Cheap once loaded."""
+    comes from the cache, and that build needs them. Cheap once loaded; under Numba's compiler
+    lock, as its own refreshes run (ufuncs may be built by several threads at once)."""
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
 
-    cpu_target.target_context.refresh()
+    with global_compiler_lock:
+        cpu_target.target_context.refresh()
 
 
 _installed = False
