@@ -31,13 +31,16 @@ __all__ = ["SHIFT_BLOCK_Q", "SEG_COL", "SEG_LEN", "SEG_XOFF", "SEG_H0", "SEG_Q0"
 SHIFT_BLOCK_Q = 32
 
 
+@functools.lru_cache(maxsize=256)
 def q_ranges(Q: int, W: int, sw: int, pw: int, S: int, dw: int) -> tuple[np.ndarray, np.ndarray]:
     """Per filter column ``s``: the output columns ``qlo[s] .. qhi[s]`` whose input column
-    ``q*sw - pw + s*dw`` lies inside x (:func:`.im2col.q_range`), as int64 arrays for the
-    kernels. Computed by Python (S values): a compiled function returning two arrays cost every
-    convolution program ~0.4 s of compiling."""
+    ``q*sw - pw + s*dw`` lies inside x (:func:`.im2col.q_range`), as read-only int64 arrays for
+    the kernels, one pair per geometry (cached). Computed by Python (S values): a compiled
+    function returning two arrays cost every convolution program ~0.4 s of compiling."""
     lo_hi = [q_range.py_func(Q, W, sw, pw, s * dw) for s in range(S)]
-    return np.array([a for a, _ in lo_hi], np.int64), np.array([b for _, b in lo_hi], np.int64)
+    qlo, qhi = np.array([a for a, _ in lo_hi], np.int64), np.array([b for _, b in lo_hi], np.int64)
+    qlo.flags.writeable = qhi.flags.writeable = False
+    return qlo, qhi
 
 
 # columns of the segment table
