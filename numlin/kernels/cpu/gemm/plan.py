@@ -40,8 +40,7 @@ def matmul_into(a: Strided, b: Strided, c: Strided, alpha: float = 1.0, beta: fl
     if nb == 0 or m == 0 or n == 0:
         return
     if k == 0 or alpha == 0:  # C = beta * C, A and B not read (BLAS); the kernels below assume neither
-        for off in c.batch_offsets(batch):
-            _scale(c.buf, int(off), c.strides[-2], c.strides[-1], m, n, c.buf.dtype.type(beta))
+        _scale_each(c, batch, m, n, beta)
         return
     a, b = _readonly(a), _readonly(b)
     dtype = c.buf.dtype
@@ -140,8 +139,7 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
         m, n = n, m
     ng = int(np.prod(cbatch, dtype=np.int64))
     if nb == 0 or k == 0:  # an empty sum: C = beta * C
-        for off in c.batch_offsets(cbatch):
-            _scale(c.buf, int(off), c.strides[-2], c.strides[-1], m, n, c.buf.dtype.type(beta))
+        _scale_each(c, cbatch, m, n, beta)
         return
     aoffs = a.batch_offsets((nb,) + cbatch).reshape(nb, ng)
     boffs = b.batch_offsets((nb,) + cbatch).reshape(nb, ng)
@@ -160,6 +158,13 @@ def matmul_sum_into(a: Strided, b: Strided, c: Strided, beta: float = 0.0) -> No
                a.strides[-1], b.buf, np.ascontiguousarray(boffs[:, g]), b.strides[-2], b.strides[-1], beta,
                c.buf, coff, c.strides[-2], c.strides[-1], tmp, work, wsize, kc, mc, nc)
         add_partials(parts, nb, m, n, c.buf, coff, c.strides[-2], c.strides[-1], tmp)
+
+
+def _scale_each(c: Strided, batch: tuple, m: int, n: int, beta: float) -> None:
+    """``C = beta * C`` for every ``m x n`` matrix of ``c`` over ``batch`` (``beta == 0`` writes
+    zeros without reading C)."""
+    for off in c.batch_offsets(batch):
+        _scale(c.buf, int(off), c.strides[-2], c.strides[-1], m, n, c.buf.dtype.type(beta))
 
 
 def add_partials(parts: int, items: int, m: int, n: int, c, coff: int, crs: int, ccs: int, tmp) -> None:
