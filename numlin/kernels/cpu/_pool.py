@@ -15,8 +15,11 @@ after step, while results elsewhere (a Dask worker's chunks under a memory limit
 product) are left to the C library. A block is free when nothing but this module refers to it
 (its reference count: numpy makes every view of a view refer to the block itself). The blocks kept, free and in use, hold at most
 ``config.cpu_pool_bytes`` (``NUMLIN_CPU_POOL_MB``, 0 turns this off); past it, a result is a plain
-``np.empty``. Results under :data:`MIN_BYTES` are always plain: the C library reuses small
-allocations itself. :func:`clear` returns the free blocks to the system.
+``np.empty``. Results under :data:`MIN_BYTES` (64 KiB) are always plain: the C library's heap
+reuses those itself. From glibc's ``mmap`` threshold (128 KiB by default) up, it does not: a
+result of a few hundred KiB was fresh pages every time, and the demo CNN's step (activations of
+128-512 KiB) took 530 page faults, 5.3 ms where it takes 3.3 ms recycled (benchmarks/README.md,
+fourteenth session). :func:`clear` returns the free blocks to the system.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from ..._config import config
 __all__ = ["empty", "full", "zeros", "active", "clear", "recycling", "MIN_BYTES"]
 
 #: results smaller than this are plain ``np.empty`` (the C library's heap serves them)
-MIN_BYTES = 1 << 20
+MIN_BYTES = 1 << 16
 #: block sizes are multiples of this
 _GRAIN = 1 << 16
 

@@ -94,8 +94,10 @@ def test_other_dtypes_and_sizes_share_blocks_up_to_twice_their_size():
 
 
 def test_small_results_and_a_zero_cap_are_plain(configure):
-    small = _pool.empty((100, 100), np.float32)
+    small = _pool.empty((100, 100), np.float32)  # 40 KB: the C library's heap reuses it
     assert small.base is None
+    mid = _pool.empty((256, 256), np.float32)  # 256 KiB: glibc would map fresh pages for it
+    assert mid.base is not None
     configure(cpu_pool_bytes=0)
     big = _pool.empty(SHAPE, np.float32)
     assert big.base is None
