@@ -144,8 +144,11 @@ class Config:
     #: convolution* (its B packing costs ~30 cycles per run of pixels and filter tap, shared by the
     #: channels; fewer channels take im2col + GEMM). Every other case takes it at any channel count
     conv_fused_min_channels: int = 8
-    #: m*n*k (summed over the batch) below which a CPU implicit GEMM runs on the calling thread
-    conv_parallel_mnk: int = 192 * 192 * 192
+    #: m*n*k (summed over the batch) below which a CPU implicit GEMM runs on the calling thread.
+    #: 2^25: the demo CNN's 19 M-FMA convolutions lost as 2 parts beside PyTorch (its step 3.9-4.1
+    #: against 2.7-2.8 ms, bench pairing; at 192^3 they took 2), ResNet-8's step is unchanged
+    #: (66.7 / 66.1 ms); 75 M FMAs gain from 2 parts (benchmarks/README.md, fourteenth session)
+    conv_parallel_mnk: int = 1 << 25
     #: output pixels per packed B block of the CPU implicit forward (a multiple of NR):
     #: ``kc x conv_nc_pixels`` values stay in L2
     conv_nc_pixels: int = 128
