@@ -7,6 +7,8 @@ fused into the one pass over the output (no broadcast copies) and any strides ar
 place. A rule's ufunc is built on first use and cached on disk. A float64 operation on 0-d
 operands (scalar autodiff, the seed's ``GradientTape`` example) evaluates the rule in Python
 instead (:func:`_scalar`): the same C library calls, bit for bit, with no ufunc to compile or load.
+So does a float32 one whose rule is exact in float64 then rounded once (:data:`EXACT_FLOAT32`: a
+float32 training step's scalar loss scaling builds no ``mul`` ufunc).
 
 Reductions work on a 2-D view ``(kept, reduced)`` of the input: the kept axes first, the reduced
 ones last (a copy only when numpy cannot reshape the transposed view); their loops are in
@@ -44,6 +46,13 @@ BINARY = rules.BINARY
 
 _UFUNCS: dict = {}
 
+#: rules whose float32 value is the float64 value of the same Python arithmetic rounded once to
+#: float32: selections and sign changes are exact, and a float64 ``+ - * /`` of two float32
+#: values rounded to float32 is the correctly rounded float32 result (53 >= 2 * 24 + 2 bits:
+#: the double rounding is innocuous). Rules calling the C library (``exp`` is ``expf`` in a
+#: float32 loop) or rounding more than once (``tanh_grad``) are not here.
+EXACT_FLOAT32 = frozenset({"neg", "abs", "sign", "relu", "add", "sub", "mul", "div", "relu_grad", "equal"})
+
 
 def ufunc(name: str, dtype=None):
     """The compiled ufunc of rule ``name`` for ``dtype`` (float32 or float64; None: both), built on
@@ -66,8 +75,9 @@ def ufunc(name: str, dtype=None):
     return f
 
 
-def _scalar(rule, *args: np.ndarray):
-    """``rule`` evaluated by Python on 0-d float64 operands, as a 0-d float64 array, or None.
+def _scalar(rule, *args: np.ndarray, dtype=np.float64):
+    """``rule`` evaluated by Python on 0-d float64 operands, as a 0-d array of ``dtype`` (float64,
+    or float32 for a rule of :data:`EXACT_FLOAT32` on float32 operands), or None.
 
     The compiled loop would compute the same bits: both run the rule's float64 arithmetic in the
     same order (no contraction to FMA) and call the C library's ``exp``, ``log``, ``sin``, ``pow``,
@@ -78,13 +88,23 @@ def _scalar(rule, *args: np.ndarray):
         v = rule(*(float(a) for a in args))
     except (ArithmeticError, ValueError):
         return None
-    return np.asarray(v, np.float64) if isinstance(v, float) else None
+    if not isinstance(v, float):
+        return None
+    with np.errstate(over="ignore"):  # a float32 quotient past its range is inf, as in the loop
+        return np.asarray(v, dtype)
+
+
+def _python_path(name: str, x: np.ndarray, y: np.ndarray | None = None) -> bool:
+    """Whether :func:`_scalar` may serve rule ``name`` on these operands (0-d, one dtype)."""
+    if x.ndim or (y is not None and (y.ndim or y.dtype != x.dtype)):
+        return False
+    return x.dtype == np.float64 or (x.dtype == np.float32 and name in EXACT_FLOAT32)
 
 
 def unary(name: str, x: np.ndarray) -> np.ndarray:
     """Rule ``UNARY[name]`` applied to every element of ``x`` (float32/float64), a new array."""
-    if x.ndim == 0 and x.dtype == np.float64:
-        out = _scalar(UNARY[name], x)
+    if _python_path(name, x):
+        out = _scalar(UNARY[name], x, dtype=x.dtype)
         if out is not None:
             return out
     return _apply(ufunc(name, x.dtype), (x,), x.dtype)
@@ -93,8 +113,8 @@ def unary(name: str, x: np.ndarray) -> np.ndarray:
 def binary(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Rule ``BINARY[name]`` with numpy broadcasting fused into the loop; ``a`` and ``b`` share a
     dtype (the caller promotes)."""
-    if a.ndim == b.ndim == 0 and a.dtype == np.float64:
-        out = _scalar(BINARY[name], a, b)
+    if _python_path(name, a, b):
+        out = _scalar(BINARY[name], a, b, dtype=a.dtype)
         if out is not None:
             return out
     return _apply(ufunc(name, a.dtype), (a, b), a.dtype)

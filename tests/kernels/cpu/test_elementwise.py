@@ -1,5 +1,6 @@
-"""The 0-d float64 path of the CPU elementwise ops (the rule evaluated by Python, no ufunc) gives
-the compiled ufunc's bits for every rule, on special and random values."""
+"""The 0-d path of the CPU elementwise ops (the rule evaluated by Python, no ufunc) gives the
+compiled ufunc's bits for every rule in float64, and for the exact rules in float32, on special
+and random values."""
 from __future__ import annotations
 
 import math
@@ -63,8 +64,42 @@ def test_scalar_path_falls_back_where_python_raises_or_goes_complex():
     assert math.isnan(float(elementwise.binary("pow", np.asarray(-8.0), np.asarray(1 / 3))))
 
 
-def test_float32_and_non_0d_operands_take_the_ufunc():
+F32_SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 3.0, -3.0, 1e-45, -1e-45, 1.1754942e-38, 1.1754944e-38, 3.4028235e38,
+               -3.4028235e38, 1e20, 1e-20, 16777217.0, math.inf, -math.inf, math.nan]
+
+
+def _f32_values(rng, n):
+    mags = 10.0 ** rng.uniform(-44, 38, n)
+    return np.array(F32_SPECIAL + list(rng.standard_normal(n) * 3) + list(mags * rng.choice([-1, 1], n)),
+                    np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(elementwise.EXACT_FLOAT32))
+def test_float32_scalar_path_matches_the_ufunc_bitwise(name, rng):
+    """Subnormal, overflowing and exactly-halfway products and quotients included: one rounding of
+    the float64 result gives the float32 loop's bits."""
+    if name in rules.UNARY:
+        ops = (_f32_values(rng, 1500),)
+    else:
+        vals = _f32_values(rng, 300)
+        sp = np.array(F32_SPECIAL, np.float32)
+        ops = (np.concatenate([np.repeat(sp, len(sp)), vals]), np.concatenate([np.tile(sp, len(sp)), rng.permutation(vals)]))
+    fn = elementwise.unary if name in rules.UNARY else elementwise.binary
+    with np.errstate(all="ignore"):
+        loop = elementwise.ufunc(name, np.float32)(*ops)
+    for i, want in enumerate(loop):
+        args = [np.asarray(o[i]) for o in ops]
+        assert elementwise._python_path(name, *args)
+        got = fn(name, *args)
+        assert got.shape == () and got.dtype == np.float32
+        assert _same(float(got), float(want)), (name, [float(a) for a in args], float(got), float(want))
+
+
+def test_other_float32_rules_and_non_0d_operands_take_the_ufunc():
     x = np.asarray(np.float32(2.0))
+    assert not elementwise._python_path("log", x) and not elementwise._python_path("tanh_grad", x, x)
     assert elementwise.unary("log", x).dtype == np.float32
+    assert not elementwise._python_path("mul", x, np.asarray(2.0))  # mixed dtypes: the caller promotes
     y = np.array([2.0])
+    assert not elementwise._python_path("neg", y)
     assert elementwise.unary("log", y).shape == (1,)
