@@ -391,6 +391,30 @@ def test_blas_single_thread_interleaved_threads_restore_original():
     assert blas_threads() == before
 
 
+_BLAS_IN_BLOCK = """
+import json
+import numpy as np
+from threadpoolctl import threadpool_info
+from numlin._dispatch import blas_single_thread
+with blas_single_thread():
+    import scipy.linalg  # what rsvd's factorizations call, loaded (if not yet) inside the block
+    print(json.dumps([(d["filepath"], d["num_threads"]) for d in threadpool_info() if d["user_api"] == "blas"]))
+"""
+
+
+def test_blas_single_thread_covers_scipys_blas_loaded_after_numpys():
+    """In a process that had not imported scipy.linalg, the block's controller saw numpy's
+    OpenBLAS only, and scipy's (loaded by rsvd's first factorization) kept every core."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _BLAS_IN_BLOCK], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    libs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert libs and all(n == 1 for _, n in libs), libs  # numpy's and (wheels) scipy's own OpenBLAS
+
+
 def test_flat_spectrum_default_at_least_as_accurate_as_sklearn():
     """n_iter="auto" iterates until the Ritz values settle: on randn(100, 80), k = 2, numlin's
     default PCA was 6x less accurate than scikit-learn's randomized PCA (median over seeds)."""
