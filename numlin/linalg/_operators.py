@@ -11,6 +11,7 @@ operator and backend (:mod:`._dask`) build on these.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -257,24 +258,31 @@ class Centered(Operator):
         return self.backend.from_host(Z - np.outer(self.mu, Yh.sum(axis=0)))
 
 
+def loaded_scipy_sparse() -> tuple:
+    """``(scipy.sparse, scipy.sparse.linalg)`` as far as they are imported, else None each.
+
+    A sparse matrix or a LinearOperator exists only once its package is imported (Python imports a
+    class's package first, unpickling included), so a dense input need not import them: they cost
+    0.2 s, a third of a cached rsvd's first call (benchmarks/README.md, fourteenth session)."""
+    return sys.modules.get("scipy.sparse"), sys.modules.get("scipy.sparse.linalg")
+
+
 def as_operator(op_name: str, A: Any, check_finite: bool = True) -> Operator:
     """``A`` (a device array, a LinearOperator, a scipy.sparse matrix or an array-like; Dask
     arrays are :mod:`._dask`'s) as an :class:`Operator`, validated: 2-D, a float dtype (integers
     compute in float64), finite (dense and sparse input, unless ``check_finite`` is False)."""
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import LinearOperator
-
+    sp, spla = loaded_scipy_sparse()
     if is_device_array(A):
         A = _CUDA.arrays.as_array(op_name, "A", A)
         if len(A.shape) != 2:
             raise ValueError(f"{op_name}: A must be 2-D, got shape {tuple(A.shape)}")
         return Dense(A, Device())
-    if isinstance(A, LinearOperator):
+    if spla is not None and isinstance(A, spla.LinearOperator):
         if len(A.shape) != 2:
             raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
         dt = float_dtype(op_name, A.dtype if A.dtype is not None else np.float64)
         return Linear(A, dt, op_name)
-    if sp.issparse(A):
+    if sp is not None and sp.issparse(A):
         if A.ndim != 2:
             raise ValueError(f"{op_name}: A must be 2-D, got shape {A.shape}")
         if A.format not in ("csr", "csc", "coo"):  # LIL, DOK, BSR, DIA: converted to CSR (documented)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._dispatch import blas_single_thread, is_dask_array
 from .._validate import as_int, is_int
-from ._operators import Centered, Dense, Host, Operator, Sparse, as_operator
+from ._operators import Centered, Dense, Host, Operator, Sparse, as_operator, loaded_scipy_sparse
 
 __all__ = ["rsvd", "rsvd_error_estimate", "pca", "PCAResult"]
 
@@ -365,10 +365,9 @@ class PCAResult:
 
     def transform(self, X: Any) -> np.ndarray:
         """Project ``X`` (n_samples, n_features) onto the components."""
-        import scipy.sparse as sp
-
+        sp = loaded_scipy_sparse()[0]
         Xc = (X @ self.components_.T) - (self.mean_ @ self.components_.T)[None, :]
-        return np.asarray(Xc) if sp.issparse(X) else Xc
+        return np.asarray(Xc) if sp is not None and sp.issparse(X) else Xc
 
 
 def _flip_by_rows(U, Vt):
