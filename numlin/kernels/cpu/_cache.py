@@ -38,7 +38,7 @@ from numba.core import caching, event
 
 from .blocking import blocking
 
-__all__ = ["TiledLocator", "install", "linked_sources", "load_registries", "tile_tag"]
+__all__ = ["TiledLocator", "install", "linked_sources", "load_lowering_builtins", "tile_tag"]
 
 #: Numba's cache implementation base (``_CacheImpl`` before Numba 0.68)
 _CACHE_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
@@ -261,8 +261,8 @@ def _load_without_refresh(load):
     BLAS through ``np.dot``, no hashing, no random state, no object mode); a test checks that a
     process loading the kernels of a training step, convolutions, GEMM and rsvd computes what
     it computes when they load Numba's way. Ufuncs build their loop's wrapper at load, which
-    needs the registries: :func:`load_registries` loads them first. Other functions' caches
-    load as Numba does."""
+    needs the lowering of constants: :func:`load_lowering_builtins` installs that registry alone
+    first. Other functions' caches load as Numba does."""
     from numba.core.cpu import CPUContext
     from numba.core.runtime import rtsys
 
@@ -279,14 +279,28 @@ def _load_without_refresh(load):
     return load_overload
 
 
-def load_registries() -> None:
-    """Numba's typing and lowering registries, as its own cache load would have loaded them: a
-    ufunc (``vectorize``) builds its loop's wrapper in the process even when the rule's code
-    comes from the cache, and that build needs them. Cheap once loaded; under Numba's compiler
-    lock, as its own refreshes run (ufuncs may be built by several threads at once)."""
+def load_lowering_builtins() -> None:
+    """The part of Numba's lowering registries that a ufunc's loop wrapper needs: a ufunc
+    (``vectorize``) builds that wrapper in the process even when the rule's code comes from the
+    cache, and the build asks the target context for constants (``get_constant(intp, i)``), whose
+    lowerings are in ``numba.core.imputils.builtin_registry`` (filled by ``numba.cpython``'s
+    modules, which ``import numba`` has imported). Installing that one registry is what Numba's
+    own ``refresh`` does last, after importing every other registry (``numba.np.arraymath`` and,
+    through it, ``scipy.linalg``: ~0.3 s); the registry's loader hands out only new entries, so a
+    later full refresh (a compile) installs the rest as usual. Under Numba's compiler lock, as
+    its own refreshes run (ufuncs may be built by several threads at once)."""
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.imputils import builtin_registry
+    from numba.core.registry import cpu_target
+    from numba.cpython import builtins, numbers  # noqa: F401  (their lowerings fill builtin_registry)
+
+    with global_compiler_lock:
+        cpu_target.target_context.install_registry(builtin_registry)
+
+
+def load_registries():
     from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
-
     with global_compiler_lock:
         cpu_target.target_context.refresh()
 

@@ -66,10 +66,10 @@ def ufunc(name: str, dtype=None):
         sigs = _F1 if rule is not None else _F2
         if dt is not None:
             sigs = [sig for sig in sigs if sig.startswith(dt + "(")] or sigs
-        from ._cache import load_registries
+        from ._cache import load_lowering_builtins
         from ._jit import vectorize  # Numba's import waits for the first ufunc
 
-        load_registries()  # the loop's wrapper is built here even when the rule comes from the cache
+        load_lowering_builtins()  # the loop's wrapper is built here even when the rule comes from the cache
         f = vectorize(sigs, cache=True)(rule or BINARY[name])
         _UFUNCS[(name, dt)] = f
     return f

@@ -178,11 +178,13 @@ def test_an_edit_to_the_micro_kernel_recompiles_the_kernels_that_inline_it(tmp_p
 # GEMM both ways, convolutions (in place, per vector and with a tail) forward and backward, and
 # rsvd; then a training step (batch norm, pooling, dropout, the fused loss, Adam) and ufuncs. Prints
 # a digest of every result, the numlin functions this process compiled, and whether Numba's
-# registries (numba.np.arraymath) were imported before the ufuncs (whose loop wrappers need them).
+# registries (numba.np.arraymath) were imported (ufuncs included: their loop wrappers, built at
+# load, need only the lowering of constants).
 # With "numba" on the command line the process loads cached kernels the way Numba does.
 _LOAD_ALL = """
 import json, sys, hashlib
 import numpy as np
+import scipy.linalg  # loaded first either way: LAPACK's last bits depended on when it loaded (rsvd: 1e-14)
 from numba.core import caching, event
 import numlin as nl
 from numlin.kernels.cpu import _jit  # noqa: F401  (installs numlin's loader)
@@ -199,7 +201,6 @@ with event.install_recorder("numba:compile") as rec:
         y = nl.conv2d(x, w, padding=1)
         out += [y, *nl.conv2d_backward(np.ones_like(y), x, w, padding=1)]
     out += list(nl.linalg.rsvd(rng.standard_normal((400, 300)), 5, random_state=0))
-    registries = "numba.np.arraymath" in sys.modules
     model = nl.nn.Sequential(
         nl.nn.Conv2d(1, 16, 3, padding=1, random_state=0), nl.nn.BatchNorm2d(16), nl.nn.ReLU(),
         nl.nn.MaxPool2d(2), nl.nn.Conv2d(16, 32, 3, padding=1, random_state=1), nl.nn.ReLU(),
@@ -213,6 +214,8 @@ with event.install_recorder("numba:compile") as rec:
     grads = tape.gradient(loss, model.parameters())
     opt.apply_gradients(zip(grads, model.parameters()))
     out += [loss, *grads, *model.parameters(), nl.exp(a), nl.tanh(a), nl.sum(a, axis=0)]
+    out += [nl.add(a, a[:1]), nl.divide(a, a[:, :1]), nl.power(np.abs(a), a), nl.sigmoid(a[:, 0])]
+    registries = "numba.np.arraymath" in sys.modules
 out = [r.numpy() if hasattr(r, "numpy") else np.asarray(r) for r in out]
 compiled = sorted({ev.data["dispatcher"].py_func.__name__ for _, ev in rec.buffer if ev.is_start})
 digest = [hashlib.sha256(np.ascontiguousarray(r).tobytes()).hexdigest() for r in out]
@@ -225,7 +228,7 @@ def test_cached_kernels_load_without_numbas_registries():
     """numlin loads its cached kernels without Numba's context refresh, which imports every
     typing and lowering registry (and scipy.linalg) before the first load: ~0.3 s of every
     process's first call. The kernels then compute exactly what they compute when loaded the
-    way Numba does, and a process that builds no ufunc never imports the registries."""
+    way Numba does, and the process never imports the registries, ufuncs and all."""
     env = dict(os.environ)
     first = _run(_LOAD_ALL, env)  # compiles what is not cached yet
     assert first.returncode == 0, first.stderr
